@@ -1,0 +1,97 @@
+"""The backend registry: names -> import strings, loaded lazily, plug-ins from entry points.
+
+Importing this module imports no framework.  A backend's module is imported only by ``load``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from gradxval.errors import BackendUnavailable, UsageError, expected
+
+__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BackendInfo", "known_backends", "load", "describe",
+           "parse_backends"]
+
+ENTRY_POINT_GROUP = "gradxval.backends"
+
+BUILTIN = {
+    "numpy": "gradxval.backends.numpy_backend:NumpyBackend",
+    "autograd": "gradxval.backends.autograd_backend:AutogradBackend",
+    "jax": "gradxval.backends.jax_backend:JaxBackend",
+    "torch": "gradxval.backends.torch_backend:TorchBackend",
+}
+
+
+@lru_cache(maxsize=1)
+def _plugins() -> dict[str, str]:
+    # read the entry-point group once; the entry points are not loaded here
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def known_backends() -> dict[str, str]:
+    """Name -> import string, built-ins first, then plug-ins."""
+    out = dict(BUILTIN)
+    for name, target in _plugins().items():
+        out.setdefault(name, target)
+    return out
+
+
+def _target(name: str) -> str:
+    if ":" in name:  # package.module:ClassName loads a backend without packaging
+        return name
+    try:
+        return known_backends()[name]
+    except KeyError:
+        raise expected("backend", name, [*known_backends(), "all", "module:Class"]) from None
+
+
+@lru_cache(maxsize=None)
+def load(name: str):
+    """Import and instantiate a backend, or raise BackendUnavailable saying why."""
+    target = _target(name)
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+        return cls()
+    except Exception as exc:  # a missing or broken framework, or a bad plug-in
+        raise BackendUnavailable(f"backend {name!r} ({target}) failed to load: "
+                                 f"{type(exc).__name__}: {exc}") from None
+
+
+@dataclass
+class BackendInfo:
+    name: str
+    available: bool
+    version: str
+    dtypes: tuple[str, ...]
+    methods: tuple[str, ...]
+    reason: str
+    flags: dict
+
+
+def describe(name: str) -> BackendInfo:
+    """Load a backend and say what it is, or why it is not available."""
+    try:
+        b = load(name)
+        return BackendInfo(name, True, b.version(), b.dtypes(), b.methods, "", b.flags())
+    except BackendUnavailable as exc:
+        return BackendInfo(name, False, "", (), (), str(exc), {})
+
+
+def parse_backends(spec: str | None) -> tuple[tuple[str, ...], bool]:
+    """Parse 'numpy,torch' or 'all' (the default) into names, without loading anything.
+
+    Returns (names, explicit).  With 'all', backends that fail to load are skipped; a backend
+    named explicitly must load, or the run stops with a usage error.
+    """
+    if not spec or spec == "all":
+        return tuple(known_backends()), False
+    names = tuple(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+    if not names:
+        raise UsageError("backends='', expected a comma-separated list or 'all'")
+    for n in names:
+        _target(n)
+    return names, True

@@ -1,0 +1,53 @@
+"""The backend interface: numpy arrays in, numpy arrays out."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from gradxval.dtypes import DTYPES, info
+from gradxval.errors import Unsupported
+
+__all__ = ["Backend", "Result"]
+
+# quantity -> numpy array: loss (0-d, real dtype), grad_x (shape of x), grad_A (shape of A)
+Result = dict
+
+
+class Backend:
+    """One framework's way to compute the loss and its gradients.
+
+    Subclasses set ``name``, ``methods`` and ``supported``, and implement ``version`` and
+    ``_evaluate``.  ``evaluate`` receives the case's rounded inputs (numpy, possibly
+    non-contiguous; bfloat16 via ml_dtypes) and must return numpy arrays of the case's dtypes.
+    It must not modify its inputs.  A dtype or method it cannot do raises ``Unsupported``.
+    """
+
+    name: ClassVar[str] = ""
+    methods: ClassVar[tuple[str, ...]] = ("autodiff", "closed_form")
+    supported: ClassVar[tuple[str, ...]] = DTYPES
+    unsupported_reasons: ClassVar[dict[str, str]] = {}
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+    def flags(self) -> dict[str, str]:
+        """Precision switches in effect, for the report header."""
+        return {}
+
+    def dtypes(self) -> tuple[str, ...]:
+        return self.supported
+
+    def evaluate(self, method: str, A: np.ndarray, x: np.ndarray, dtype: str) -> Result:
+        """Return {'loss', 'grad_x', 'grad_A'} computed by ``method`` in ``dtype``."""
+        info(dtype)
+        if method not in self.methods:
+            raise Unsupported(f"{self.name} has no method {method!r}; it has {', '.join(self.methods)}")
+        if dtype not in self.supported:
+            reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
+            raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
+        return self._evaluate(method, A, x, dtype)
+
+    def _evaluate(self, method: str, A: np.ndarray, x: np.ndarray, dtype: str) -> Result:
+        raise NotImplementedError

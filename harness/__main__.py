@@ -1,0 +1,3 @@
+from gradxval.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Case: what one check runs on.  Its id is its whole description; inputs come from the id alone."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dtypes import DTYPES, info
+from .errors import UsageError, expected
+
+__all__ = ["REGIMES", "Case", "Inputs", "parse_regimes", "sample_cases"]
+
+REGIMES = ("normal", "saturated", "extreme", "special", "empty", "strided")
+MAX_SIZE = 1000
+# special regime variants, chosen by seed so that the id still says everything
+SPECIAL_KINDS = ("nan_x", "nan_A", "zero_A", "inf_A")
+
+_ID = re.compile(
+    r"^(?P<regime>[a-z]+)-(?P<dtype>[a-z0-9]+)-m(?P<m>\d+)n(?P<n>\d+)(?:k(?P<k>\d+))?-s(?P<seed>\d+)$"
+)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The rounded inputs every backend and the reference receive."""
+
+    A: np.ndarray  # (m, n), case dtype; may be non-contiguous in the strided regime
+    x: np.ndarray  # (n,) or (n, k), real dtype of the case
+
+
+@dataclass(frozen=True, order=True)
+class Case:
+    """One check: a regime, a dtype, a shape (m, n, k) and a seed."""
+
+    regime: str
+    dtype: str
+    m: int
+    n: int
+    k: int | None
+    seed: int
+
+    def __post_init__(self) -> None:
+        if self.regime not in REGIMES:
+            raise expected("regime", self.regime, REGIMES)
+        info(self.dtype)
+        if self.m < 0 or self.n < 0 or (self.k is not None and self.k < 1):
+            raise UsageError(f"shape m={self.m}, n={self.n}, k={self.k}: need m, n >= 0, k >= 1")
+        if self.regime == "empty" and self.m and self.n:
+            raise UsageError(f"regime 'empty' needs m == 0 or n == 0, got m={self.m}, n={self.n}")
+
+    @property
+    def id(self) -> str:
+        k = "" if self.k is None else f"k{self.k}"
+        return f"{self.regime}-{self.dtype}-m{self.m}n{self.n}{k}-s{self.seed}"
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        return (self.n,) if self.k is None else (self.n, self.k)
+
+    @property
+    def special_kind(self) -> str | None:
+        return SPECIAL_KINDS[self.seed % len(SPECIAL_KINDS)] if self.regime == "special" else None
+
+    @classmethod
+    def from_id(cls, case_id: str) -> Case:
+        """Parse an id such as ``normal-float32-m37n5k3-s1234``."""
+        mt = _ID.match(case_id)
+        if not mt:
+            raise UsageError(
+                f"case id {case_id!r} is malformed, expected REGIME-DTYPE-mMnN[kK]-sSEED "
+                "such as normal-float32-m37n5k3-s1234"
+            )
+        k = mt["k"]
+        return cls(mt["regime"], mt["dtype"], int(mt["m"]), int(mt["n"]),
+                   None if k is None else int(k), int(mt["seed"]))
+
+    def inputs(self) -> Inputs:
+        """Draw the inputs in float64/complex128 from this case's own generator, then round."""
+        rng = np.random.default_rng(self.seed)
+        di = info(self.dtype)
+        A = _draw_matrix(rng, (self.m, self.n), di.is_complex)
+        x = rng.standard_normal(self.x_shape)
+        if self.regime == "saturated":
+            x = rng.choice([-1.0, 1.0], size=x.shape) * rng.uniform(8.0, 40.0, size=x.shape)
+        elif self.regime == "extreme":
+            x = rng.choice([-1.0, 1.0], size=x.shape) * 10.0 ** rng.uniform(0.0, 3.0, size=x.shape)
+            if x.size:
+                x.flat[rng.integers(0, x.size, size=max(1, x.size // 8))] = np.inf
+                x.flat[rng.integers(0, x.size)] = -np.inf
+        elif self.regime == "special":
+            _plant_special(rng, self.special_kind, A, x)
+        return Inputs(A=self.present(A.astype(di.np)), x=x.astype(di.np_real))
+
+    def present(self, A: np.ndarray) -> np.ndarray:
+        """Return a fresh copy of A in this case's memory layout (strided regime: not C-contiguous)."""
+        A = np.array(A, order="C", copy=True)
+        return _strided(A, self.seed) if self.regime == "strided" else A
+
+
+def _draw_matrix(rng: np.random.Generator, shape, is_complex: bool) -> np.ndarray:
+    if is_complex:
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+    return rng.standard_normal(shape)
+
+
+def _plant_special(rng, kind: str, A: np.ndarray, x: np.ndarray) -> None:
+    if kind == "zero_A":
+        A[...] = 0
+    elif kind == "nan_x" and x.size:
+        x.flat[rng.integers(0, x.size)] = np.nan
+    elif kind == "nan_A" and A.size:
+        A.flat[rng.integers(0, A.size)] = np.nan
+    elif kind == "inf_A" and A.size:
+        A.flat[rng.integers(0, A.size)] = rng.choice([-np.inf, np.inf])
+
+
+def _strided(A: np.ndarray, seed: int) -> np.ndarray:
+    """Same values, other memory layout: a transposed view or every other column of a wider one."""
+    if seed % 2:
+        return np.ascontiguousarray(A.T).T
+    wide = np.zeros((A.shape[0], 2 * A.shape[1]), dtype=A.dtype)
+    wide[:, ::2] = A
+    return wide[:, ::2]
+
+
+def parse_regimes(spec: str | None) -> tuple[str, ...]:
+    """Parse 'normal,saturated' or 'all'."""
+    if not spec or spec == "all":
+        return REGIMES
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    for n in names:
+        if n not in REGIMES:
+            raise expected("regime", n, REGIMES)
+    return tuple(r for r in REGIMES if r in names)
+
+
+def _size(rng: np.random.Generator) -> int:
+    """Log-uniform on 0..MAX_SIZE: small sizes are common, 1000 still happens."""
+    return int(np.exp(rng.uniform(0.0, np.log(MAX_SIZE + 1)))) - 1
+
+
+def _shape_pool(rng: np.random.Generator, count: int) -> list[tuple[int, int, int | None]]:
+    # 0, 1 and a large non-power-of-two size are always in the pool
+    pool = [(1, 1, None), (37, 5, 3), (MAX_SIZE, 257, None)]
+    while len(pool) < count:
+        k = None if rng.random() < 0.5 else int(rng.integers(1, 9))
+        pool.append((_size(rng), _size(rng), k))
+    return pool
+
+
+def sample_cases(
+    count: int,
+    seed: int,
+    dtypes=DTYPES,
+    regimes=REGIMES,
+    pool_size: int | None = None,
+) -> list[Case]:
+    """Draw ``count`` cases deterministically from the run seed.
+
+    Shapes come from a pool of about count/25 shapes so that jit-compiling backends compile each
+    (shape, dtype) once per run; across seeds the pool changes.  Per-case seeds come from
+    SeedSequence(run seed, index), so every case reproduces alone from its id.
+    """
+    if count < 0:
+        raise UsageError(f"cases={count}, expected a count >= 0")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
+    pool = _shape_pool(rng, pool_size or max(4, count // 25))
+    cases = []
+    for i in range(count):
+        regime = regimes[i % len(regimes)]
+        dtype = dtypes[(i // len(regimes)) % len(dtypes)]
+        case_seed = int(np.random.SeedSequence([seed, i + 1]).generate_state(1)[0]) % 10**6
+        m, n, k = pool[int(rng.integers(0, len(pool)))]
+        if regime == "empty":
+            m, n = (0, n) if case_seed % 2 else (m, 0)
+        cases.append(Case(regime, dtype, m, n, k, case_seed))
+    return cases

@@ -1,0 +1,189 @@
+"""The command line: gradxval run | backends | replay."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import GradxvalError, UsageError
+
+__all__ = ["main", "DEFAULT_CASES", "DEFAULT_SEED"]
+
+DEFAULT_CASES = 300
+DEFAULT_SEED = 20261126
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradxval", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="cross-validate every backend on randomized cases")
+    r.add_argument("--backends", default="all", help="comma list, 'all', or module:Class")
+    r.add_argument("--dtypes", default="all", help="comma list of dtype names, or 'all'")
+    r.add_argument("--regimes", default="all", help="comma list of regimes, or 'all'")
+    r.add_argument("--cases", type=int, default=DEFAULT_CASES, help="number of cases")
+    r.add_argument("--seed", type=int, default=DEFAULT_SEED, help="run seed")
+    r.add_argument("--out", type=Path, help="write results.jsonl, summary.json, report.md here")
+    r.add_argument("--strict", action="store_true", help="known disagreements fail the run")
+    r.add_argument("--timeout", type=float, default=120.0, help="seconds per backend per case")
+    r.add_argument("--in-process", action="store_true",
+                   help="run backends in this process (no hang/crash isolation)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.add_parser("backends", help="list backends, their versions, dtypes and status")
+    rp = sub.add_parser("replay", help="recompute one case and print every value and error")
+    rp.add_argument("case_id")
+    rp.add_argument("--backends", default="all")
+    rp.add_argument("--json", action="store_true", help="print the verdicts as JSON lines")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m gradxval``."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "backends":
+            return _backends()
+        return _replay(args)
+    except UsageError as exc:
+        print(f"gradxval: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from .backends import parse_backends
+    from .cases import parse_regimes, sample_cases
+    from .dtypes import parse_dtypes
+    from .errors import BackendUnavailable
+    from .known import load_registry
+    from .report import JsonlWriter, build_summary, environment, write_markdown
+    from .runner import run_cases
+
+    names, explicit = parse_backends(args.backends)
+    dtypes, regimes = parse_dtypes(args.dtypes), parse_regimes(args.regimes)
+    if args.cases < 0:
+        raise UsageError(f"cases={args.cases}, expected a count >= 0")
+    cases = sample_cases(args.cases, args.seed, dtypes, regimes)
+    registry = load_registry()
+    console = Console(stderr=True)
+    records: list[dict] = []
+    writer = JsonlWriter(args.out / "results.jsonl") if args.out else None
+
+    def on_verdict(v) -> None:
+        records.append(v.to_json())
+        if writer:
+            writer.write(v)
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                        disable=args.quiet)
+    try:
+        with progress:
+            task = progress.add_task("cases", total=len(cases))
+            stats = run_cases(cases, names, on_verdict, isolate=not args.in_process,
+                              timeout=args.timeout, known=registry,
+                              on_case=lambda c: progress.advance(task),
+                              skip_unavailable=not explicit)
+    except BackendUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        if writer:
+            writer.close()
+    for name, why in stats.skipped.items():
+        console.print(f"[yellow]skipped backend {name}: {why}")
+    run_info = {"cases": stats.cases, "seed": args.seed, "seconds": round(stats.seconds, 2),
+                "dtypes": list(dtypes), "regimes": list(regimes), "strict": args.strict,
+                "skipped_backends": stats.skipped}
+    summary = build_summary(records, environment(stats.backends), run_info)
+    if args.out:
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        write_markdown(args.out / "report.md", records, summary, registry)
+    _print_table(Console(), records, summary)
+    failing = summary["counts"]["disagree"] + summary["counts"]["error"]
+    if args.strict:
+        failing += summary["counts"]["known"]
+    return 1 if failing else 0
+
+
+def _print_table(console, records, summary) -> None:
+    from rich.table import Table
+
+    from .report.markdown import cell_text, matrix
+
+    rows, cols, cells = matrix(records)
+    t = Table(title="gradxval: agreeing / judged results per backend/method and dtype")
+    t.add_column("backend/method")
+    for c in cols:
+        t.add_column(c)
+    for row in rows:
+        t.add_row(row, *(cell_text(cells[(row, c)]) for c in cols))
+    console.print(t)
+    counts = summary["counts"]
+    console.print(", ".join(f"{k} {v}" for k, v in counts.items())
+                  + f" in {summary['run']['seconds']} s over {summary['run']['cases']} cases")
+    for r in records:
+        if r["verdict"] in ("disagree", "error"):
+            console.print(f"[red]{r['verdict']}[/red] {r['message']}\n  reproduce: {r['reproduce']}",
+                          markup=True, highlight=False)
+
+
+def _backends() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .backends import describe, known_backends
+
+    t = Table(title="gradxval backends")
+    for col in ("name", "available", "version", "methods", "dtypes", "why not"):
+        t.add_column(col)
+    for name in known_backends():
+        b = describe(name)
+        t.add_row(name, "yes" if b.available else "no", b.version, ", ".join(b.methods),
+                  ", ".join(b.dtypes), b.reason)
+    Console().print(t)
+    return 0
+
+
+def _replay(args) -> int:
+    import numpy as np
+
+    from .backends import parse_backends
+    from .cases import Case
+    from .reference import compute_reference
+    from .runner import run_cases
+
+    case = Case.from_id(args.case_id)
+    names, explicit = parse_backends(args.backends)
+    inputs = case.inputs()
+    ref = compute_reference(case, inputs)
+    verdicts = []
+    try:
+        run_cases([case], names, verdicts.append, isolate=False, skip_unavailable=not explicit)
+    except GradxvalError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        for v in verdicts:
+            print(json.dumps(v.to_json(), sort_keys=True))
+        return 0
+    with np.printoptions(precision=17, threshold=20, edgeitems=3):
+        print(f"case {case.id}: A {case.m}x{case.n} {case.dtype}, x {case.x_shape}, "
+              f"regime {case.regime}" + (f" ({case.special_kind})" if case.special_kind else ""))
+        for q, val in ref.values.items():
+            print(f"reference {q}: {val!r}")
+    print()
+    print(f"{'backend/method':24} {'quantity':8} {'verdict':11} {'error_u':>12} {'tol_u':>7}  "
+          "worst index: actual vs reference")
+    for v in verdicts:
+        err = "" if v.error_u is None else f"{v.error_u:.6g}"
+        tol = "" if v.tolerance_u is None else f"{v.tolerance_u:g}"
+        where = f"{v.worst_index}: {v.actual} vs {v.reference}" if v.worst_index is not None else ""
+        if v.verdict in ("unsupported", "error"):
+            where = v.message
+        print(f"{v.backend + '/' + v.method:24} {v.quantity:8} {v.verdict:11} {err:>12} {tol:>7}  "
+              f"{where}")
+    return 0

@@ -1,0 +1,213 @@
+"""Results -> verdicts, with the worst element, its error in u, and attribution."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .cases import Case
+from .dtypes import DtypeInfo, info
+from .reference import Reference
+from .tolerance import tolerance_u
+
+__all__ = ["VERDICTS", "Verdict", "Measure", "measure", "judge", "attribute", "expected_dtype"]
+
+VERDICTS = ("agree", "disagree", "known", "unsupported", "error", "overflow")
+
+
+@dataclass
+class Verdict:
+    """One verdict per case x backend x method x quantity."""
+
+    case_id: str
+    backend: str
+    method: str
+    quantity: str
+    dtype: str
+    regime: str
+    verdict: str
+    error_u: float | None = None
+    tolerance_u: float | None = None
+    worst_index: list[int] | None = None
+    actual: str | None = None
+    reference: str | None = None
+    classification: str | None = None
+    message: str = ""
+    attribution: str = ""
+    reproduce: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        if d["error_u"] is not None and not np.isfinite(d["error_u"]):
+            d["error_u"] = "inf"
+        return d
+
+
+@dataclass
+class Measure:
+    """Per-element errors in u of one result against one set of expected values."""
+
+    e: np.ndarray  # error / (u * scale + eta * under), inf where the pattern of NaN/inf differs
+    overflow: bool  # the reference overflows the dtype there and the result is non-finite
+    mismatch: str | None  # shape or dtype problem: nothing else can be compared
+
+    @property
+    def error_u(self) -> float:
+        return float(self.e.max()) if self.e.size else 0.0
+
+    @property
+    def worst(self) -> tuple[int, ...] | None:
+        if not self.e.size:
+            return None
+        return tuple(int(i) for i in np.unravel_index(int(np.argmax(self.e)), self.e.shape))
+
+
+def expected_dtype(case: Case, quantity: str) -> str:
+    di = info(case.dtype)
+    return case.dtype if quantity == "grad_A" else di.real
+
+
+def _parts(a: np.ndarray) -> np.ndarray:
+    return np.stack([a.real, a.imag]) if np.iscomplexobj(a) else a[None]
+
+
+def measure(
+    actual: np.ndarray,
+    expected: np.ndarray,
+    scale: np.ndarray,
+    under: np.ndarray,
+    di: DtypeInfo,
+    want_dtype: str,
+    eta: float | None = None,
+) -> Measure:
+    """Compare one result to expected values under the condition-scaled error model."""
+    actual = np.asarray(actual)
+    if actual.shape != np.shape(expected):
+        return Measure(np.array([np.inf]), False,
+                       f"shape {actual.shape}, expected {np.shape(expected)}")
+    got = "bfloat16" if actual.dtype.name == "bfloat16" else actual.dtype.name
+    if got != want_dtype:
+        return Measure(np.array([np.inf]), False, f"dtype {got}, expected {want_dtype}")
+    eta = di.eta if eta is None else eta
+    a = actual.astype(np.complex128 if np.iscomplexobj(actual) else np.float64)
+    r = np.asarray(expected)
+    with np.errstate(all="ignore"):
+        ap, rp = _parts(a), _parts(r)
+        r_bad = ~np.isfinite(rp)
+        a_bad = ~np.isfinite(ap)
+        same_nonfinite = (np.isnan(ap) == np.isnan(rp)) & ((ap == rp) | np.isnan(rp))
+        pattern_ok = np.where(r_bad, same_nonfinite, True).all(axis=0)
+        over = (np.isfinite(rp) & (np.abs(rp) > di.max) & a_bad).any(axis=0)
+        finite_both = ~(r_bad | a_bad).any(axis=0)
+        denom = di.u * np.asarray(scale) + eta * np.asarray(under)
+        err = np.abs(a - r) / denom
+        err = np.where(np.isnan(err) & finite_both, np.inf, err)  # inf scale with finite values
+        e = np.where(finite_both, err, 0.0)
+        e = np.where(~finite_both & ~r_bad.any(axis=0) & ~over, np.inf, e)  # lost finiteness
+        e = np.where(pattern_ok, e, np.inf)
+    e = np.nan_to_num(np.asarray(e, dtype=np.float64), nan=np.inf)
+    return Measure(e, bool(np.any(over & (e == 0))), None)
+
+
+def judge(
+    case: Case,
+    backend: str,
+    method: str,
+    quantity: str,
+    actual: np.ndarray,
+    ref: Reference,
+    known=None,
+) -> Verdict:
+    """Turn one result into a verdict: agree, overflow, known or disagree."""
+    di = info(case.dtype)
+    tol = tolerance_u(quantity, case.m, case.n)
+    want = expected_dtype(case, quantity)
+    ms = measure(actual, ref.values[quantity], ref.scale[quantity], ref.under[quantity], di, want)
+    v = Verdict(case.id, backend, method, quantity, case.dtype, case.regime, "agree",
+                error_u=ms.error_u, tolerance_u=round(tol, 3))
+    if ms.mismatch:
+        v.verdict, v.message = "disagree", f"{backend}/{method} {quantity}: {ms.mismatch}"
+        return v
+    worst = ms.worst
+    v.worst_index = list(worst) if worst is not None else None
+    if worst is not None:
+        v.actual = _fmt(np.asarray(actual)[worst])
+        v.reference = _fmt(np.asarray(ref.values[quantity])[worst])
+    if ms.error_u <= tol:
+        v.verdict = "overflow" if ms.overflow else "agree"
+        if ms.overflow:
+            v.message = f"{quantity} exceeds the range of {case.dtype} (max {di.max:g})"
+        return v
+    v.verdict = "disagree"
+    v.message = (
+        f"{backend}/{method} {quantity} at index {worst}: actual {v.actual}, reference "
+        f"{v.reference}; error {ms.error_u:.3g} u > tolerance {tol:.3g} u "
+        f"(u = {di.u:.3g}, relative error {_relerr(actual, ref.values[quantity], worst)})"
+    )
+    if known is not None:
+        entries = known.match(case, quantity, np.asarray(actual), ref, ms, tol)
+        if entries:
+            v.verdict, v.classification = "known", "+".join(e.id for e in entries)
+            for e in entries:
+                v.message += f" -- known: {e.title} ({', '.join(e.upstream)})"
+    return v
+
+
+def _fmt(x) -> str:
+    x = complex(x) if np.iscomplexobj(x) else float(x)
+    return repr(x)
+
+
+def _relerr(actual, expected, worst) -> str:
+    if worst is None:
+        return "n/a"
+    a, r = complex(np.asarray(actual)[worst]), complex(np.asarray(expected)[worst])
+    if r == 0:
+        return "inf" if a != 0 else "0"
+    return f"{abs(a - r) / abs(r):.3g}"
+
+
+def attribute(
+    case: Case,
+    quantity: str,
+    verdicts: list[Verdict],
+    results: dict[tuple[str, str], np.ndarray],
+    ref: Reference,
+) -> None:
+    """Fill in attribution for the disagreeing verdicts of one case and quantity.
+
+    Names the outliers against the reference, and says plainly when several methods agree with
+    each other but not with the reference: consensus between backends is not correctness.
+    """
+    bad = [v for v in verdicts if v.verdict in ("disagree", "known")]
+    if not bad:
+        return
+    good = [f"{v.backend}/{v.method}" for v in verdicts if v.verdict in ("agree", "overflow")]
+    di = info(case.dtype)
+    tol = tolerance_u(quantity, case.m, case.n)
+    want = expected_dtype(case, quantity)
+    for v in bad:
+        mine = results.get((v.backend, v.method))
+        peers = []
+        for w in bad:
+            if w is v or mine is None:
+                continue
+            other = results.get((w.backend, w.method))
+            if other is None or np.shape(other) != np.shape(mine):
+                continue
+            pm = measure(mine, np.asarray(other, dtype=np.asarray(ref.values[quantity]).dtype),
+                         ref.scale[quantity], ref.under[quantity], di, want)
+            if pm.mismatch is None and pm.error_u <= 2 * tol:
+                peers.append(f"{w.backend}/{w.method}")
+        who = f"{v.backend}/{v.method}"
+        if peers:
+            v.attribution = (
+                f"{who} agrees with {', '.join(peers)} but not with the reference: "
+                "backends agree with each other, and all of them are wrong"
+            )
+        else:
+            v.attribution = f"outlier: {who} against the reference"
+        if good:
+            v.attribution += f"; agreeing with the reference: {', '.join(good)}"

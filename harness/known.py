@@ -1,0 +1,145 @@
+"""The known-disagreement registry: entries from known.toml, each matched on evidence."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cases import Case
+from .dtypes import info
+from .errors import GradxvalError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["KnownEntry", "Registry", "load_registry", "EVIDENCE"]
+
+
+@dataclass(frozen=True)
+class KnownEntry:
+    id: str
+    title: str
+    reason: str
+    evidence: str
+    quantities: tuple[str, ...]
+    upstream: tuple[str, ...]
+
+
+def _round_to(values: np.ndarray, dtype) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.asarray(values).astype(dtype).astype(np.float64)
+
+
+def _sigmoid_one_minus_sigma(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """The result equals 2 fl(y (1 - y)) * Re(A^H A s), y = sigma(x) rounded to the dtype.
+
+    Library sigmoids are not correctly rounded (torch's is 1 ulp off at x = 12.84 in float32),
+    so y is tried at its rounded value and up to two ulps either side; an element matches if
+    any of the five candidates explains it.
+    """
+    from .compare import expected_dtype, measure
+
+    di = info(case.dtype)
+    dt = di.np_real
+    with np.errstate(all="ignore"):
+        y0 = np.asarray(ref.sigma).astype(dt)
+        candidates = [y0]
+        for target in (0.0, 1.0):
+            y = y0
+            for _ in range(2):
+                y = np.nextafter(y, np.asarray(target, dtype=dt))
+                candidates.append(y)
+    best = None
+    for y in candidates:
+        y = y.astype(np.float64)
+        sp = _round_to(y * _round_to(1 - y, dt), dt)
+        alt = 2 * sp * ref.back
+        scale = 2 * np.abs(sp) * ref.back_abs
+        m = measure(actual, alt, scale, ref.under[quantity], di, expected_dtype(case, quantity))
+        if m.mismatch:
+            return None
+        best = m.e if best is None else np.minimum(best, m.e)
+    return best <= tol
+
+
+def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """Elements that equal the reference recomputed with every subnormal sigma, sigma' and
+    result flushed to zero (XLA CPU's FTZ/DAZ; torch's exp overflowing to 0 in sigma)."""
+    from .compare import expected_dtype, measure
+    from .reference import evaluate_plain
+
+    di = info(case.dtype)
+    with np.errstate(all="ignore"):
+        s = np.where(np.abs(ref.sigma) < di.tiny, 0.0, ref.sigma)
+        sp = np.where(np.abs(ref.sigma_prime) < di.tiny, 0.0, ref.sigma_prime)
+        alt = evaluate_plain(ref.embedding, s, sp, case.m, di.is_complex)[quantity]
+        m = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di,
+                    expected_dtype(case, quantity))
+        if m.mismatch:
+            return None
+        both_tiny = (np.abs(np.asarray(actual).astype(np.complex128)) < di.tiny) & (
+            np.abs(alt) < di.tiny)
+    return (m.e <= tol) | both_tiny
+
+
+EVIDENCE: dict[str, Callable] = {
+    "sigmoid_one_minus_sigma": _sigmoid_one_minus_sigma,
+    "subnormal_flush": _subnormal_flush,
+}
+
+
+class Registry:
+    """The loaded entries.  Each evidence says which elements of a result it explains."""
+
+    def __init__(self, entries: list[KnownEntry]):
+        self.entries = entries
+
+    def match(self, case: Case, quantity: str, actual, ref, ms, tol) -> list[KnownEntry]:
+        """Return the entries that together explain every failing element, or [] if none do.
+
+        A result can carry two known faults at once (a saturated x cancels in sigma(1 - sigma)
+        while a very negative one underflows), so explanations combine element by element.
+        """
+        failing = ms.e > tol
+        unexplained = failing.copy()
+        used = []
+        for entry in self.entries:
+            if quantity not in entry.quantities or not unexplained.any():
+                continue
+            explained = EVIDENCE[entry.evidence](case, quantity, actual, ref, ms, tol)
+            if explained is None or not (explained & unexplained).any():
+                continue
+            unexplained &= ~explained
+            used.append(entry)
+        return used if failing.any() and not unexplained.any() else []
+
+    def get(self, entry_id: str) -> KnownEntry:
+        for e in self.entries:
+            if e.id == entry_id:
+                return e
+        raise GradxvalError(f"known entry {entry_id!r} not in registry")
+
+
+def load_registry(path: str | Path | None = None) -> Registry:
+    """Load known.toml (the packaged one by default) and check each entry's evidence name."""
+    path = Path(path) if path else Path(__file__).with_name("known.toml")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    entries = []
+    for raw in data.get("entry", []):
+        if raw["evidence"] not in EVIDENCE:
+            raise GradxvalError(
+                f"{path}: entry {raw['id']!r} has evidence={raw['evidence']!r}, "
+                f"expected one of {', '.join(EVIDENCE)}"
+            )
+        entries.append(KnownEntry(
+            id=raw["id"], title=raw["title"], reason=" ".join(raw["reason"].split()),
+            evidence=raw["evidence"], quantities=tuple(raw["quantities"]),
+            upstream=tuple(raw.get("upstream", ())),
+        ))
+    return Registry(entries)

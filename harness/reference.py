@@ -1,0 +1,209 @@
+"""The accurate answer a case is judged against; no backend takes part in computing it.
+
+Inputs are the case's rounded values, upcast exactly to float64/complex128.
+- float16, bfloat16, float32 cases: plain float64 evaluation.  Its error is below
+  n * 2**-53 times the condition scale, under 1e-6 of the tightest tolerance.
+- float64, complex128 cases: sigma and sigma' come from mpmath (correctly rounded double-double)
+  and every sum runs in double-double arithmetic (Dot2 of Ogita, Rump & Oishi 2005, built on
+  the error-free TwoSum and Dekker's TwoProduct), which is as accurate as evaluating in 106
+  bits and rounding.  np.longdouble is not used: it is float64 on some platforms.
+Complex A enters through its real embedding [Re A; Im A], since Re(A^H A s) = [Re A; Im A]^T [Re A; Im A] s
+for real s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+
+from .cases import Case, Inputs
+from .dtypes import info
+
+__all__ = ["Reference", "compute_reference", "evaluate_plain"]
+
+_SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter for float64
+
+
+@dataclass
+class Reference:
+    """Reference values, rounded to float64/complex128, and what the tolerance needs."""
+
+    values: dict[str, np.ndarray]  # loss (0-d), grad_x, grad_A
+    scale: dict[str, np.ndarray]  # condition scale per element: the u-term of the error bound
+    under: dict[str, np.ndarray]  # weight of the underflow term eta per element
+    sigma: np.ndarray  # sigma(x), float64, shape of x
+    sigma_prime: np.ndarray  # sigma(x) sigma(-x), float64
+    back: np.ndarray  # Re(A^H A sigma(x)), float64, shape of x
+    back_abs: np.ndarray  # |A|^T |A| |sigma(x)|, float64, shape of x
+    embedding: np.ndarray | None = None  # [Re A; Im A] (or A), float64, for evidence checks
+    precise: bool = field(default=False)
+
+
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _split(a):
+    c = _SPLIT * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_prod(a, b):
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _dd_matmul(B: np.ndarray, v_hi: np.ndarray, v_lo: np.ndarray):
+    """Double-double B @ (v_hi + v_lo) for float64 B (P, Q) and v (Q, k)."""
+    P, k = B.shape[0], v_hi.shape[1]
+    hi = np.zeros((P, k))
+    lo = np.zeros((P, k))
+    cols = np.ascontiguousarray(B.T)
+    for q in range(B.shape[1]):
+        b = cols[q][:, None]
+        p, e = _two_prod(b, v_hi[q][None, :])
+        hi, t = _two_sum(hi, p)
+        lo += t + e + b * v_lo[q][None, :]
+    return _two_sum(hi, lo)
+
+
+def _mp_sigmoids(x: np.ndarray):
+    """sigma(x) and sigma(-x) sigma(x) as double-double pairs from mpmath (120 bits)."""
+    flat = x.ravel()
+    out = np.zeros((4, flat.size))
+    with mpmath.workprec(120):
+        for i, xi in enumerate(flat.tolist()):
+            if math.isnan(xi):
+                out[:, i] = np.nan
+                continue
+            if math.isinf(xi):
+                out[:, i] = (1.0 if xi > 0 else 0.0, 0.0, 0.0, 0.0)
+                continue
+            s = 1 / (1 + mpmath.exp(-mpmath.mpf(xi)))
+            sp = s * (1 - s) if xi < 0 else mpmath.exp(-mpmath.mpf(xi)) * s * s
+            for j, v in enumerate((s, sp)):
+                h = float(v)
+                out[2 * j, i], out[2 * j + 1, i] = h, float(v - h)
+    return [a.reshape(x.shape) for a in out]
+
+
+def _plain_sigmoids(x: np.ndarray):
+    e = np.exp(-np.abs(x))
+    big, small = 1 / (1 + e), e / (1 + e)
+    s = np.where(x >= 0, big, small)
+    return s, s * np.where(x >= 0, small, big)
+
+
+def compute_reference(case: Case, inputs: Inputs) -> Reference:
+    """Compute the reference for a case from its rounded inputs."""
+    di = info(case.dtype)
+    precise = case.dtype in ("float64", "complex128")
+    A = np.asarray(inputs.A, dtype=np.complex128 if di.is_complex else np.float64)
+    x = np.asarray(inputs.x, dtype=np.float64)
+    n = case.n
+    k = 1 if case.k is None else case.k
+    X = x.reshape(n, k)
+    R = np.vstack([A.real, A.imag]) if di.is_complex else A  # real embedding, (M, n)
+    with np.errstate(all="ignore"):
+        s, sp = _plain_sigmoids(X)
+        z = R @ s
+        back = R.T @ z
+        plain = _plain(A, s, sp, di.is_complex)
+        if precise:
+            vals = _precise(R, X)
+            vals = {q: np.where(np.isfinite(plain[q]), vals[q], plain[q]) for q in vals}
+        else:
+            vals = plain
+            if np.isfinite(plain["loss"]):  # fsum: a correctly rounded sum of the squares
+                vals["loss"] = np.float64(math.fsum((z * z).ravel().tolist()))
+        absR = np.abs(R)
+        za = absR @ np.abs(s)
+        W = absR.T @ za
+        scale = {
+            "loss": np.float64(np.sum(za * za)),
+            "grad_x": 2 * np.abs(sp) * W,
+            "grad_A": 2 * za @ np.abs(s).T,
+        }
+        under = {
+            "loss": np.float64(1.0),
+            "grad_x": 1 + 2 * W,
+            "grad_A": 1 + 2 * za.sum(axis=1, keepdims=True) * np.ones((1, n)),
+        }
+    m = case.m
+    if di.is_complex:
+        vals["grad_A"] = _combine(vals["grad_A"][:m], vals["grad_A"][m:])
+        scale["grad_A"] = scale["grad_A"][:m] + scale["grad_A"][m:]
+        under["grad_A"] = under["grad_A"][:m] + under["grad_A"][m:]
+    shape = case.x_shape
+    for q in ("grad_x",):
+        vals[q], scale[q], under[q] = (a.reshape(shape) for a in (vals[q], scale[q], under[q]))
+    return Reference(
+        values=vals,
+        scale=scale,
+        under=under,
+        sigma=s.reshape(shape),
+        sigma_prime=sp.reshape(shape),
+        back=back.reshape(shape),
+        back_abs=W.reshape(shape),
+        embedding=R,
+        precise=precise,
+    )
+
+
+def evaluate_plain(R: np.ndarray, s: np.ndarray, sp: np.ndarray, m: int, is_complex: bool):
+    """float64 loss and gradients from given sigma and sigma' values (for evidence checks)."""
+    shape = s.shape
+    S = s.reshape(s.shape[0], -1)
+    with np.errstate(all="ignore"):
+        z = R @ S
+        back = R.T @ z
+        gA = 2 * z @ S.T
+    if is_complex:
+        gA = _combine(gA[:m], gA[m:])
+    return {"loss": np.float64(np.sum(z * z)), "grad_x": (2 * sp.reshape(S.shape) * back).reshape(shape),
+            "grad_A": gA}
+
+
+def _combine(re: np.ndarray, im: np.ndarray) -> np.ndarray:
+    # not re + 1j * im: 1j * inf is nan + inf j
+    out = re.astype(np.complex128)
+    out.imag = im
+    return out
+
+
+def _plain(A: np.ndarray, s: np.ndarray, sp: np.ndarray, is_complex: bool) -> dict:
+    """float64/complex128 evaluation in the case's own arithmetic.
+
+    Its NaN/inf pattern is the IEEE one every backend produces: complex (inf + 0j) * s gives
+    inf + nan j, which the real embedding would not.
+    """
+    sc = s.astype(A.dtype)
+    z = A @ sc
+    back = np.real(A.conj().T @ z)
+    gA = 2 * z @ sc.T
+    if is_complex:
+        gA = np.vstack([gA.real, gA.imag])
+    return {"loss": np.float64(np.sum(np.real(z * z.conj()))), "grad_x": 2 * sp * back,
+            "grad_A": gA}
+
+
+def _precise(R: np.ndarray, X: np.ndarray) -> dict[str, np.ndarray]:
+    s_hi, s_lo, sp_hi, sp_lo = _mp_sigmoids(X)
+    z_hi, z_lo = _dd_matmul(R, s_hi, s_lo)
+    b_hi, b_lo = _dd_matmul(R.T, z_hi, z_lo)
+    p, e = _two_prod(sp_hi, b_hi)
+    grad_x = 2 * (p + (e + sp_hi * b_lo + sp_lo * b_hi))
+    sq, sq_e = _two_prod(z_hi, z_hi)
+    loss = math.fsum(np.concatenate([sq.ravel(), sq_e.ravel(), (2 * z_hi * z_lo).ravel()]).tolist())
+    g_hi, g_lo = _dd_matmul(z_hi, s_hi.T.copy(), s_lo.T.copy())
+    # the z_lo s^T term is below 2**-53 relative; plain float64 is exact enough for it
+    grad_A = 2 * (g_hi + (g_lo + z_lo @ s_hi.T))
+    return {"loss": np.float64(loss), "grad_x": grad_x, "grad_A": grad_A}

@@ -1,0 +1,9 @@
+"""Report writers: results.jsonl (streamed), summary.json and report.md (at the end)."""
+
+from __future__ import annotations
+
+from .jsonl import JsonlWriter, read_jsonl
+from .markdown import write_markdown
+from .summary import SCHEMA, build_summary, environment
+
+__all__ = ["JsonlWriter", "read_jsonl", "write_markdown", "SCHEMA", "build_summary", "environment"]

@@ -107,7 +107,7 @@ def measure(
         e = np.where(finite_both, err, 0.0)
         e = np.where(~finite_both & ~r_bad.any(axis=0) & ~over, np.inf, e)  # lost finiteness
         e = np.where(pattern_ok, e, np.inf)
-    e = np.nan_to_num(np.asarray(e, dtype=np.float64), nan=np.inf)
+    e = np.nan_to_num(np.asarray(e, dtype=np.float64), nan=np.inf, posinf=np.inf)
     return Measure(e, bool(np.any(over & (e == 0))), None)
 
 
@@ -122,7 +122,7 @@ def judge(
 ) -> Verdict:
     """Turn one result into a verdict: agree, overflow, known or disagree."""
     di = info(case.dtype)
-    tol = tolerance_u(quantity, case.m, case.n)
+    tol = tolerance_u(quantity, case.m, case.n, case.k)
     want = expected_dtype(case, quantity)
     ms = measure(actual, ref.values[quantity], ref.scale[quantity], ref.under[quantity], di, want)
     v = Verdict(case.id, backend, method, quantity, case.dtype, case.regime, "agree",
@@ -186,7 +186,7 @@ def attribute(
         return
     good = [f"{v.backend}/{v.method}" for v in verdicts if v.verdict in ("agree", "overflow")]
     di = info(case.dtype)
-    tol = tolerance_u(quantity, case.m, case.n)
+    tol = tolerance_u(quantity, case.m, case.n, case.k)
     want = expected_dtype(case, quantity)
     for v in bad:
         mine = results.get((v.backend, v.method))

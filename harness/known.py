@@ -88,7 +88,29 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     return (m.e <= tol) | both_tiny
 
 
+def _sequential_sum_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """The loss equals sum(z * z) accumulated one term at a time in the case's (real) dtype,
+    z = A sigma(x) rounded to the dtype: a reduction with no wider accumulator."""
+    from .compare import expected_dtype, measure
+
+    di = info(case.dtype)
+    if di.is_complex or quantity != "loss":
+        return None
+    dt = di.np
+    S = ref.sigma.reshape(case.n, case.k or 1)
+    with np.errstate(all="ignore"):
+        z = (ref.embedding @ S).astype(dt)
+        squares = (z * z).astype(dt).ravel()
+        acc = np.zeros((), dtype=dt)
+        for term in squares:
+            acc = (acc + term).astype(dt)
+    m = measure(actual, np.float64(acc), ref.scale[quantity], ref.under[quantity], di,
+                expected_dtype(case, quantity))
+    return None if m.mismatch else m.e <= tol
+
+
 EVIDENCE: dict[str, Callable] = {
+    "sequential_sum_in_dtype": _sequential_sum_in_dtype,
     "sigmoid_one_minus_sigma": _sigmoid_one_minus_sigma,
     "subnormal_flush": _subnormal_flush,
 }

@@ -161,7 +161,7 @@ def compute_reference(case: Case, inputs: Inputs) -> Reference:
 def evaluate_plain(R: np.ndarray, s: np.ndarray, sp: np.ndarray, m: int, is_complex: bool):
     """float64 loss and gradients from given sigma and sigma' values (for evidence checks)."""
     shape = s.shape
-    S = s.reshape(s.shape[0], -1)
+    S = s.reshape(shape[0], shape[1] if s.ndim == 2 else 1)
     with np.errstate(all="ignore"):
         z = R @ S
         back = R.T @ z

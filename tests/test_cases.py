@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from gradxval.cases import REGIMES, Case, parse_regimes, sample_cases
+from gradxval.dtypes import DTYPES, parse_dtypes
+from gradxval.errors import UsageError
+
+
+def test_id_round_trip():
+    for cid in ("normal-float32-m37n5k3-s1234", "empty-bfloat16-m0n7-s3"):
+        assert Case.from_id(cid).id == cid
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("normal-float8-m1n1-s1", "float8"),
+    ("weird-float32-m1n1-s1", "weird"),
+    ("normal-float32-m1-s1", "malformed"),
+    ("empty-float32-m3n3-s1", "m == 0 or n == 0"),
+])
+def test_bad_ids_name_the_value(bad, words):
+    with pytest.raises(UsageError, match=words):
+        Case.from_id(bad)
+
+
+def test_unknown_dtype_lists_allowed():
+    with pytest.raises(UsageError) as e:
+        parse_dtypes("float32,float8")
+    assert "float8" in str(e.value) and "bfloat16" in str(e.value)
+    with pytest.raises(UsageError, match="saturated"):
+        parse_regimes("nope")
+
+
+def test_inputs_are_deterministic_and_rounded():
+    c = Case.from_id("normal-bfloat16-m5n4k2-s9")
+    a, b = c.inputs(), c.inputs()
+    assert a.A.tobytes() == b.A.tobytes() and a.x.tobytes() == b.x.tobytes()
+    assert a.A.dtype.name == "bfloat16" and a.x.shape == (4, 2)
+    c = Case.from_id("normal-complex64-m5n4-s9")
+    assert c.inputs().A.dtype == np.complex64 and c.inputs().x.dtype == np.float32
+
+
+def test_regimes_produce_what_they_promise():
+    sat = Case.from_id("saturated-float64-m3n50-s1").inputs().x
+    assert np.all((np.abs(sat) >= 8) & (np.abs(sat) <= 40))
+    ext = Case.from_id("extreme-float64-m3n50-s1").inputs().x
+    assert np.isinf(ext).any() and np.nanmax(np.abs(ext[np.isfinite(ext)])) > 10
+    kinds = {Case("special", "float32", 4, 4, None, s).special_kind for s in range(4)}
+    assert kinds == {"nan_x", "nan_A", "zero_A", "inf_A"}
+    assert np.isnan(Case("special", "float32", 4, 4, None, 0).inputs().x).any()
+    st = Case.from_id("strided-float32-m6n4-s2").inputs().A
+    st1 = Case.from_id("strided-float32-m6n4-s1").inputs().A
+    assert not st.flags.c_contiguous and not st1.flags.c_contiguous
+    assert Case.from_id("empty-float32-m0n4-s2").inputs().A.shape == (0, 4)
+
+
+def test_sample_cases_is_deterministic_and_covers_everything():
+    a = sample_cases(72, seed=5)
+    assert [c.id for c in a] == [c.id for c in sample_cases(72, seed=5)]
+    assert {c.regime for c in a} == set(REGIMES) and {c.dtype for c in a} == set(DTYPES)
+    assert len({c.id for c in a}) == len(a)
+    assert any(c.m == 1000 or c.n == 1000 for c in a)
+    assert all(0 <= c.m <= 1000 and 0 <= c.n <= 1000 for c in a)

@@ -1,0 +1,107 @@
+"""The command line and the report files it writes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gradxval.cli import main
+from gradxval.compare import VERDICTS
+from gradxval.report import read_jsonl
+
+from _support import available_backends
+
+SUMMARY_KEYS = {"case_id", "backend", "method", "quantity", "dtype", "regime", "error_u",
+                "tolerance_u", "classification", "reproduce"}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    backends = ",".join(available_backends())
+    code = main(["run", "--cases", "36", "--seed", "3", "--backends", backends, "--out",
+                 str(out), "--quiet"])
+    return out, code
+
+
+def test_run_writes_three_parseable_files(report):
+    out, code = report
+    records = read_jsonl(out / "results.jsonl")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["schema"] == "gradxval.summary/1"
+    assert set(summary["counts"]) == set(VERDICTS)
+    assert sum(summary["counts"].values()) == len(records)
+    assert set(summary["environment"]) >= {"python", "platform", "gradxval", "backends", "flags"}
+    for d in summary["disagreements"]:
+        assert SUMMARY_KEYS <= set(d) and d["reproduce"].startswith("gradxval replay ")
+    known = [d for d in summary["disagreements"] if d["classification"]]
+    assert all(r["verdict"] in VERDICTS for r in records)
+    md = (out / "report.md").read_text()
+    assert "## Agreement matrix" in md and "## Worst results" in md
+    assert code == (1 if summary["counts"]["disagree"] + summary["counts"]["error"] else 0)
+    assert summary["counts"]["disagree"] == 0 and summary["counts"]["error"] == 0
+    if known:
+        assert known[0]["case_id"] in md
+
+
+def test_replay_reproduces_the_run_bit_for_bit(report, capsys):
+    out, _ = report
+    records = read_jsonl(out / "results.jsonl")
+    picked = next(r for r in records if r["verdict"] in ("agree", "known") and r["error_u"])
+    capsys.readouterr()
+    assert main(["replay", picked["case_id"], "--backends", picked["backend"], "--json"]) == 0
+    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    again = next(r for r in lines if r["method"] == picked["method"]
+                 and r["quantity"] == picked["quantity"])
+    for key in ("error_u", "actual", "reference", "worst_index", "verdict"):
+        assert again[key] == picked[key], key
+
+
+def test_replay_prints_reference_and_every_method(capsys):
+    assert main(["replay", "normal-float32-m3n2-s1", "--backends", "numpy"]) == 0
+    text = capsys.readouterr().out
+    assert "reference grad_x" in text and "numpy/closed_form" in text and "agree" in text
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "--dtypes", "float8"], "dtype='float8', expected one of float16"),
+    (["run", "--backends", "tensorflo"], "backend='tensorflo', expected one of numpy"),
+    (["run", "--regimes", "wild"], "regime='wild'"),
+    (["run", "--cases", "-1"], "cases=-1"),
+    (["replay", "bogus"], "malformed"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+
+
+def test_strict_turns_known_into_failure(tmp_path):
+    args = ["run", "--cases", "2", "--regimes", "saturated", "--dtypes", "float32",
+            "--backends", "torch", "--quiet"]
+    pytest.importorskip("torch")
+    assert main(args) == 0
+    assert main([*args, "--strict"]) == 1
+
+
+def test_python_dash_m_backends():
+    out = subprocess.run([sys.executable, "-m", "gradxval", "backends"], capture_output=True,
+                         text=True, check=True)
+    assert "numpy" in out.stdout and "float32" in out.stdout
+
+
+def test_crash_keeps_results_already_written(tmp_path):
+    """Kill a run midway: every line written so far parses."""
+    proc = subprocess.Popen([sys.executable, "-m", "gradxval", "run", "--backends", "numpy",
+                             "--cases", "5000", "--out", str(tmp_path), "--quiet"])
+    path = tmp_path / "results.jsonl"
+    import time
+
+    deadline = time.time() + 60
+    while time.time() < deadline and (not path.exists() or path.stat().st_size < 2000):
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    records = read_jsonl(path)
+    assert len(records) > 5 and all("verdict" in r for r in records)

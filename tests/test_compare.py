@@ -1,0 +1,89 @@
+"""Verdict logic on planted faults: each must be `disagree`, attributed to the faulty backend."""
+
+import numpy as np
+import pytest
+
+from gradxval.cases import Case
+from gradxval.compare import measure
+from gradxval.dtypes import info
+from gradxval.runner import run_cases
+
+FAULTS = [
+    # (backend spec, case id, quantity that must disagree)
+    ("faulty_backends:FactorTwo", "normal-float32-m7n5-s1", "grad_x"),
+    ("faulty_backends:SigmaForSigmaPrime", "normal-float64-m7n5k2-s2", "grad_x"),
+    ("faulty_backends:MissingTranspose", "normal-float32-m6n6-s3", "grad_x"),
+    ("faulty_backends:Float32Inside", "normal-float64-m20n30-s4", "grad_x"),
+    ("faulty_backends:Float32Inside", "normal-complex128-m20n30-s4", "grad_A"),
+    ("faulty_backends:ConjDropped", "normal-complex64-m5n4-s5", "grad_A"),
+    ("faulty_backends:NormSquaredJax", "special-float32-m4n3-s2", "grad_A"),  # zero_A
+]
+
+
+def _verdicts(specs, case_ids, **kw):
+    out = []
+    run_cases([Case.from_id(c) for c in case_ids], specs, out.append, **kw)
+    return out
+
+
+@pytest.mark.parametrize("spec, case_id, quantity", FAULTS, ids=[f[0].split(":")[1] for f in FAULTS])
+def test_planted_fault_is_detected_and_attributed(spec, case_id, quantity):
+    if "Jax" in spec:
+        pytest.importorskip("jax")
+    verdicts = _verdicts(["numpy", spec], [case_id], isolate=False)
+    bad = [v for v in verdicts if v.backend == spec and v.quantity == quantity]
+    assert bad and all(v.verdict == "disagree" for v in bad), [v.message for v in bad]
+    v = bad[0]
+    assert v.classification is None
+    assert v.attribution.startswith(f"outlier: {spec}/")
+    assert "numpy/closed_form" in v.attribution  # the honest method is named as agreeing
+    assert "reference" in v.message and "u" in v.message
+    assert v.reproduce == f"gradxval replay {case_id} --backends {spec}"
+    honest = [w for w in verdicts if w.backend == "numpy" and w.quantity == quantity]
+    assert honest[0].verdict == "agree"
+
+
+def test_norm_squared_gives_nan_at_zero():
+    pytest.importorskip("jax")
+    verdicts = _verdicts(["faulty_backends:NormSquaredJax"], ["special-float32-m4n3-s2"],
+                         isolate=False)
+    gA = next(v for v in verdicts if v.quantity == "grad_A")
+    assert gA.actual == "nan" and gA.reference == "0.0"
+
+
+def test_consensus_against_the_reference_is_said_plainly():
+    names = [n for n in ("jax", "torch") if pytest.importorskip(n)]
+    verdicts = _verdicts(["numpy", *names], ["saturated-float32-m10n50-s7"], isolate=False)
+    auto = [v for v in verdicts if v.method == "autodiff" and v.quantity == "grad_x"]
+    assert all(v.verdict == "known" for v in auto)
+    assert "agree with each other" in auto[0].attribution or "agrees with" in auto[0].attribution
+    assert "all of them are wrong" in auto[0].attribution
+
+
+def test_measure_nan_patterns_and_overflow():
+    di = info("float16")
+    ref = np.array([1.0, np.nan, np.inf, 1e6])
+    scale, under = np.ones(4), np.ones(4)
+    ok = np.array([1.0, np.nan, np.inf, np.inf], dtype=np.float16)
+    m = measure(ok, ref, scale, under, di, "float16")
+    assert m.error_u == 0 and m.overflow
+    for bad in ([1.0, 0.0, np.inf, np.inf], [1.0, np.nan, -np.inf, np.inf], [1.0, np.inf, np.inf, np.inf]):
+        assert measure(np.array(bad, np.float16), ref, scale, under, di, "float16").error_u == np.inf
+    # a finite result where the reference overflows is an ordinary (huge) error, not overflow
+    m = measure(np.array([1.0, np.nan, np.inf, 5.0], np.float16), ref, scale, under, di, "float16")
+    assert m.error_u > 1e9 and not m.overflow
+    assert measure(ok.astype(np.float32), ref, scale, under, di, "float16").mismatch == \
+        "dtype float32, expected float16"
+    assert "shape" in measure(ok[:3], ref, scale, under, di, "float16").mismatch
+
+
+def test_known_match_needs_evidence_not_a_name(registry):
+    """A saturated grad_x of zeros everywhere is not what sigma(1 - sigma) gives."""
+    from gradxval.compare import judge
+    from gradxval.reference import compute_reference
+
+    case = Case.from_id("saturated-float32-m10n50-s7")
+    ref = compute_reference(case, case.inputs())
+    zeros = np.zeros(case.x_shape, np.float32)
+    v = judge(case, "torch", "autodiff", "grad_x", zeros, ref, registry)
+    assert v.verdict == "disagree" and v.classification is None

@@ -1,0 +1,60 @@
+"""Fault isolation: a backend that raises, hangs, mutates or returns the wrong type."""
+
+import pytest
+
+from gradxval.backends import parse_backends
+from gradxval.cases import Case
+from gradxval.errors import BackendUnavailable, UsageError
+from gradxval.runner import run_cases
+
+CASES = ["normal-float32-m5n4-s1", "normal-float64-m3n2k2-s2"]
+
+
+def _run(specs, **kw):
+    out = []
+    stats = run_cases([Case.from_id(c) for c in CASES], specs, out.append, **kw)
+    return out, stats
+
+
+def test_raising_backend_is_an_error_and_the_run_goes_on():
+    out, stats = _run(["faulty_backends:Raises", "numpy"], isolate=False)
+    assert stats.cases == 2
+    errs = [v for v in out if v.backend == "faulty_backends:Raises"]
+    assert len(errs) == 6 and all(v.verdict == "error" for v in errs)
+    assert "RuntimeError: planted failure" in errs[0].message
+    assert all(v.verdict == "agree" for v in out if v.backend == "numpy")
+
+
+def test_hanging_backend_times_out_and_is_restarted():
+    out, stats = _run(["faulty_backends:Hangs", "numpy"], isolate=True, timeout=4)
+    hung = [v for v in out if v.backend == "faulty_backends:Hangs"]
+    assert len(hung) == 6 and all("timed out after 4s" in v.message for v in hung)
+    assert all(v.verdict == "agree" for v in out if v.backend == "numpy")
+
+
+def test_input_mutation_and_non_numpy_results_are_errors():
+    out, _ = _run(["faulty_backends:Mutates", "faulty_backends:ReturnsList"], isolate=False)
+    mut = [v for v in out if v.backend.endswith("Mutates")]
+    assert all(v.verdict == "error" and "modified its input" in v.message for v in mut)
+    lst = [v for v in out if v.backend.endswith("ReturnsList")]
+    assert all(v.verdict == "error" and "grad_x is a builtins.list" in v.message for v in lst)
+
+
+def test_isolated_and_in_process_runs_give_the_same_verdicts():
+    a, _ = _run(["numpy", "faulty_backends:FactorTwo"], isolate=False)
+    b, _ = _run(["numpy", "faulty_backends:FactorTwo"], isolate=True)
+    strip = [(v.case_id, v.backend, v.quantity, v.verdict, v.error_u) for v in a]
+    assert strip == [(v.case_id, v.backend, v.quantity, v.verdict, v.error_u) for v in b]
+
+
+def test_unknown_backend_lists_known_ones():
+    with pytest.raises(UsageError) as e:
+        parse_backends("numpy,tensorflo")
+    assert "tensorflo" in str(e.value) and "torch" in str(e.value)
+
+
+def test_backend_that_fails_to_load_is_unavailable_or_skipped():
+    with pytest.raises(BackendUnavailable, match="no_such_module"):
+        _run(["no_such_module:Backend"], isolate=True)
+    out, stats = _run(["no_such_module:Backend", "numpy"], isolate=True, skip_unavailable=True)
+    assert "no_such_module:Backend" in stats.skipped and {v.backend for v in out} == {"numpy"}

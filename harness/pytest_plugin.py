@@ -1,8 +1,298 @@
-"""pytest plugin: gradxval's cross-validation as test items (registered through pytest11)."""
+"""pytest plugin: gradxval's cross-validation as test items (registered through pytest11).
+
+Importing this module imports no framework: backends load when gradxval items are collected.
+The items come from any test that requests the ``gradxval_check`` fixture; gradxval ships one,
+so ``pytest --pyargs gradxval`` runs the whole cross-validation in any project.
+"""
 
 from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+__all__ = ["GradxvalCheck"]
+
+_OPTIONS = {
+    # name: (default, help)
+    "backends": ("all", "backends to check: comma list, 'all', or package.module:Class"),
+    "dtypes": ("all", "dtype names, comma list or 'all'"),
+    "regimes": ("all", "input regimes, comma list or 'all'"),
+    "cases": ("36", "number of random cases"),
+    "seed": ("20261126", "run seed: an int, 'random', or 'last' (remembered in pytest's cache)"),
+    "report": ("", "also write results.jsonl, summary.json and report.md into this directory"),
+}
+_CACHE_KEY = "gradxval/seed"
+_STASH = pytest.StashKey["_Session"]()
 
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("gradxval", "gradxval cross-validation")
-    group.addoption("--gradxval-backends", default=None, help="backends, comma list or 'all'")
+    for name, (default, help_) in _OPTIONS.items():
+        group.addoption(f"--gradxval-{name}", dest=f"gradxval_{name}", default=None,
+                        help=f"{help_} (ini: gradxval_{name}; default {default or 'none'})")
+        parser.addini(f"gradxval_{name}", help_, default=default)
+    group.addoption("--gradxval-strict", dest="gradxval_strict", action="store_true",
+                    default=None, help="known disagreements fail instead of xfail")
+    parser.addini("gradxval_strict", "known disagreements fail", type="bool", default=False)
+
+
+def _opt(config, name: str):
+    value = config.getoption(f"gradxval_{name}")
+    return config.getini(f"gradxval_{name}") if value is None else value
+
+
+def _resolve_seed(config) -> int:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "gradxval_seed" in workerinput:
+        return int(workerinput["gradxval_seed"])  # xdist: the controller decided
+    raw = str(_opt(config, "seed")).strip()
+    cache = getattr(config, "cache", None)
+    if raw == "random":
+        seed = secrets.randbelow(2**31)
+    elif raw == "last":
+        seed = cache.get(_CACHE_KEY, None) if cache else None
+        if seed is None:
+            raise pytest.UsageError("--gradxval-seed=last, but no earlier seed is in pytest's cache")
+    else:
+        try:
+            seed = int(raw)
+        except ValueError:
+            raise pytest.UsageError(
+                f"--gradxval-seed={raw!r}, expected an int, 'random' or 'last'") from None
+    if cache is not None and workerinput is None:
+        cache.set(_CACHE_KEY, seed)
+    return seed
+
+
+class _XdistHooks:
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput["gradxval_seed"] = node.config.stash[_STASH].seed
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "gradxval: a gradxval cross-validation item")
+    s = config.stash[_STASH] = _Session(config)
+    if s.report is not None and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_ReportCollector(s), "gradxval-report")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "gradxval-xdist")
+
+
+def pytest_report_header(config) -> list[str]:
+    s = config.stash[_STASH]
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = []
+    for pkg in ("numpy", "autograd", "jax", "jaxlib", "torch", "ml_dtypes"):
+        try:
+            versions.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            versions.append(f"{pkg} not installed")
+    return [
+        f"gradxval: seed {s.seed} (replay with --gradxval-seed={s.seed}), "
+        f"backends {_opt(config, 'backends')}, cases {_opt(config, 'cases')}",
+        "gradxval frameworks: " + ", ".join(versions),
+        "gradxval precision flags: jax x64 scoped to float64/complex128 calls; torch float32 "
+        "matmul precision 'highest'; each framework's default CPU device",
+    ]
+
+
+class _Session:
+    """Per-process state: the resolved options, a cache of evaluated cases, collected records."""
+
+    def __init__(self, config):
+        self.config = config
+        self.seed = _resolve_seed(config)
+        self.strict = bool(_opt(config, "strict"))
+        report = _opt(config, "report")
+        self.report = Path(report) if report else None
+        self._verdicts: dict[str, list] = {}
+        self.records: list[dict] = []
+        self.order: dict[str, int] = {}
+        self._backends = None
+
+    def selection(self):
+        """(cases, backend names, explicit) from the options; usage errors stop the session."""
+        from .backends import parse_backends
+        from .cases import parse_regimes, sample_cases
+        from .dtypes import parse_dtypes
+        from .errors import UsageError
+
+        try:
+            names, explicit = parse_backends(_opt(self.config, "backends"))
+            count = int(_opt(self.config, "cases"))
+            cases = sample_cases(count, self.seed, parse_dtypes(_opt(self.config, "dtypes")),
+                                 parse_regimes(_opt(self.config, "regimes")))
+        except (UsageError, ValueError) as exc:
+            raise pytest.UsageError(f"gradxval: {exc}") from None
+        self.order = {c.id: i for i, c in enumerate(cases)}
+        return cases, names, explicit
+
+    def backends(self, names, explicit):
+        """name -> methods for the backends that load (all named ones must)."""
+        if self._backends is None:
+            from .backends import describe
+
+            self._backends = {}
+            for n in names:
+                info = describe(n)
+                if info.available:
+                    self._backends[n] = info.methods
+                elif explicit:
+                    raise pytest.UsageError(f"gradxval: {info.reason}")
+        return self._backends
+
+    def verdicts(self, case_id: str, names) -> list:
+        """Every verdict of one case, computed once per process (all backends, for attribution)."""
+        if case_id not in self._verdicts:
+            from .cases import Case
+            from .runner import run_cases
+
+            out: list = []
+            run_cases([Case.from_id(case_id)], names, out.append, isolate=False)
+            self._verdicts[case_id] = out
+        return self._verdicts[case_id]
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "gradxval_check" not in metafunc.fixturenames:
+        return
+    s = metafunc.config.stash[_STASH]
+    cases, names, explicit = s.selection()
+    backends = s.backends(names, explicit)
+    params, ids = [], []
+    for case in cases:
+        shape = case.id.split("-")[2]
+        for name, methods in backends.items():
+            for method in methods:
+                params.append((case.id, name, method, tuple(backends)))
+                label = name.replace(":", ".")
+                ids.append(f"{label}-{method}-{case.dtype}-{case.regime}-{shape}-s{case.seed}")
+    metafunc.parametrize("gradxval_check", params, ids=ids, indirect=True)
+
+
+class GradxvalCheck:
+    """One item: a case x backend x method, judged on loss, grad_x and grad_A."""
+
+    def __init__(self, session: _Session, item, case_id, backend, method, names):
+        self.session, self.item = session, item
+        self.case_id, self.backend, self.method, self.names = case_id, backend, method, names
+
+    def verdicts(self) -> list:
+        return [v for v in self.session.verdicts(self.case_id, self.names)
+                if v.backend == self.backend and v.method == self.method]
+
+    def verify(self) -> None:
+        """Fail on a disagreement or error, xfail on a known one, skip when unsupported."""
+        __tracebackhide__ = True
+        mine = self.verdicts()
+        props = self.item.user_properties
+        for v in mine:
+            if v.error_u is not None:
+                props.append((f"gradxval_{v.quantity}_error_u", f"{v.error_u:.6g}"))
+                props.append((f"gradxval_{v.quantity}_tolerance_u", f"{v.tolerance_u:.6g}"))
+        if self.session.report is not None:
+            props.append(("gradxval_verdicts", json.dumps([v.to_json() for v in mine])))
+        failing = [v for v in mine if v.verdict in ("disagree", "error")]
+        known = [v for v in mine if v.verdict == "known"]
+        if self.session.strict:
+            failing += known
+        if failing:
+            pytest.fail("\n".join(_failure_text(v) for v in failing), pytrace=False)
+        if known:
+            pytest.xfail("; ".join(_known_text(v) for v in known))
+        if mine and all(v.verdict == "unsupported" for v in mine):
+            pytest.skip(mine[0].message)
+
+
+def _failure_text(v) -> str:
+    lines = [f"gradxval: {v.backend}/{v.method} {v.quantity} on {v.case_id}: {v.verdict}"]
+    if v.verdict == "error":
+        lines.append(f"  {v.message}")
+    else:
+        where = tuple(v.worst_index) if v.worst_index is not None else "()"
+        lines += [
+            f"  at index {where}: actual {v.actual}, reference {v.reference}",
+            f"  error {_u(v.error_u)} u, tolerance {_u(v.tolerance_u)} u",
+        ]
+        if v.classification:
+            lines.append(f"  known entry (failing under --gradxval-strict): {v.classification}")
+        if v.attribution:
+            lines.append(f"  attribution: {v.attribution}")
+    lines.append(f"  reproduce: {v.reproduce}")
+    return "\n".join(lines)
+
+
+def _u(x) -> str:
+    return "inf" if x is None or x == float("inf") else f"{x:.4g}"
+
+
+def _known_text(v) -> str:
+    from .known import load_registry
+
+    reg = load_registry()
+    parts = []
+    for entry_id in v.classification.split("+"):
+        e = reg.get(entry_id)
+        parts.append(f"known {e.id}: {e.title} ({', '.join(e.upstream)})")
+    return f"{v.quantity}: " + "; ".join(parts)
+
+
+@pytest.fixture
+def gradxval_check(request) -> GradxvalCheck:
+    """The check for one case x backend x method; call ``.verify()`` in the test."""
+    if not hasattr(request, "param"):
+        pytest.skip("gradxval_check is parametrized by the gradxval plugin only")
+    case_id, backend, method, names = request.param
+    request.node.add_marker("gradxval")
+    return GradxvalCheck(request.config.stash[_STASH], request.node, case_id, backend, method,
+                         names)
+
+
+class _ReportCollector:
+    """Gathers verdict records from every item's report: from xdist workers too, since
+    user_properties travel with the reports to the controller."""
+
+    def __init__(self, session: _Session):
+        self.session = session
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.when != "call":
+            return
+        for key, value in report.user_properties:
+            if key == "gradxval_verdicts":
+                self.session.records.extend(json.loads(value))
+
+    def pytest_sessionfinish(self, session) -> None:
+        write_plugin_report(self.session, list(self.session.records))
+
+
+def write_plugin_report(s: _Session, records: list[dict]) -> None:
+    """Write the same report as ``gradxval run --out``; records sorted into run order, so
+    serial and parallel (xdist) runs write the same files."""
+    from .backends import describe
+    from .known import load_registry
+    from .report import build_summary, environment, write_markdown
+
+    if not s.order:
+        s.selection()
+    backends = list(dict.fromkeys(r["backend"] for r in records))
+    quantities = {"loss": 0, "grad_x": 1, "grad_A": 2}
+    records.sort(key=lambda r: (s.order.get(r["case_id"], 1 << 30), r["case_id"],
+                                quantities[r["quantity"]], backends.index(r["backend"]),
+                                r["method"]))
+    for r in records:
+        r.get("extra", {}).pop("seconds", None)  # timings differ between runs
+    s.report.mkdir(parents=True, exist_ok=True)
+    with open(s.report / "results.jsonl", "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, sort_keys=True) + "\n")
+    run = {"cases": len({r["case_id"] for r in records}), "seed": s.seed, "seconds": None,
+           "source": "pytest plugin", "strict": s.strict}
+    infos = [describe(b) for b in sorted(backends)]
+    summary = build_summary(records, environment(infos), run)
+    (s.report / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_markdown(s.report / "report.md", records, summary, load_registry())

@@ -82,13 +82,16 @@ def _worker_main(conn, name: str, path: list[str]) -> None:
     if not info.available:
         return
     backend = load(name)
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            return
-        case_id, A, x = msg
-        case = Case.from_id(case_id)
-        conn.send(evaluate_backend(backend, case, Inputs(A=A, x=x)))
+    try:
+        while True:
+            msg = conn.recv()
+            if msg is None:
+                return
+            case_id, A, x = msg
+            case = Case.from_id(case_id)
+            conn.send(evaluate_backend(backend, case, Inputs(A=A, x=x)))
+    except (EOFError, BrokenPipeError):
+        return  # the parent is gone: nobody is left to report to
 
 
 class _Worker:

@@ -46,7 +46,7 @@ def main() -> int:
             w.write(v)
             counts[v.verdict] += 1
             if v.verdict == "agree" and v.error_u is not None:
-                key = (v.dtype, v.quantity)
+                key = (v.dtype, v.quantity, v.method)
                 ratio = v.error_u / v.tolerance_u
                 if ratio > worst[key][0]:
                     worst[key] = (ratio, f"{v.case_id} {v.backend}/{v.method} "
@@ -71,14 +71,14 @@ def main() -> int:
         "backends": [b.name for b in stats.backends],
         "counts": dict(counts),
         "unexplained": len(unexplained),
-        "tightness": {f"{d}/{q}": {"worst_over_tol": round(r, 3), "where": where}
-                      for (d, q), (r, where) in sorted(worst.items())},
+        "tightness": {f"{d}/{q}/{m}": {"worst_over_tol": round(r, 3), "where": where}
+                      for (d, q, m), (r, where) in sorted(worst.items())},
         "unexplained_examples": unexplained[:20],
     }
     (a.out / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"Soak: {stats.cases} cases ({a.regimes}), {result['seconds']} s, backends "
              f"{', '.join(result['backends'])}; verdicts {dict(counts)}; unexplained "
-             f"{len(unexplained)}.", "", "| dtype/quantity | worst honest error / tolerance | where |",
+             f"{len(unexplained)}.", "", "| dtype/quantity/method | worst agreeing error / tolerance | where |",
              "|---|---|---|"]
     lines += [f"| {k} | {v['worst_over_tol']} | {v['where']} |"
               for k, v in result["tightness"].items()]

@@ -8,3 +8,5 @@ def registry():
     from gradxval.known import load_registry
 
     return load_registry()
+
+pytest_plugins = ["pytester"]

@@ -70,13 +70,15 @@ class BackendInfo:
     methods: tuple[str, ...]
     reason: str
     flags: dict
+    compiles: bool = False  # compiles per shape and dtype: the runner may shard it over cores
 
 
 def describe(name: str) -> BackendInfo:
     """Load a backend and say what it is, or why it is not available."""
     try:
         b = load(name)
-        return BackendInfo(name, True, b.version(), b.dtypes(), b.methods, "", b.flags())
+        return BackendInfo(name, True, b.version(), b.dtypes(), b.methods, "", b.flags(),
+                           bool(getattr(b, "compiles", False)))
     except BackendUnavailable as exc:
         return BackendInfo(name, False, "", (), (), str(exc), {})
 

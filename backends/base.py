@@ -28,6 +28,9 @@ class Backend:
     methods: ClassVar[tuple[str, ...]] = ("autodiff", "closed_form")
     supported: ClassVar[tuple[str, ...]] = DTYPES
     unsupported_reasons: ClassVar[dict[str, str]] = {}
+    # True for backends that compile per (shape, dtype): the isolated runner then spreads their
+    # cases over several worker processes, each (shape, dtype) always to the same one
+    compiles: ClassVar[bool] = False
 
     def version(self) -> str:
         raise NotImplementedError

@@ -32,6 +32,7 @@ def _closed(A, x):
 
 class JaxBackend(Backend):
     name = "jax"
+    compiles = True
 
     def __init__(self) -> None:
         # one jit object per method: jax caches the compiled program per shape, dtype and x64

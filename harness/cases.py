@@ -159,14 +159,14 @@ def sample_cases(
 ) -> list[Case]:
     """Draw ``count`` cases deterministically from the run seed.
 
-    Shapes come from a pool of about count/25 shapes so that jit-compiling backends compile each
+    Shapes come from a pool of about count/50 shapes so that jit-compiling backends compile each
     (shape, dtype) once per run; across seeds the pool changes.  Per-case seeds come from
     SeedSequence(run seed, index), so every case reproduces alone from its id.
     """
     if count < 0:
         raise UsageError(f"cases={count}, expected a count >= 0")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
-    pool = _shape_pool(rng, pool_size or max(4, count // 25))
+    pool = _shape_pool(rng, pool_size or max(4, count // 50))
     cases = []
     for i in range(count):
         regime = regimes[i % len(regimes)]

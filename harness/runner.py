@@ -9,9 +9,14 @@ precision) cannot leak between backends.  Workers run concurrently with the refe
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import queue
 import sys
+import threading
 import time
 import traceback
+import zlib
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +32,7 @@ from .reference import compute_reference
 __all__ = ["evaluate_backend", "run_cases", "RunStats", "reproduce_command"]
 
 DEFAULT_TIMEOUT = 120.0
+_IN_FLIGHT = 4  # cases submitted ahead of the one being judged
 
 
 def reproduce_command(case_id: str, backend: str | None = None) -> str:
@@ -82,9 +88,24 @@ def _worker_main(conn, name: str, path: list[str]) -> None:
     if not info.available:
         return
     backend = load(name)
+    # A reader thread drains the pipe, so the parent can send the next cases while this process
+    # is still sending a large result back: one thread blocked on each side cannot deadlock.
+    inbox: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        try:
+            while True:
+                msg = conn.recv()
+                inbox.put(msg)
+                if msg is None:
+                    return
+        except (EOFError, OSError):
+            inbox.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
     try:
         while True:
-            msg = conn.recv()
+            msg = inbox.get()
             if msg is None:
                 return
             case_id, A, x = msg
@@ -102,12 +123,14 @@ class _Worker:
         self.proc = None
         self.conn = None
         self.info = None
+        self.generation = 0  # bumped at each (re)start: replies of an older process are lost
 
     def start(self) -> None:
         self.launch()
         self.ready()
 
     def launch(self) -> None:
+        self.generation += 1
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, self.name, list(sys.path)),
@@ -126,10 +149,14 @@ class _Worker:
             self.stop()
             raise BackendUnavailable(self.info.reason)
 
-    def submit(self, case: Case, inputs: Inputs) -> None:
+    def submit(self, case: Case, inputs: Inputs) -> int:
+        """Send a case; return the generation of the process that got it."""
         if self.proc is None or not self.proc.is_alive():
             self.start()
+        elif self.info is None:
+            self.ready()
         self.conn.send((case.id, inputs.A, inputs.x))
+        return self.generation
 
     def collect(self, methods) -> dict[str, dict]:
         try:
@@ -163,6 +190,49 @@ class RunStats:
     skipped: dict = field(default_factory=dict)  # name -> why it could not run
 
 
+def _shard(case: Case, count: int) -> int:
+    """Stable worker index for a case: the same (shape, dtype) always goes to the same worker,
+    so a compiling backend compiles each program once."""
+    key = f"{case.m},{case.n},{case.k},{case.dtype}".encode()
+    return zlib.crc32(key) % count
+
+
+class _Pool:
+    """A backend's worker processes: one, or one per core for backends that compile."""
+
+    def __init__(self, name: str, timeout: float):
+        self.name = name
+        self.workers = [_Worker(name, timeout)]
+        self.info = None
+
+    def launch(self) -> None:
+        self.workers[0].launch()
+
+    def ready(self, shards: int) -> None:
+        self.workers[0].ready()
+        self.info = self.workers[0].info
+        if self.info.compiles and shards > 1:
+            extra = [_Worker(self.name, self.workers[0].timeout) for _ in range(shards - 1)]
+            for w in extra:
+                w.launch()  # started lazily: submit() waits for it on first use
+            self.workers += extra
+
+    def submit(self, case: Case, inputs: Inputs) -> tuple[_Worker, int]:
+        w = self.workers[_shard(case, len(self.workers))]
+        return w, w.submit(case, inputs)
+
+    def collect(self, token, case: Case, inputs: Inputs, methods) -> dict[str, dict]:
+        w, generation = token
+        if w.generation != generation or w.proc is None:
+            # the process that had this case was killed for an earlier one: send it again
+            w.submit(case, inputs)
+        return w.collect(methods)
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+
 def run_cases(
     cases: Iterable[Case],
     backend_names: Iterable[str],
@@ -173,30 +243,33 @@ def run_cases(
     known: Registry | None = None,
     on_case: Callable[[Case], None] | None = None,
     skip_unavailable: bool = False,
+    shards: int | None = None,
 ) -> RunStats:
     """Run every case through every backend; call ``on_verdict`` for each verdict as it is made.
 
     A backend that cannot load raises BackendUnavailable, or with ``skip_unavailable`` is left
-    out and listed in ``RunStats.skipped``.
+    out and listed in ``RunStats.skipped``.  With ``isolate``, a backend that compiles per shape
+    runs in ``shards`` worker processes (default: the number of CPUs, at most 4).
     """
     from .backends import describe, load
 
     known = known or load_registry()
+    shards = shards or min(4, os.cpu_count() or 1)
     stats = RunStats()
     t0 = time.perf_counter()
-    methods, workers, inline = {}, {}, {}
+    methods, pools, inline = {}, {}, {}
     launched = {}
     if isolate:  # start every worker first: their framework imports overlap
         for name in backend_names:
-            launched[name] = _Worker(name, timeout)
+            launched[name] = _Pool(name, timeout)
             launched[name].launch()
     try:
         for name in backend_names:
             try:
                 if isolate:
-                    w = launched[name]
-                    w.ready()
-                    workers[name], info = w, w.info
+                    pool = launched[name]
+                    pool.ready(shards)
+                    pools[name], info = pool, pool.info
                 else:
                     inline[name], info = load(name), describe(name)
             except BackendUnavailable as exc:
@@ -207,22 +280,38 @@ def run_cases(
             methods[name] = info.methods
             stats.backends.append(info)
         names = list(methods)
-        for case in cases:
-            _run_one(case, names, methods, workers, inline, known, on_verdict)
+        # keep a few cases in flight so that sharded workers and the reference run in parallel
+        window: deque = deque()
+        ahead = _IN_FLIGHT if pools else 0
+
+        def finish_oldest() -> None:
+            flight = window.popleft()
+            _finish(flight, names, methods, pools, inline, known, on_verdict)
             stats.cases += 1
             if on_case:
-                on_case(case)
+                on_case(flight[0])
+
+        for case in cases:
+            window.append(_dispatch(case, pools))
+            if len(window) > ahead:
+                finish_oldest()
+        while window:
+            finish_oldest()
     finally:
-        for w in launched.values():
-            w.stop()
+        for pool in launched.values():
+            pool.stop()
     stats.seconds = time.perf_counter() - t0
     return stats
 
 
-def _run_one(case, names, methods, workers, inline, known, on_verdict) -> None:
+def _dispatch(case: Case, pools: dict) -> tuple:
     inputs = case.inputs()
-    for name in workers:
-        workers[name].submit(case, inputs)
+    tokens = {name: pool.submit(case, inputs) for name, pool in pools.items()}
+    return case, inputs, tokens
+
+
+def _finish(flight, names, methods, pools, inline, known, on_verdict) -> None:
+    case, inputs, tokens = flight
     ref_error = None
     try:
         ref = compute_reference(case, inputs)
@@ -230,8 +319,8 @@ def _run_one(case, names, methods, workers, inline, known, on_verdict) -> None:
         ref, ref_error = None, f"reference failed: {type(exc).__name__}: {exc}"
     outcomes = {}
     for name in names:
-        if name in workers:
-            outcomes[name] = workers[name].collect(methods[name])
+        if name in pools:
+            outcomes[name] = pools[name].collect(tokens[name], case, inputs, methods[name])
         else:
             outcomes[name] = evaluate_backend(inline[name], case, inputs)
     for q in QUANTITIES:

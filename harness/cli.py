@@ -103,7 +103,8 @@ def _run(args) -> int:
     if args.out:
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
         write_markdown(args.out / "report.md", records, summary, registry)
-    _print_table(Console(), records, summary)
+    # rich wraps at 80 columns when not on a terminal; the matrix needs more
+    _print_table(Console(width=None if sys.stdout.isatty() else 150), records, summary)
     failing = summary["counts"]["disagree"] + summary["counts"]["error"]
     if args.strict:
         failing += summary["counts"]["known"]

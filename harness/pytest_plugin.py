@@ -23,6 +23,8 @@ _OPTIONS = {
     "cases": ("36", "number of random cases"),
     "seed": ("20261126", "run seed: an int, 'random', or 'last' (remembered in pytest's cache)"),
     "report": ("", "also write results.jsonl, summary.json and report.md into this directory"),
+    "profile": ("quick", "Hypothesis profile of the property test: quick or thorough"),
+    "max-size": ("64", "largest m and n the property test draws"),
 }
 _CACHE_KEY = "gradxval/seed"
 _STASH = pytest.StashKey["_Session"]()
@@ -31,9 +33,10 @@ _STASH = pytest.StashKey["_Session"]()
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("gradxval", "gradxval cross-validation")
     for name, (default, help_) in _OPTIONS.items():
-        group.addoption(f"--gradxval-{name}", dest=f"gradxval_{name}", default=None,
-                        help=f"{help_} (ini: gradxval_{name}; default {default or 'none'})")
-        parser.addini(f"gradxval_{name}", help_, default=default)
+        key = name.replace("-", "_")
+        group.addoption(f"--gradxval-{name}", dest=f"gradxval_{key}", default=None,
+                        help=f"{help_} (ini: gradxval_{key}; default {default or 'none'})")
+        parser.addini(f"gradxval_{name.replace('-', '_')}", help_, default=default)
     group.addoption("--gradxval-strict", dest="gradxval_strict", action="store_true",
                     default=None, help="known disagreements fail instead of xfail")
     parser.addini("gradxval_strict", "known disagreements fail", type="bool", default=False)
@@ -172,6 +175,45 @@ def pytest_generate_tests(metafunc) -> None:
                 label = name.replace(":", ".")
                 ids.append(f"{label}-{method}-{case.dtype}-{case.regime}-{shape}-s{case.seed}")
     metafunc.parametrize("gradxval_check", params, ids=ids, indirect=True)
+
+
+@pytest.fixture
+def gradxval_property(request):
+    """Run the Hypothesis property over the selected backends: no case disagrees or errors.
+
+    Returns a callable; the test calls it.  Settings come from --gradxval-profile.
+    """
+    pytest.importorskip("hypothesis")
+    from hypothesis import given
+
+    from .cases import parse_regimes
+    from .dtypes import parse_dtypes
+    from .strategies import cases, profile
+
+    s = request.config.stash[_STASH]
+    _, names, explicit = s.selection()
+    names = tuple(s.backends(names, explicit))
+    strategy = cases(parse_dtypes(_opt(request.config, "dtypes")),
+                     parse_regimes(_opt(request.config, "regimes")),
+                     max_size=int(_opt(request.config, "max_size")))
+    strict = s.strict
+
+    def run() -> None:
+        __tracebackhide__ = True
+        from .runner import run_cases
+
+        @profile(_opt(request.config, "profile"))
+        @given(strategy)
+        def prop(case):
+            out: list = []
+            run_cases([case], names, out.append, isolate=False)
+            bad = [v for v in out
+                   if v.verdict in ("disagree", "error") or (strict and v.verdict == "known")]
+            assert not bad, "\n".join(_failure_text(v) for v in bad)
+
+        prop()
+
+    return run
 
 
 class GradxvalCheck:

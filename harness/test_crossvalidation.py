@@ -7,3 +7,8 @@ Options: --gradxval-backends, --gradxval-dtypes, --gradxval-regimes, --gradxval-
 
 def test_gradxval(gradxval_check):
     gradxval_check.verify()
+
+
+def test_gradxval_property(gradxval_property):
+    """Hypothesis over shape, dtype, regime and seed; a failure shrinks to the minimal case."""
+    gradxval_property()

@@ -3,3 +3,7 @@
 
 def test_gradxval(gradxval_check):
     gradxval_check.verify()
+
+
+def test_gradxval_property(gradxval_property):
+    gradxval_property()

@@ -101,3 +101,15 @@ def test_report_option_writes_the_run_report(pytester):
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["schema"] == "gradxval.summary/1" and summary["counts"]["agree"] + summary["counts"]["overflow"] == 9
     assert len((out_dir / "results.jsonl").read_text().splitlines()) == 9
+
+
+def test_property_shrinks_a_planted_fault_to_the_minimal_case(pytester):
+    pytester.makepyfile(badbackend=BAD_BACKEND)
+    pytester.syspathinsert()
+    out = pytester.runpytest_subprocess("--pyargs", "gradxval", "-k", "property",
+                                        "--gradxval-backends", "numpy,badbackend:Doubled")
+    out.assert_outcomes(failed=1)
+    out.stdout.fnmatch_lines([
+        "*Failing test case*",
+        "*case=Case(regime='normal', dtype='float16', m=1, n=1, k=None, seed=0)*",
+    ])

@@ -10,13 +10,13 @@ from gradxval.runner import run_cases
 
 FAULTS = [
     # (backend spec, case id, quantity that must disagree)
-    ("faulty_backends:FactorTwo", "normal-float32-m7n5-s1", "grad_x"),
-    ("faulty_backends:SigmaForSigmaPrime", "normal-float64-m7n5k2-s2", "grad_x"),
-    ("faulty_backends:MissingTranspose", "normal-float32-m6n6-s3", "grad_x"),
-    ("faulty_backends:Float32Inside", "normal-float64-m20n30-s4", "grad_x"),
-    ("faulty_backends:Float32Inside", "normal-complex128-m20n30-s4", "grad_A"),
-    ("faulty_backends:ConjDropped", "normal-complex64-m5n4-s5", "grad_A"),
-    ("faulty_backends:NormSquaredJax", "special-float32-m4n3-s2", "grad_A"),  # zero_A
+    ("mutants:FactorTwo", "normal-float32-m7n5-s1", "grad_x"),
+    ("mutants:SigmaForSigmaPrime", "normal-float64-m7n5k2-s2", "grad_x"),
+    ("mutants:MissingTranspose", "normal-float32-m6n6-s3", "grad_x"),
+    ("mutants:Float32Inside", "normal-float64-m20n30-s4", "grad_x"),
+    ("mutants:Float32Inside", "normal-complex128-m20n30-s4", "grad_A"),
+    ("mutants:ConjDropped", "normal-complex64-m5n4-s5", "grad_A"),
+    ("mutants:NormSquaredJax", "special-float32-m4n3-s2", "grad_A"),  # zero_A
 ]
 
 
@@ -45,7 +45,7 @@ def test_planted_fault_is_detected_and_attributed(spec, case_id, quantity):
 
 def test_norm_squared_gives_nan_at_zero():
     pytest.importorskip("jax")
-    verdicts = _verdicts(["faulty_backends:NormSquaredJax"], ["special-float32-m4n3-s2"],
+    verdicts = _verdicts(["mutants:NormSquaredJax"], ["special-float32-m4n3-s2"],
                          isolate=False)
     gA = next(v for v in verdicts if v.quantity == "grad_A")
     assert gA.actual == "nan" and gA.reference == "0.0"

@@ -17,23 +17,23 @@ def _run(specs, **kw):
 
 
 def test_raising_backend_is_an_error_and_the_run_goes_on():
-    out, stats = _run(["faulty_backends:Raises", "numpy"], isolate=False)
+    out, stats = _run(["mutants:Raises", "numpy"], isolate=False)
     assert stats.cases == 2
-    errs = [v for v in out if v.backend == "faulty_backends:Raises"]
+    errs = [v for v in out if v.backend == "mutants:Raises"]
     assert len(errs) == 6 and all(v.verdict == "error" for v in errs)
     assert "RuntimeError: planted failure" in errs[0].message
     assert all(v.verdict == "agree" for v in out if v.backend == "numpy")
 
 
 def test_hanging_backend_times_out_and_is_restarted():
-    out, stats = _run(["faulty_backends:Hangs", "numpy"], isolate=True, timeout=4)
-    hung = [v for v in out if v.backend == "faulty_backends:Hangs"]
+    out, stats = _run(["mutants:Hangs", "numpy"], isolate=True, timeout=4)
+    hung = [v for v in out if v.backend == "mutants:Hangs"]
     assert len(hung) == 6 and all("timed out after 4s" in v.message for v in hung)
     assert all(v.verdict == "agree" for v in out if v.backend == "numpy")
 
 
 def test_input_mutation_and_non_numpy_results_are_errors():
-    out, _ = _run(["faulty_backends:Mutates", "faulty_backends:ReturnsList"], isolate=False)
+    out, _ = _run(["mutants:Mutates", "mutants:ReturnsList"], isolate=False)
     mut = [v for v in out if v.backend.endswith("Mutates")]
     assert all(v.verdict == "error" and "modified its input" in v.message for v in mut)
     lst = [v for v in out if v.backend.endswith("ReturnsList")]
@@ -41,8 +41,8 @@ def test_input_mutation_and_non_numpy_results_are_errors():
 
 
 def test_isolated_and_in_process_runs_give_the_same_verdicts():
-    a, _ = _run(["numpy", "faulty_backends:FactorTwo"], isolate=False)
-    b, _ = _run(["numpy", "faulty_backends:FactorTwo"], isolate=True)
+    a, _ = _run(["numpy", "mutants:FactorTwo"], isolate=False)
+    b, _ = _run(["numpy", "mutants:FactorTwo"], isolate=True)
     strip = [(v.case_id, v.backend, v.quantity, v.verdict, v.error_u) for v in a]
     assert strip == [(v.case_id, v.backend, v.quantity, v.verdict, v.error_u) for v in b]
 

@@ -1,0 +1,431 @@
+"""Mutants: real backends with one planted fault each, of kinds seen in the wild.
+
+MUTANTS lists the mutation suite (tests/test_mutants.py, scripts/mutation_table.py); the
+others (Raises, Hangs, Mutates, ReturnsList) exercise the runner's fault isolation.
+"""
+
+from __future__ import annotations
+
+import time
+
+import array_api_compat.numpy as xp
+import numpy as np
+
+from gradxval.backends.base import Backend
+from gradxval.problems import closed_form, stable_sigmoid_pair
+
+
+class _NumpyFault(Backend):
+    """numpy's closed form with a fault applied to its output."""
+
+    methods = ("closed_form",)
+
+    def version(self) -> str:
+        return np.__version__
+
+    def _evaluate(self, method, A, x, dtype):
+        with np.errstate(all="ignore"):
+            loss, gx, gA = closed_form(A, x, xp)
+            return self.fault(A, x, {"loss": np.asarray(loss), "grad_x": np.asarray(gx),
+                                     "grad_A": np.asarray(gA)})
+
+    def fault(self, A, x, r):
+        return r
+
+
+class FactorTwo(_NumpyFault):
+    """grad_x twice too large: a wrong constant."""
+
+    name = "factor2"
+
+    def fault(self, A, x, r):
+        r["grad_x"] = r["grad_x"] * 2
+        return r
+
+
+class SigmaForSigmaPrime(_NumpyFault):
+    """grad_x = 2 sigma(x) * A^T A sigma(x): sigma where sigma' belongs."""
+
+    name = "sigma_not_prime"
+
+    def fault(self, A, x, r):
+        s, _ = stable_sigmoid_pair(x, np)
+        r["grad_x"] = (2 * s * (A.T @ (A @ s))).astype(r["grad_x"].dtype)
+        return r
+
+
+class MissingTranspose(_NumpyFault):
+    """grad_x = 2 sigma' * A (A sigma): A where A^T belongs (square A only)."""
+
+    name = "missing_transpose"
+
+    def fault(self, A, x, r):
+        s, sn = stable_sigmoid_pair(x, np)
+        r["grad_x"] = (2 * s * sn * (A @ (A @ s))).astype(r["grad_x"].dtype)
+        return r
+
+
+class Float32Inside(_NumpyFault):
+    """float64 silently computed in float32, then cast back to float64."""
+
+    name = "f32_inside"
+
+    def _evaluate(self, method, A, x, dtype):
+        low = {"float64": np.float32, "complex128": np.complex64}.get(dtype)
+        if low is None:
+            return super()._evaluate(method, A, x, dtype)
+        r = super()._evaluate(method, A.astype(low), x.astype(np.float32), dtype)
+        return {q: v.astype(np.complex128 if np.iscomplexobj(v) else np.float64)
+                for q, v in r.items()}
+
+
+class ConjDropped(_NumpyFault):
+    """Complex grad_A returned in jax's convention without the conjugation to torch's."""
+
+    name = "conj_dropped"
+
+    def fault(self, A, x, r):
+        r["grad_A"] = np.conj(r["grad_A"])
+        return r
+
+
+class NormSquaredJax(Backend):
+    """jax autodiff of ||A sigma(x)||**2 written with jnp.linalg.norm: NaN gradient at A = 0.
+
+    (torch's norm backward returns the zero subgradient there; jax's divides by the norm.)
+    """
+
+    name = "norm_squared"
+    methods = ("autodiff",)
+    supported = ("float32",)
+
+    def version(self) -> str:
+        import jax
+
+        return jax.__version__
+
+    def _evaluate(self, method, A, x, dtype):
+        import jax
+        import jax.numpy as jnp
+
+        def loss(A, x):
+            return jnp.linalg.norm(A @ jax.nn.sigmoid(x)) ** 2
+
+        value, (gA, gx) = jax.value_and_grad(loss, argnums=(0, 1))(jnp.asarray(A), jnp.asarray(x))
+        return {"loss": np.asarray(value), "grad_x": np.asarray(gx), "grad_A": np.asarray(gA)}
+
+
+class Raises(_NumpyFault):
+    name = "raises"
+
+    def _evaluate(self, method, A, x, dtype):
+        raise RuntimeError("planted failure")
+
+
+class Hangs(_NumpyFault):
+    name = "hangs"
+
+    def _evaluate(self, method, A, x, dtype):
+        time.sleep(3600)
+
+
+class Mutates(_NumpyFault):
+    """Writes into its input x in place."""
+
+    name = "mutates"
+
+    def fault(self, A, x, r):
+        x[...] = 0
+        return r
+
+
+class ReturnsList(_NumpyFault):
+    name = "returns_list"
+
+    def fault(self, A, x, r):
+        r["grad_x"] = r["grad_x"].tolist()
+        return r
+
+
+def _stable_sigmoid(x):
+    s, sn = stable_sigmoid_pair(x, np)
+    return s, sn
+
+
+class SigmaMinusSigmaSquared(_NumpyFault):
+    """sigma' written as sigma - sigma**2 in the case's precision: cancels for large x."""
+
+    name = "sigma_minus_sigma2"
+
+    def fault(self, A, x, r):
+        s, _ = _stable_sigmoid(x)  # in the case's dtype, as x is
+        r["grad_x"] = _grad_x_with(A, s, s - s * s, r["grad_x"].dtype)
+        return r
+
+
+def _grad_x_with(A, s, sp, dtype):
+    """2 sp * Re(A^H A s) in the case dtype, for mutants that change one factor."""
+    sc = s.astype(A.dtype)
+    z = (A @ sc).astype(A.dtype)
+    back = np.real(np.conj(A).T @ z).astype(dtype)
+    return (2 * sp * back).astype(dtype)
+
+
+class ExtraTransposeGradA(_NumpyFault):
+    """grad_A returned as (z s^T)^T: the wrong shape unless A is square."""
+
+    name = "extra_transpose"
+
+    def fault(self, A, x, r):
+        r["grad_A"] = np.ascontiguousarray(r["grad_A"].T)
+        return r
+
+
+class Float16Accumulation(_NumpyFault):
+    """z = A s accumulated term by term in float16 (no wider accumulator)."""
+
+    name = "f16_accumulation"
+    supported = ("float16",)
+
+    def fault(self, A, x, r):
+        if not A.size:
+            return r
+        s, sn = _stable_sigmoid(x)
+        S = s.reshape(s.shape[0], -1)
+        z = np.zeros((A.shape[0], S.shape[1]), np.float16)
+        for j in range(A.shape[1]):
+            z = (z + (A[:, j : j + 1] * S[j]).astype(np.float16)).astype(np.float16)
+        z = z.reshape((A.shape[0],) + s.shape[1:])
+        r["loss"] = np.asarray(np.sum(z.astype(np.float32) ** 2), np.float16)
+        return r
+
+
+class NaiveSigmoidTorch(Backend):
+    """torch autodiff of 1/(1 + exp(-x)): exp overflows for x << 0 and the gradient is NaN."""
+
+    name = "naive_sigmoid"
+    methods = ("autodiff",)
+    supported = ("float16", "float32", "float64")
+
+    def version(self) -> str:
+        import torch
+
+        return torch.__version__
+
+    def _evaluate(self, method, A, x, dtype):
+        import torch
+
+        tA = torch.tensor(A, requires_grad=True)
+        tx = torch.tensor(x, requires_grad=True)
+        z = tA @ (1 / (1 + torch.exp(-tx)))
+        loss = (z * z).sum()
+        gA, gx = torch.autograd.grad(loss, (tA, tx))
+        return {"loss": loss.detach().numpy(), "grad_x": gx.numpy(), "grad_A": gA.numpy()}
+
+
+class BatchAxisSummed(_NumpyFault):
+    """For x of shape (n, k), grad_x summed over the batch axis and broadcast back."""
+
+    name = "batch_summed"
+
+    def fault(self, A, x, r):
+        if x.ndim == 2:
+            g = r["grad_x"]
+            r["grad_x"] = np.broadcast_to(g.sum(axis=1, keepdims=True), g.shape).astype(g.dtype)
+        return r
+
+
+class BatchDropped(_NumpyFault):
+    """For x of shape (n, k), grad_A uses the first batch column only."""
+
+    name = "batch_dropped"
+
+    def fault(self, A, x, r):
+        if x.ndim == 2:
+            s, _ = _stable_sigmoid(x[:, 0])
+            sc = s.astype(A.dtype)
+            r["grad_A"] = (2 * np.outer(A @ sc, sc)).astype(r["grad_A"].dtype)
+        return r
+
+
+class StaleShapeCache(_NumpyFault):
+    """Caches results by (dtype, n) and returns them for a different m: a stale-cache bug."""
+
+    name = "stale_cache"
+
+    def __init__(self):
+        self._cache = {}
+
+    def _evaluate(self, method, A, x, dtype):
+        key = (dtype, x.shape)
+        if key not in self._cache:
+            self._cache[key] = (A.shape, super()._evaluate(method, A, x, dtype))
+        shape, r = self._cache[key]
+        if shape != A.shape and A.size and shape[0] and shape[0] <= A.shape[0]:
+            r = dict(r)
+            r["grad_A"] = np.zeros(A.shape, r["grad_A"].dtype)
+            r["grad_A"][: shape[0]] = self._cache[key][1]["grad_A"]
+            r["grad_A"] = r["grad_A"].copy()
+        elif shape != A.shape:
+            return super()._evaluate(method, A, x, dtype)
+        return {q: np.array(v, copy=True) for q, v in r.items()}
+
+
+class WrongAboveN64(_NumpyFault):
+    """grad_x off by a relative 1e-3 when n > 64 (a blocked-kernel bug)."""
+
+    name = "wrong_above_64"
+
+    def fault(self, A, x, r):
+        if A.shape[1] > 64:
+            r["grad_x"] = (r["grad_x"] * (1 + 1e-3)).astype(r["grad_x"].dtype)
+        return r
+
+
+class WrongWithInfinity(_NumpyFault):
+    """grad_x off by a relative 1e-2 whenever x holds an infinity (the extreme regime only)."""
+
+    name = "wrong_with_inf"
+
+    def fault(self, A, x, r):
+        if np.isinf(x).any():
+            r["grad_x"] = (r["grad_x"] * (1 + 1e-2)).astype(r["grad_x"].dtype)
+        return r
+
+
+class LossNotSquared(_NumpyFault):
+    """loss = sum |A s| instead of sum |A s|^2."""
+
+    name = "loss_not_squared"
+
+    def fault(self, A, x, r):
+        s, _ = _stable_sigmoid(x)
+        z = A @ s.astype(A.dtype)
+        r["loss"] = np.asarray(np.sum(np.abs(z)), r["loss"].dtype)
+        return r
+
+
+class GradAMissingFactor2(_NumpyFault):
+    """grad_A missing its factor 2."""
+
+    name = "grad_A_half"
+
+    def fault(self, A, x, r):
+        r["grad_A"] = (r["grad_A"] / 2).astype(r["grad_A"].dtype)
+        return r
+
+
+class SignFlip(_NumpyFault):
+    """grad_x with the wrong sign."""
+
+    name = "sign_flip"
+
+    def fault(self, A, x, r):
+        r["grad_x"] = -r["grad_x"]
+        return r
+
+
+class SigmaOfMinusX(_NumpyFault):
+    """sigma(-x) where sigma(x) belongs, in grad_A (a sign slip in the logistic)."""
+
+    name = "sigma_minus_x"
+
+    def fault(self, A, x, r):
+        s, sn = _stable_sigmoid(x)
+        S, Sn = (v.reshape(v.shape[0], -1).astype(A.dtype) for v in (s, sn))
+        g = 2 * (A @ Sn) @ Sn.T
+        r["grad_A"] = g.astype(r["grad_A"].dtype)
+        return r
+
+
+class ReturnsFloat32(_NumpyFault):
+    """float64 inputs answered with float32 arrays: the dtype that came back is wrong."""
+
+    name = "returns_f32"
+
+    def fault(self, A, x, r):
+        return {q: v.astype(np.complex64 if np.iscomplexobj(v) else np.float32)
+                if v.dtype in (np.float64, np.complex128) else v for q, v in r.items()}
+
+
+class JaxWithoutX64(Backend):
+    """jax closed form called without x64 mode: float64 inputs silently become float32."""
+
+    name = "jax_no_x64"
+    methods = ("closed_form",)
+    supported = ("float64", "complex128")
+
+    def version(self) -> str:
+        import jax
+
+        return jax.__version__
+
+    def _evaluate(self, method, A, x, dtype):
+        import jax.numpy as jnp
+
+        loss, gx, gA = closed_form(jnp.asarray(A), jnp.asarray(x), jnp)
+        want = {"loss": x.dtype, "grad_x": x.dtype, "grad_A": A.dtype}
+        return {q: np.asarray(v).astype(want[q]) for q, v in
+                {"loss": loss, "grad_x": gx, "grad_A": gA}.items()}
+
+
+class RelativeNoise(_NumpyFault):
+    """grad_x perturbed by a relative EPS (a class attribute; see scripts/mutation_table.py)."""
+
+    name = "relative_noise"
+    EPS = 1e-3
+
+    def fault(self, A, x, r):
+        r["grad_x"] = (r["grad_x"] * (1 + self.EPS)).astype(r["grad_x"].dtype)
+        return r
+
+
+# the mutation suite: (class name, what must be reported: "disagree" (or error) / a known id)
+MUTANTS = [
+    ("FactorTwo", "disagree"),
+    ("SigmaForSigmaPrime", "disagree"),
+    ("SigmaMinusSigmaSquared", "sigmoid-grad-cancellation"),
+    ("MissingTranspose", "disagree"),
+    ("ExtraTransposeGradA", "disagree"),
+    ("ConjDropped", "disagree"),
+    ("Float32Inside", "disagree"),
+    ("Float16Accumulation", "disagree"),
+    ("NormSquaredJax", "disagree"),
+    ("NaiveSigmoidTorch", "disagree"),
+    ("BatchAxisSummed", "disagree"),
+    ("BatchDropped", "disagree"),
+    ("StaleShapeCache", "disagree"),
+    ("Mutates", "disagree"),
+    ("WrongAboveN64", "disagree"),
+    ("WrongWithInfinity", "disagree"),
+    ("LossNotSquared", "disagree"),
+    ("GradAMissingFactor2", "disagree"),
+    ("SignFlip", "disagree"),
+    ("SigmaOfMinusX", "disagree"),
+    ("ReturnsFloat32", "disagree"),
+    ("JaxWithoutX64", "disagree"),
+    ("RelativeNoise", "disagree"),
+]
+
+
+def first_detection(class_name: str, expect: str, cases):
+    """Run the mutant over ``cases`` in order; return (cases run, verdict) at the first case
+    whose verdicts report it as expected, or (cases run, None)."""
+    from gradxval.backends import load
+    from gradxval.runner import run_cases
+
+    spec = f"mutants:{class_name}"
+    supported = load(spec).dtypes()
+    run = 0
+    for case in cases:
+        if case.dtype not in supported:
+            continue
+        run += 1
+        out: list = []
+        run_cases([case], [spec], out.append, isolate=False)
+        for v in out:
+            if expect == "disagree" and v.verdict in ("disagree", "error"):
+                return run, v
+            if v.verdict == "known" and expect in (v.classification or "").split("+"):
+                return run, v
+    return run, None

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.metadata import entry_points
 
 from gradxval.errors import BackendUnavailable, UsageError, expected
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "BackendInfo", "known_backends", "load", "describe",
-           "parse_backends"]
+__all__ = [
+    "BUILTIN",
+    "ENTRY_POINT_GROUP",
+    "BackendInfo",
+    "known_backends",
+    "load",
+    "describe",
+    "parse_backends",
+]
 
 ENTRY_POINT_GROUP = "gradxval.backends"
 
@@ -48,7 +55,7 @@ def _target(name: str) -> str:
         raise expected("backend", name, [*known_backends(), "all", "module:Class"]) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str):
     """Import and instantiate a backend, or raise BackendUnavailable saying why."""
     target = _target(name)
@@ -57,8 +64,9 @@ def load(name: str):
         cls = getattr(importlib.import_module(module), attr)
         return cls()
     except Exception as exc:  # a missing or broken framework, or a bad plug-in
-        raise BackendUnavailable(f"backend {name!r} ({target}) failed to load: "
-                                 f"{type(exc).__name__}: {exc}") from None
+        raise BackendUnavailable(
+            f"backend {name!r} ({target}) failed to load: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 @dataclass
@@ -77,8 +85,16 @@ def describe(name: str) -> BackendInfo:
     """Load a backend and say what it is, or why it is not available."""
     try:
         b = load(name)
-        return BackendInfo(name, True, b.version(), b.dtypes(), b.methods, "", b.flags(),
-                           bool(getattr(b, "compiles", False)))
+        return BackendInfo(
+            name,
+            True,
+            b.version(),
+            b.dtypes(),
+            b.methods,
+            "",
+            b.flags(),
+            bool(getattr(b, "compiles", False)),
+        )
     except BackendUnavailable as exc:
         return BackendInfo(name, False, "", (), (), str(exc), {})
 

@@ -9,7 +9,6 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.special import expit
-
 from gradxval.problems import closed_form, loss_from_sigmoid
 
 from .base import Backend

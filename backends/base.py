@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-
 from gradxval.dtypes import DTYPES, info
 from gradxval.errors import Unsupported
 
@@ -46,7 +45,9 @@ class Backend:
         """Return {'loss', 'grad_x', 'grad_A'} computed by ``method`` in ``dtype``."""
         info(dtype)
         if method not in self.methods:
-            raise Unsupported(f"{self.name} has no method {method!r}; it has {', '.join(self.methods)}")
+            raise Unsupported(
+                f"{self.name} has no method {method!r}; it has {', '.join(self.methods)}"
+            )
         if dtype not in self.supported:
             reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
             raise Unsupported(f"{self.name} does not support {dtype}: {reason}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from gradxval.errors import GradxvalError
 from gradxval.problems import closed_form, loss_from_sigmoid
 
@@ -43,9 +42,11 @@ class JaxBackend(Backend):
         return jax.__version__
 
     def flags(self) -> dict[str, str]:
-        return {"jax_enable_x64": "scoped: on for float64/complex128 only",
-                "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
-                "jax_platform": jax.default_backend()}
+        return {
+            "jax_enable_x64": "scoped: on for float64/complex128 only",
+            "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+            "jax_platform": jax.default_backend(),
+        }
 
     def _evaluate(self, method, A, x, dtype):
         with jax.enable_x64(dtype in _X64):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import array_api_compat.numpy as xp
 import numpy as np
-
 from gradxval.problems import closed_form
 
 from .base import Backend

@@ -8,7 +8,6 @@ import array_api_compat.torch as xp
 import ml_dtypes
 import numpy as np
 import torch
-
 from gradxval.problems import closed_form, loss_from_sigmoid
 
 from .base import Backend
@@ -49,8 +48,11 @@ class TorchBackend(Backend):
         return torch.__version__
 
     def flags(self) -> dict[str, str]:
-        return {"float32_matmul_precision": "highest (scoped per call)",
-                "device": "cpu", "threads": str(torch.get_num_threads())}
+        return {
+            "float32_matmul_precision": "highest (scoped per call)",
+            "device": "cpu",
+            "threads": str(torch.get_num_threads()),
+        }
 
     def _evaluate(self, method, A, x, dtype):
         tA, tx = to_torch(A), to_torch(x)

@@ -73,8 +73,14 @@ class Case:
                 "such as normal-float32-m37n5k3-s1234"
             )
         k = mt["k"]
-        return cls(mt["regime"], mt["dtype"], int(mt["m"]), int(mt["n"]),
-                   None if k is None else int(k), int(mt["seed"]))
+        return cls(
+            mt["regime"],
+            mt["dtype"],
+            int(mt["m"]),
+            int(mt["n"]),
+            None if k is None else int(k),
+            int(mt["seed"]),
+        )
 
     def inputs(self) -> Inputs:
         """Draw the inputs in float64/complex128 from this case's own generator, then round."""
@@ -94,7 +100,7 @@ class Case:
         return Inputs(A=self.present(A.astype(di.np)), x=x.astype(di.np_real))
 
     def present(self, A: np.ndarray) -> np.ndarray:
-        """Return a fresh copy of A in this case's memory layout (strided regime: not C-contiguous)."""
+        """Return a fresh copy of A in this case's layout (strided regime: not C-contiguous)."""
         A = np.array(A, order="C", copy=True)
         return _strided(A, self.seed) if self.regime == "strided" else A
 

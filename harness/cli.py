@@ -27,9 +27,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, help="write results.jsonl, summary.json, report.md here")
     r.add_argument("--strict", action="store_true", help="known disagreements fail the run")
     r.add_argument("--timeout", type=float, default=120.0, help="seconds per backend per case")
-    r.add_argument("--in-process", action="store_true",
-                   help="run backends in this process (no hang/crash isolation)")
+    r.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run backends in this process (no hang/crash isolation)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--no-follow-up",
+        action="store_true",
+        help="skip shrinking disagreements and writing repro_*.py files",
+    )
     sub.add_parser("backends", help="list backends, their versions, dtypes and status")
     rp = sub.add_parser("replay", help="recompute one case and print every value and error")
     rp.add_argument("case_id")
@@ -79,16 +87,27 @@ def _run(args) -> int:
         if writer:
             writer.write(v)
 
-    progress = Progress("[progress.description]{task.description}", BarColumn(),
-                        MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                        disable=args.quiet)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=args.quiet,
+    )
     try:
         with progress:
             task = progress.add_task("cases", total=len(cases))
-            stats = run_cases(cases, names, on_verdict, isolate=not args.in_process,
-                              timeout=args.timeout, known=registry,
-                              on_case=lambda c: progress.advance(task),
-                              skip_unavailable=not explicit)
+            stats = run_cases(
+                cases,
+                names,
+                on_verdict,
+                isolate=not args.in_process,
+                timeout=args.timeout,
+                known=registry,
+                on_case=lambda c: progress.advance(task),
+                skip_unavailable=not explicit,
+            )
     except BackendUnavailable as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -96,9 +115,22 @@ def _run(args) -> int:
             writer.close()
     for name, why in stats.skipped.items():
         console.print(f"[yellow]skipped backend {name}: {why}")
-    run_info = {"cases": stats.cases, "seed": args.seed, "seconds": round(stats.seconds, 2),
-                "dtypes": list(dtypes), "regimes": list(regimes), "strict": args.strict,
-                "skipped_backends": stats.skipped}
+    run_info = {
+        "cases": stats.cases,
+        "seed": args.seed,
+        "seconds": round(stats.seconds, 2),
+        "dtypes": list(dtypes),
+        "regimes": list(regimes),
+        "strict": args.strict,
+        "skipped_backends": stats.skipped,
+    }
+    if args.out and not args.no_follow_up:
+        from .repro import follow_up
+
+        versions = {b.name: b.version for b in stats.backends}
+        extra = follow_up(records, args.out, registry, versions)
+        for r in records:
+            r.update(extra.get((r["case_id"], r["backend"], r["method"], r["quantity"]), {}))
     summary = build_summary(records, environment(stats.backends), run_info)
     if args.out:
         (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -125,12 +157,17 @@ def _print_table(console, records, summary) -> None:
         t.add_row(row, *(cell_text(cells[(row, c)]) for c in cols))
     console.print(t)
     counts = summary["counts"]
-    console.print(", ".join(f"{k} {v}" for k, v in counts.items())
-                  + f" in {summary['run']['seconds']} s over {summary['run']['cases']} cases")
+    console.print(
+        ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f" in {summary['run']['seconds']} s over {summary['run']['cases']} cases"
+    )
     for r in records:
         if r["verdict"] in ("disagree", "error"):
-            console.print(f"[red]{r['verdict']}[/red] {r['message']}\n  reproduce: {r['reproduce']}",
-                          markup=True, highlight=False)
+            console.print(
+                f"[red]{r['verdict']}[/red] {r['message']}\n  reproduce: {r['reproduce']}",
+                markup=True,
+                highlight=False,
+            )
 
 
 def _backends() -> int:
@@ -144,8 +181,14 @@ def _backends() -> int:
         t.add_column(col)
     for name in known_backends():
         b = describe(name)
-        t.add_row(name, "yes" if b.available else "no", b.version, ", ".join(b.methods),
-                  ", ".join(b.dtypes), b.reason)
+        t.add_row(
+            name,
+            "yes" if b.available else "no",
+            b.version,
+            ", ".join(b.methods),
+            ", ".join(b.dtypes),
+            b.reason,
+        )
     Console().print(t)
     return 0
 
@@ -172,19 +215,25 @@ def _replay(args) -> int:
             print(json.dumps(v.to_json(), sort_keys=True))
         return 0
     with np.printoptions(precision=17, threshold=20, edgeitems=3):
-        print(f"case {case.id}: A {case.m}x{case.n} {case.dtype}, x {case.x_shape}, "
-              f"regime {case.regime}" + (f" ({case.special_kind})" if case.special_kind else ""))
+        print(
+            f"case {case.id}: A {case.m}x{case.n} {case.dtype}, x {case.x_shape}, "
+            f"regime {case.regime}" + (f" ({case.special_kind})" if case.special_kind else "")
+        )
         for q, val in ref.values.items():
             print(f"reference {q}: {val!r}")
     print()
-    print(f"{'backend/method':24} {'quantity':8} {'verdict':11} {'error_u':>12} {'tol_u':>7}  "
-          "worst index: actual vs reference")
+    print(
+        f"{'backend/method':24} {'quantity':8} {'verdict':11} {'error_u':>12} {'tol_u':>7}  "
+        "worst index: actual vs reference"
+    )
     for v in verdicts:
         err = "" if v.error_u is None else f"{v.error_u:.6g}"
         tol = "" if v.tolerance_u is None else f"{v.tolerance_u:g}"
         where = f"{v.worst_index}: {v.actual} vs {v.reference}" if v.worst_index is not None else ""
         if v.verdict in ("unsupported", "error"):
             where = v.message
-        print(f"{v.backend + '/' + v.method:24} {v.quantity:8} {v.verdict:11} {err:>12} {tol:>7}  "
-              f"{where}")
+        print(
+            f"{v.backend + '/' + v.method:24} {v.quantity:8} {v.verdict:11} {err:>12} {tol:>7}  "
+            f"{where}"
+        )
     return 0

@@ -85,8 +85,9 @@ def measure(
     """Compare one result to expected values under the condition-scaled error model."""
     actual = np.asarray(actual)
     if actual.shape != np.shape(expected):
-        return Measure(np.array([np.inf]), False,
-                       f"shape {actual.shape}, expected {np.shape(expected)}")
+        return Measure(
+            np.array([np.inf]), False, f"shape {actual.shape}, expected {np.shape(expected)}"
+        )
     got = "bfloat16" if actual.dtype.name == "bfloat16" else actual.dtype.name
     if got != want_dtype:
         return Measure(np.array([np.inf]), False, f"dtype {got}, expected {want_dtype}")
@@ -125,8 +126,17 @@ def judge(
     tol = tolerance_u(quantity, case.m, case.n, case.k)
     want = expected_dtype(case, quantity)
     ms = measure(actual, ref.values[quantity], ref.scale[quantity], ref.under[quantity], di, want)
-    v = Verdict(case.id, backend, method, quantity, case.dtype, case.regime, "agree",
-                error_u=ms.error_u, tolerance_u=round(tol, 3))
+    v = Verdict(
+        case.id,
+        backend,
+        method,
+        quantity,
+        case.dtype,
+        case.regime,
+        "agree",
+        error_u=ms.error_u,
+        tolerance_u=round(tol, 3),
+    )
     if ms.mismatch:
         v.verdict, v.message = "disagree", f"{backend}/{method} {quantity}: {ms.mismatch}"
         return v
@@ -197,8 +207,14 @@ def attribute(
             other = results.get((w.backend, w.method))
             if other is None or np.shape(other) != np.shape(mine):
                 continue
-            pm = measure(mine, np.asarray(other, dtype=np.asarray(ref.values[quantity]).dtype),
-                         ref.scale[quantity], ref.under[quantity], di, want)
+            pm = measure(
+                mine,
+                np.asarray(other, dtype=np.asarray(ref.values[quantity]).dtype),
+                ref.scale[quantity],
+                ref.under[quantity],
+                di,
+                want,
+            )
             if pm.mismatch is None and pm.error_u <= 2 * tol:
                 peers.append(f"{w.backend}/{w.method}")
         who = f"{v.backend}/{v.method}"

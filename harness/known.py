@@ -77,7 +77,7 @@ def _flush(a: np.ndarray, below: float, where_zero: np.ndarray | None = None) ->
         refs = (None,) * len(parts)
     else:
         refs = (where_zero.real, where_zero.imag) if np.iscomplexobj(where_zero) else (where_zero,)
-    for part, ref in zip(parts, refs):
+    for part, ref in zip(parts, refs, strict=True):
         mask = np.abs(part) < below
         if ref is not None:
             mask &= np.asarray(ref) == 0
@@ -102,8 +102,14 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
         sp = _flush(ref.sigma_prime, di.tiny)
         alt = evaluate_plain(ref.embedding, s, sp, case.m, di.is_complex)[quantity]
         alt = _flush(alt, 2 * di.tiny, where_zero=np.asarray(actual))
-        m = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di,
-                    expected_dtype(case, quantity))
+        m = measure(
+            actual,
+            alt,
+            ref.scale[quantity],
+            ref.under[quantity],
+            di,
+            expected_dtype(case, quantity),
+        )
     return None if m.mismatch else m.e <= tol
 
 
@@ -123,8 +129,14 @@ def _sequential_sum_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray
         acc = np.zeros((), dtype=dt)
         for term in squares:
             acc = (acc + term).astype(dt)
-    m = measure(actual, np.float64(acc), ref.scale[quantity], ref.under[quantity], di,
-                expected_dtype(case, quantity))
+    m = measure(
+        actual,
+        np.float64(acc),
+        ref.scale[quantity],
+        ref.under[quantity],
+        di,
+        expected_dtype(case, quantity),
+    )
     return None if m.mismatch else m.e <= tol
 
 
@@ -178,9 +190,14 @@ def load_registry(path: str | Path | None = None) -> Registry:
                 f"{path}: entry {raw['id']!r} has evidence={raw['evidence']!r}, "
                 f"expected one of {', '.join(EVIDENCE)}"
             )
-        entries.append(KnownEntry(
-            id=raw["id"], title=raw["title"], reason=" ".join(raw["reason"].split()),
-            evidence=raw["evidence"], quantities=tuple(raw["quantities"]),
-            upstream=tuple(raw.get("upstream", ())),
-        ))
+        entries.append(
+            KnownEntry(
+                id=raw["id"],
+                title=raw["title"],
+                reason=" ".join(raw["reason"].split()),
+                evidence=raw["evidence"],
+                quantities=tuple(raw["quantities"]),
+                upstream=tuple(raw.get("upstream", ())),
+            )
+        )
     return Registry(entries)

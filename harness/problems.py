@@ -31,7 +31,7 @@ def _matmul(xp, a, b):
 
 
 def stable_sigmoid_pair(x, xp):
-    """Return (sigma(x), sigma(-x)) without overflow; their product is sigma' to full relative accuracy.
+    """Return (sigma(x), sigma(-x)) without overflow; their product is sigma', accurate.
 
     sigma(x)(1 - sigma(x)) cancels to 0 for x > ~17 (float32) where the true value is ~exp(-x).
     """

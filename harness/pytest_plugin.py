@@ -34,11 +34,20 @@ def pytest_addoption(parser) -> None:
     group = parser.getgroup("gradxval", "gradxval cross-validation")
     for name, (default, help_) in _OPTIONS.items():
         key = name.replace("-", "_")
-        group.addoption(f"--gradxval-{name}", dest=f"gradxval_{key}", default=None,
-                        help=f"{help_} (ini: gradxval_{key}; default {default or 'none'})")
+        group.addoption(
+            f"--gradxval-{name}",
+            dest=f"gradxval_{key}",
+            default=None,
+            help=f"{help_} (ini: gradxval_{key}; default {default or 'none'})",
+        )
         parser.addini(f"gradxval_{name.replace('-', '_')}", help_, default=default)
-    group.addoption("--gradxval-strict", dest="gradxval_strict", action="store_true",
-                    default=None, help="known disagreements fail instead of xfail")
+    group.addoption(
+        "--gradxval-strict",
+        dest="gradxval_strict",
+        action="store_true",
+        default=None,
+        help="known disagreements fail instead of xfail",
+    )
     parser.addini("gradxval_strict", "known disagreements fail", type="bool", default=False)
 
 
@@ -58,13 +67,16 @@ def _resolve_seed(config) -> int:
     elif raw == "last":
         seed = cache.get(_CACHE_KEY, None) if cache else None
         if seed is None:
-            raise pytest.UsageError("--gradxval-seed=last, but no earlier seed is in pytest's cache")
+            raise pytest.UsageError(
+                "--gradxval-seed=last, but no earlier seed is in pytest's cache"
+            )
     else:
         try:
             seed = int(raw)
         except ValueError:
             raise pytest.UsageError(
-                f"--gradxval-seed={raw!r}, expected an int, 'random' or 'last'") from None
+                f"--gradxval-seed={raw!r}, expected an int, 'random' or 'last'"
+            ) from None
     if cache is not None and workerinput is None:
         cache.set(_CACHE_KEY, seed)
     return seed
@@ -127,8 +139,12 @@ class _Session:
         try:
             names, explicit = parse_backends(_opt(self.config, "backends"))
             count = int(_opt(self.config, "cases"))
-            cases = sample_cases(count, self.seed, parse_dtypes(_opt(self.config, "dtypes")),
-                                 parse_regimes(_opt(self.config, "regimes")))
+            cases = sample_cases(
+                count,
+                self.seed,
+                parse_dtypes(_opt(self.config, "dtypes")),
+                parse_regimes(_opt(self.config, "regimes")),
+            )
         except (UsageError, ValueError) as exc:
             raise pytest.UsageError(f"gradxval: {exc}") from None
         self.order = {c.id: i for i, c in enumerate(cases)}
@@ -193,9 +209,11 @@ def gradxval_property(request):
     s = request.config.stash[_STASH]
     _, names, explicit = s.selection()
     names = tuple(s.backends(names, explicit))
-    strategy = cases(parse_dtypes(_opt(request.config, "dtypes")),
-                     parse_regimes(_opt(request.config, "regimes")),
-                     max_size=int(_opt(request.config, "max_size")))
+    strategy = cases(
+        parse_dtypes(_opt(request.config, "dtypes")),
+        parse_regimes(_opt(request.config, "regimes")),
+        max_size=int(_opt(request.config, "max_size")),
+    )
     strict = s.strict
 
     def run() -> None:
@@ -207,8 +225,11 @@ def gradxval_property(request):
         def prop(case):
             out: list = []
             run_cases([case], names, out.append, isolate=False)
-            bad = [v for v in out
-                   if v.verdict in ("disagree", "error") or (strict and v.verdict == "known")]
+            bad = [
+                v
+                for v in out
+                if v.verdict in ("disagree", "error") or (strict and v.verdict == "known")
+            ]
             assert not bad, "\n".join(_failure_text(v) for v in bad)
 
         prop()
@@ -224,8 +245,11 @@ class GradxvalCheck:
         self.case_id, self.backend, self.method, self.names = case_id, backend, method, names
 
     def verdicts(self) -> list:
-        return [v for v in self.session.verdicts(self.case_id, self.names)
-                if v.backend == self.backend and v.method == self.method]
+        return [
+            v
+            for v in self.session.verdicts(self.case_id, self.names)
+            if v.backend == self.backend and v.method == self.method
+        ]
 
     def verify(self) -> None:
         """Fail on a disagreement or error, xfail on a known one, skip when unsupported."""
@@ -290,8 +314,9 @@ def gradxval_check(request) -> GradxvalCheck:
         pytest.skip("gradxval_check is parametrized by the gradxval plugin only")
     case_id, backend, method, names = request.param
     request.node.add_marker("gradxval")
-    return GradxvalCheck(request.config.stash[_STASH], request.node, case_id, backend, method,
-                         names)
+    return GradxvalCheck(
+        request.config.stash[_STASH], request.node, case_id, backend, method, names
+    )
 
 
 class _ReportCollector:
@@ -323,17 +348,28 @@ def write_plugin_report(s: _Session, records: list[dict]) -> None:
         s.selection()
     backends = list(dict.fromkeys(r["backend"] for r in records))
     quantities = {"loss": 0, "grad_x": 1, "grad_A": 2}
-    records.sort(key=lambda r: (s.order.get(r["case_id"], 1 << 30), r["case_id"],
-                                quantities[r["quantity"]], backends.index(r["backend"]),
-                                r["method"]))
+    records.sort(
+        key=lambda r: (
+            s.order.get(r["case_id"], 1 << 30),
+            r["case_id"],
+            quantities[r["quantity"]],
+            backends.index(r["backend"]),
+            r["method"],
+        )
+    )
     for r in records:
         r.get("extra", {}).pop("seconds", None)  # timings differ between runs
     s.report.mkdir(parents=True, exist_ok=True)
     with open(s.report / "results.jsonl", "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, sort_keys=True) + "\n")
-    run = {"cases": len({r["case_id"] for r in records}), "seed": s.seed, "seconds": None,
-           "source": "pytest plugin", "strict": s.strict}
+    run = {
+        "cases": len({r["case_id"] for r in records}),
+        "seed": s.seed,
+        "seconds": None,
+        "source": "pytest plugin",
+        "strict": s.strict,
+    }
     infos = [describe(b) for b in sorted(backends)]
     summary = build_summary(records, environment(infos), run)
     (s.report / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")

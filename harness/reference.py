@@ -7,7 +7,7 @@ Inputs are the case's rounded values, upcast exactly to float64/complex128.
   and every sum runs in double-double arithmetic (Dot2 of Ogita, Rump & Oishi 2005, built on
   the error-free TwoSum and Dekker's TwoProduct), which is as accurate as evaluating in 106
   bits and rounding.  np.longdouble is not used: it is float64 on some platforms.
-Complex A enters through its real embedding [Re A; Im A], since Re(A^H A s) = [Re A; Im A]^T [Re A; Im A] s
+Complex A enters through its real embedding R = [Re A; Im A], since Re(A^H A s) = R^T R s
 for real s.
 """
 
@@ -168,8 +168,11 @@ def evaluate_plain(R: np.ndarray, s: np.ndarray, sp: np.ndarray, m: int, is_comp
         gA = 2 * z @ S.T
     if is_complex:
         gA = _combine(gA[:m], gA[m:])
-    return {"loss": np.float64(np.sum(z * z)), "grad_x": (2 * sp.reshape(S.shape) * back).reshape(shape),
-            "grad_A": gA}
+    return {
+        "loss": np.float64(np.sum(z * z)),
+        "grad_x": (2 * sp.reshape(S.shape) * back).reshape(shape),
+        "grad_A": gA,
+    }
 
 
 def _combine(re: np.ndarray, im: np.ndarray) -> np.ndarray:
@@ -191,8 +194,11 @@ def _plain(A: np.ndarray, s: np.ndarray, sp: np.ndarray, is_complex: bool) -> di
     gA = 2 * z @ sc.T
     if is_complex:
         gA = np.vstack([gA.real, gA.imag])
-    return {"loss": np.float64(np.sum(np.real(z * z.conj()))), "grad_x": 2 * sp * back,
-            "grad_A": gA}
+    return {
+        "loss": np.float64(np.sum(np.real(z * z.conj()))),
+        "grad_x": 2 * sp * back,
+        "grad_A": gA,
+    }
 
 
 def _precise(R: np.ndarray, X: np.ndarray) -> dict[str, np.ndarray]:

@@ -64,12 +64,16 @@ def evaluate_backend(backend, case: Case, inputs: Inputs) -> dict[str, dict]:
                 raise TypeError(f"result lacks {', '.join(missing)}")
             for q in QUANTITIES:
                 if not isinstance(res[q], np.ndarray) and not np.isscalar(res[q]):
-                    raise TypeError(f"{q} is a {type(res[q]).__module__}.{type(res[q]).__name__},"
-                                    " expected a numpy array")
+                    raise TypeError(
+                        f"{q} is a {type(res[q]).__module__}.{type(res[q]).__name__},"
+                        " expected a numpy array"
+                    )
             if (_digest(A), _digest(x)) != before:
                 raise RuntimeError("modified its input arrays in place")
-            out[method] = {"ok": {q: np.asarray(res[q]) for q in QUANTITIES},
-                           "seconds": time.perf_counter() - t0}
+            out[method] = {
+                "ok": {q: np.asarray(res[q]) for q in QUANTITIES},
+                "seconds": time.perf_counter() - t0,
+            }
         except Unsupported as exc:
             out[method] = {"unsupported": str(exc)}
         except Exception as exc:  # any backend fault becomes a recorded verdict
@@ -133,8 +137,9 @@ class _Worker:
         self.generation += 1
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, self.name, list(sys.path)),
-                                daemon=True)
+        self.proc = ctx.Process(
+            target=_worker_main, args=(child, self.name, list(sys.path)), daemon=True
+        )
         self.proc.start()
         self.conn = parent
 
@@ -338,8 +343,14 @@ def _finish(flight, names, methods, pools, inline, known, on_verdict) -> None:
 
 
 def _verdict(case, name, method, q, oc, ref, ref_error, known) -> Verdict:
-    base = dict(case_id=case.id, backend=name, method=method, quantity=q, dtype=case.dtype,
-                regime=case.regime)
+    base = dict(
+        case_id=case.id,
+        backend=name,
+        method=method,
+        quantity=q,
+        dtype=case.dtype,
+        regime=case.regime,
+    )
     if "unsupported" in oc:
         v = Verdict(**base, verdict="unsupported", message=oc["unsupported"])
     elif "error" in oc:

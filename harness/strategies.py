@@ -16,10 +16,15 @@ __all__ = ["cases", "PROFILES", "profile"]
 
 # deadline=None: a backend's first call for a shape jit-compiles, which takes 0.1-0.3 s
 PROFILES = {
-    "quick": settings(max_examples=12, deadline=None, derandomize=True,
-                      suppress_health_check=[HealthCheck.too_slow]),
-    "thorough": settings(max_examples=400, deadline=None,
-                         suppress_health_check=[HealthCheck.too_slow]),
+    "quick": settings(
+        max_examples=12,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    ),
+    "thorough": settings(
+        max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    ),
 }
 for _name, _s in PROFILES.items():
     settings.register_profile(f"gradxval-{_name}", _s)

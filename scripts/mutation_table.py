@@ -54,14 +54,25 @@ def main() -> int:
             continue
         t0 = time.perf_counter()
         run, v = first_detection(name, expect, cases)
-        attributed = v is not None and v.backend == spec and v.method in load(spec).methods and (
-            v.verdict == "error" or v.attribution.startswith(f"outlier: {spec}/{v.method}"))
+        attributed = (
+            v is not None
+            and v.backend == spec
+            and v.method in load(spec).methods
+            and (v.verdict == "error" or v.attribution.startswith(f"outlier: {spec}/{v.method}"))
+        )
         ok &= bool(v is not None and attributed)
-        how = "not detected" if v is None else (
-            f"{v.verdict}{' ' + v.classification if v.classification else ''}: "
-            f"{v.method} {v.quantity} on `{v.case_id}`")
-        rows.append(f"| {name} | {_doc(name)} | {run} | {'yes' if attributed else 'NO'} | {how} |"
-                    f" {time.perf_counter() - t0:.1f} s |")
+        how = (
+            "not detected"
+            if v is None
+            else (
+                f"{v.verdict}{' ' + v.classification if v.classification else ''}: "
+                f"{v.method} {v.quantity} on `{v.case_id}`"
+            )
+        )
+        rows.append(
+            f"| {name} | {_doc(name)} | {run} | {'yes' if attributed else 'NO'} | {how} |"
+            f" {time.perf_counter() - t0:.1f} s |"
+        )
     eps = {d: smallest_detected(d, cases) for d in DTYPES}
     lines = [
         "# Detection power: the mutation suite",
@@ -71,7 +82,8 @@ def main() -> int:
         "in CI. A mutant is a real backend with one planted fault (`tests/mutants.py`). "
         "Cases until detection counts the default run's cases the mutant supports, in order.",
         "",
-        "| mutant | fault | cases until detection | attributed correctly | first detection | time |",
+        "| mutant | fault | cases until detection | attributed correctly | first detection "
+        "| time |",
         "|---|---|---|---|---|---|",
         *rows,
         "",

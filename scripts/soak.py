@@ -34,8 +34,9 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=Path("out/soak"))
     a = p.parse_args()
     names, explicit = parse_backends(a.backends)
-    cases = sample_cases(a.cases, a.seed, parse_dtypes(a.dtypes), parse_regimes(a.regimes),
-                         pool_size=a.pool)
+    cases = sample_cases(
+        a.cases, a.seed, parse_dtypes(a.dtypes), parse_regimes(a.regimes), pool_size=a.pool
+    )
     worst: dict = defaultdict(lambda: (0.0, None))
     counts: Counter = Counter()
     unexplained = []
@@ -49,8 +50,10 @@ def main() -> int:
                 key = (v.dtype, v.quantity, v.method)
                 ratio = v.error_u / v.tolerance_u
                 if ratio > worst[key][0]:
-                    worst[key] = (ratio, f"{v.case_id} {v.backend}/{v.method} "
-                                         f"{v.error_u:.3g}u/{v.tolerance_u:.3g}u")
+                    worst[key] = (
+                        ratio,
+                        f"{v.case_id} {v.backend}/{v.method} {v.error_u:.3g}u/{v.tolerance_u:.3g}u",
+                    )
             elif v.verdict in ("disagree", "error"):
                 unexplained.append(v.to_json())
 
@@ -62,8 +65,14 @@ def main() -> int:
                 print(f"{done[0]}/{len(cases)} cases, {dict(counts)}", file=sys.stderr, flush=True)
 
         t0 = time.perf_counter()
-        stats = run_cases(cases, names, on_verdict, known=load_registry(), on_case=on_case,
-                          skip_unavailable=not explicit)
+        stats = run_cases(
+            cases,
+            names,
+            on_verdict,
+            known=load_registry(),
+            on_case=on_case,
+            skip_unavailable=not explicit,
+        )
     result = {
         "cases": stats.cases,
         "seconds": round(time.perf_counter() - t0, 1),
@@ -71,17 +80,24 @@ def main() -> int:
         "backends": [b.name for b in stats.backends],
         "counts": dict(counts),
         "unexplained": len(unexplained),
-        "tightness": {f"{d}/{q}/{m}": {"worst_over_tol": round(r, 3), "where": where}
-                      for (d, q, m), (r, where) in sorted(worst.items())},
+        "tightness": {
+            f"{d}/{q}/{m}": {"worst_over_tol": round(r, 3), "where": where}
+            for (d, q, m), (r, where) in sorted(worst.items())
+        },
         "unexplained_examples": unexplained[:20],
     }
     (a.out / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"Soak: {stats.cases} cases ({a.regimes}), {result['seconds']} s, backends "
-             f"{', '.join(result['backends'])}; verdicts {dict(counts)}; unexplained "
-             f"{len(unexplained)}.", "", "| dtype/quantity/method | worst agreeing error / tolerance | where |",
-             "|---|---|---|"]
-    lines += [f"| {k} | {v['worst_over_tol']} | {v['where']} |"
-              for k, v in result["tightness"].items()]
+    lines = [
+        f"Soak: {stats.cases} cases ({a.regimes}), {result['seconds']} s, backends "
+        f"{', '.join(result['backends'])}; verdicts {dict(counts)}; unexplained "
+        f"{len(unexplained)}.",
+        "",
+        "| dtype/quantity/method | worst agreeing error / tolerance | where |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {v['worst_over_tol']} | {v['where']} |" for k, v in result["tightness"].items()
+    ]
     (a.out / "soak.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 1 if unexplained else 0

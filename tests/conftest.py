@@ -9,4 +9,5 @@ def registry():
 
     return load_registry()
 
+
 pytest_plugins = ["pytester"]

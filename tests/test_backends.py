@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-
+from _support import available_backends
 from gradxval.backends import describe, load
 from gradxval.cases import REGIMES, Case
 from gradxval.compare import judge
@@ -11,10 +11,14 @@ from gradxval.errors import Unsupported
 from gradxval.reference import compute_reference
 from gradxval.runner import evaluate_backend
 
-from _support import available_backends
-
-SHAPES = {"normal": "m9n7k2", "saturated": "m6n40", "extreme": "m5n30k3", "special": "m4n5",
-          "empty": "m0n6", "strided": "m8n5"}
+SHAPES = {
+    "normal": "m9n7k2",
+    "saturated": "m6n40",
+    "extreme": "m5n30k3",
+    "special": "m4n5",
+    "empty": "m0n6",
+    "strided": "m8n5",
+}
 
 
 def pytest_generate_tests(metafunc):
@@ -66,10 +70,12 @@ def test_saturated_autodiff_is_flagged_and_closed_form_agrees(name, registry):
         inputs = case.inputs()
         ref = compute_reference(case, inputs)
         out = evaluate_backend(load(name), case, inputs)
-        auto = judge(case, name, "autodiff", "grad_x", out["autodiff"]["ok"]["grad_x"], ref,
-                     registry)
-        closed = judge(case, name, "closed_form", "grad_x", out["closed_form"]["ok"]["grad_x"],
-                       ref, registry)
+        auto = judge(
+            case, name, "autodiff", "grad_x", out["autodiff"]["ok"]["grad_x"], ref, registry
+        )
+        closed = judge(
+            case, name, "closed_form", "grad_x", out["closed_form"]["ok"]["grad_x"], ref, registry
+        )
         assert auto.verdict == "known" and "sigmoid-grad-cancellation" in auto.classification
         assert closed.verdict == "agree", closed.message
 
@@ -78,8 +84,11 @@ def test_complex_gradients_follow_one_convention():
     names = [b for b in available_backends() if "complex128" in load(b).dtypes()]
     case = Case.from_id("normal-complex128-m3n4-s2")
     inputs = case.inputs()
-    grads = {(b, m): oc["ok"]["grad_A"]
-             for b in names for m, oc in evaluate_backend(load(b), case, inputs).items()}
+    grads = {
+        (b, m): oc["ok"]["grad_A"]
+        for b in names
+        for m, oc in evaluate_backend(load(b), case, inputs).items()
+    }
     first = next(iter(grads.values()))
     for key, g in grads.items():
         np.testing.assert_allclose(g, first, rtol=1e-12, err_msg=str(key))

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from gradxval.cases import REGIMES, Case, parse_regimes, sample_cases
 from gradxval.dtypes import DTYPES, parse_dtypes
 from gradxval.errors import UsageError
@@ -11,12 +10,15 @@ def test_id_round_trip():
         assert Case.from_id(cid).id == cid
 
 
-@pytest.mark.parametrize("bad, words", [
-    ("normal-float8-m1n1-s1", "float8"),
-    ("weird-float32-m1n1-s1", "weird"),
-    ("normal-float32-m1-s1", "malformed"),
-    ("empty-float32-m3n3-s1", "m == 0 or n == 0"),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("normal-float8-m1n1-s1", "float8"),
+        ("weird-float32-m1n1-s1", "weird"),
+        ("normal-float32-m1-s1", "malformed"),
+        ("empty-float32-m3n3-s1", "m == 0 or n == 0"),
+    ],
+)
 def test_bad_ids_name_the_value(bad, words):
     with pytest.raises(UsageError, match=words):
         Case.from_id(bad)

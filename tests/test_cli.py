@@ -5,23 +5,43 @@ import subprocess
 import sys
 
 import pytest
-
+from _support import available_backends
 from gradxval.cli import main
 from gradxval.compare import VERDICTS
 from gradxval.report import read_jsonl
 
-from _support import available_backends
-
-SUMMARY_KEYS = {"case_id", "backend", "method", "quantity", "dtype", "regime", "error_u",
-                "tolerance_u", "classification", "reproduce"}
+SUMMARY_KEYS = {
+    "case_id",
+    "backend",
+    "method",
+    "quantity",
+    "dtype",
+    "regime",
+    "error_u",
+    "tolerance_u",
+    "classification",
+    "reproduce",
+}
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     backends = ",".join(available_backends())
-    code = main(["run", "--cases", "36", "--seed", "3", "--backends", backends, "--out",
-                 str(out), "--quiet"])
+    code = main(
+        [
+            "run",
+            "--cases",
+            "36",
+            "--seed",
+            "3",
+            "--backends",
+            backends,
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     return out, code
 
 
@@ -52,8 +72,9 @@ def test_replay_reproduces_the_run_bit_for_bit(report, capsys):
     capsys.readouterr()
     assert main(["replay", picked["case_id"], "--backends", picked["backend"], "--json"]) == 0
     lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
-    again = next(r for r in lines if r["method"] == picked["method"]
-                 and r["quantity"] == picked["quantity"])
+    again = next(
+        r for r in lines if r["method"] == picked["method"] and r["quantity"] == picked["quantity"]
+    )
     for key in ("error_u", "actual", "reference", "worst_index", "verdict"):
         assert again[key] == picked[key], key
 
@@ -64,13 +85,16 @@ def test_replay_prints_reference_and_every_method(capsys):
     assert "reference grad_x" in text and "numpy/closed_form" in text and "agree" in text
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["run", "--dtypes", "float8"], "dtype='float8', expected one of float16"),
-    (["run", "--backends", "tensorflo"], "backend='tensorflo', expected one of numpy"),
-    (["run", "--regimes", "wild"], "regime='wild'"),
-    (["run", "--cases", "-1"], "cases=-1"),
-    (["replay", "bogus"], "malformed"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["run", "--dtypes", "float8"], "dtype='float8', expected one of float16"),
+        (["run", "--backends", "tensorflo"], "backend='tensorflo', expected one of numpy"),
+        (["run", "--regimes", "wild"], "regime='wild'"),
+        (["run", "--cases", "-1"], "cases=-1"),
+        (["replay", "bogus"], "malformed"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(argv, words, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -78,23 +102,47 @@ def test_usage_errors_exit_2_with_one_line(argv, words, capsys):
 
 
 def test_strict_turns_known_into_failure(tmp_path):
-    args = ["run", "--cases", "2", "--regimes", "saturated", "--dtypes", "float32",
-            "--backends", "torch", "--quiet"]
+    args = [
+        "run",
+        "--cases",
+        "2",
+        "--regimes",
+        "saturated",
+        "--dtypes",
+        "float32",
+        "--backends",
+        "torch",
+        "--quiet",
+    ]
     pytest.importorskip("torch")
     assert main(args) == 0
     assert main([*args, "--strict"]) == 1
 
 
 def test_python_dash_m_backends():
-    out = subprocess.run([sys.executable, "-m", "gradxval", "backends"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "gradxval", "backends"], capture_output=True, text=True, check=True
+    )
     assert "numpy" in out.stdout and "float32" in out.stdout
 
 
 def test_crash_keeps_results_already_written(tmp_path):
     """Kill a run midway: every line written so far parses."""
-    proc = subprocess.Popen([sys.executable, "-m", "gradxval", "run", "--backends", "numpy",
-                             "--cases", "5000", "--out", str(tmp_path), "--quiet"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gradxval",
+            "run",
+            "--backends",
+            "numpy",
+            "--cases",
+            "5000",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     path = tmp_path / "results.jsonl"
     import time
 

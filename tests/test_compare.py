@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from gradxval.cases import Case
 from gradxval.compare import measure
 from gradxval.dtypes import info
@@ -26,7 +25,9 @@ def _verdicts(specs, case_ids, **kw):
     return out
 
 
-@pytest.mark.parametrize("spec, case_id, quantity", FAULTS, ids=[f[0].split(":")[1] for f in FAULTS])
+@pytest.mark.parametrize(
+    "spec, case_id, quantity", FAULTS, ids=[f[0].split(":")[1] for f in FAULTS]
+)
 def test_planted_fault_is_detected_and_attributed(spec, case_id, quantity):
     if "Jax" in spec:
         pytest.importorskip("jax")
@@ -45,8 +46,7 @@ def test_planted_fault_is_detected_and_attributed(spec, case_id, quantity):
 
 def test_norm_squared_gives_nan_at_zero():
     pytest.importorskip("jax")
-    verdicts = _verdicts(["mutants:NormSquaredJax"], ["special-float32-m4n3-s2"],
-                         isolate=False)
+    verdicts = _verdicts(["mutants:NormSquaredJax"], ["special-float32-m4n3-s2"], isolate=False)
     gA = next(v for v in verdicts if v.quantity == "grad_A")
     assert gA.actual == "nan" and gA.reference == "0.0"
 
@@ -67,13 +67,21 @@ def test_measure_nan_patterns_and_overflow():
     ok = np.array([1.0, np.nan, np.inf, np.inf], dtype=np.float16)
     m = measure(ok, ref, scale, under, di, "float16")
     assert m.error_u == 0 and m.overflow
-    for bad in ([1.0, 0.0, np.inf, np.inf], [1.0, np.nan, -np.inf, np.inf], [1.0, np.inf, np.inf, np.inf]):
-        assert measure(np.array(bad, np.float16), ref, scale, under, di, "float16").error_u == np.inf
+    for bad in (
+        [1.0, 0.0, np.inf, np.inf],
+        [1.0, np.nan, -np.inf, np.inf],
+        [1.0, np.inf, np.inf, np.inf],
+    ):
+        assert (
+            measure(np.array(bad, np.float16), ref, scale, under, di, "float16").error_u == np.inf
+        )
     # a finite result where the reference overflows is an ordinary (huge) error, not overflow
     m = measure(np.array([1.0, np.nan, np.inf, 5.0], np.float16), ref, scale, under, di, "float16")
     assert m.error_u > 1e9 and not m.overflow
-    assert measure(ok.astype(np.float32), ref, scale, under, di, "float16").mismatch == \
-        "dtype float32, expected float16"
+    assert (
+        measure(ok.astype(np.float32), ref, scale, under, di, "float16").mismatch
+        == "dtype float32, expected float16"
+    )
     assert "shape" in measure(ok[:3], ref, scale, under, di, "float16").mismatch
 
 

@@ -2,10 +2,9 @@
 backend and method that carry it.  scripts/mutation_table.py publishes the numbers."""
 
 import pytest
-
 from gradxval.backends import load
-from gradxval.cli import DEFAULT_CASES, DEFAULT_SEED
 from gradxval.cases import sample_cases
+from gradxval.cli import DEFAULT_CASES, DEFAULT_SEED
 from mutants import MUTANTS, first_detection
 
 NEEDS = {"NormSquaredJax": "jax", "JaxWithoutX64": "jax", "NaiveSigmoidTorch": "torch"}

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-BAD_BACKEND = '''
+BAD_BACKEND = """
 import array_api_compat.numpy as xp
 import numpy as np
 from gradxval.backends.base import Backend
@@ -22,46 +22,93 @@ class Doubled(Backend):
     def _evaluate(self, method, A, x, dtype):
         loss, gx, gA = closed_form(A, x, xp)
         return {"loss": np.asarray(loss), "grad_x": 2 * np.asarray(gx), "grad_A": np.asarray(gA)}
-'''
+"""
 
 
 def test_help_shows_the_options(pytester):
     out = pytester.runpytest_subprocess("--help")
-    for opt in ("--gradxval-backends", "--gradxval-dtypes", "--gradxval-regimes",
-                "--gradxval-cases", "--gradxval-seed", "--gradxval-strict", "--gradxval-report"):
+    for opt in (
+        "--gradxval-backends",
+        "--gradxval-dtypes",
+        "--gradxval-regimes",
+        "--gradxval-cases",
+        "--gradxval-seed",
+        "--gradxval-strict",
+        "--gradxval-report",
+    ):
         out.stdout.fnmatch_lines([f"*{opt}*"])
 
 
 def test_pyargs_runs_the_cross_validation(pytester):
-    out = pytester.runpytest_subprocess("--pyargs", "gradxval", "--gradxval-backends", "numpy",
-                             "--gradxval-cases", "6", "-v")
+    out = pytester.runpytest_subprocess(
+        "--pyargs",
+        "gradxval",
+        "-k",
+        "not property",
+        "--gradxval-backends",
+        "numpy",
+        "--gradxval-cases",
+        "6",
+        "-v",
+    )
     out.assert_outcomes(passed=6)
-    out.stdout.fnmatch_lines(["*gradxval: seed 20261126*", "*gradxval frameworks: numpy*",
-                              "*test_gradxval?numpy-closed_form-float16-normal-m*"])
+    out.stdout.fnmatch_lines(
+        [
+            "*gradxval: seed 20261126*",
+            "*gradxval frameworks: numpy*",
+            "*test_gradxval?numpy-closed_form-float16-normal-m*",
+        ]
+    )
 
 
 def test_planted_fault_fails_with_the_full_message(pytester):
     pytester.makepyfile(badbackend=BAD_BACKEND)
     pytester.syspathinsert()
-    out = pytester.runpytest_subprocess("--pyargs", "gradxval", "--gradxval-backends",
-                             "numpy,badbackend:Doubled", "--gradxval-cases", "3",
-                             "--gradxval-regimes", "normal", "--gradxval-dtypes", "float64")
+    out = pytester.runpytest_subprocess(
+        "--pyargs",
+        "gradxval",
+        "-k",
+        "not property",
+        "--gradxval-backends",
+        "numpy,badbackend:Doubled",
+        "--gradxval-cases",
+        "3",
+        "--gradxval-regimes",
+        "normal",
+        "--gradxval-dtypes",
+        "float64",
+    )
     out.assert_outcomes(passed=3, failed=3)
-    out.stdout.fnmatch_lines([
-        "*gradxval: badbackend:Doubled/closed_form grad_x on normal-float64-*: disagree",
-        "*at index (*): actual *, reference *",
-        "*error * u, tolerance * u",
-        "*attribution: outlier: badbackend:Doubled/closed_form against the reference;"
-        " agreeing with the reference: numpy/closed_form",
-        "*reproduce: gradxval replay normal-float64-* --backends badbackend:Doubled",
-    ])
+    out.stdout.fnmatch_lines(
+        [
+            "*gradxval: badbackend:Doubled/closed_form grad_x on normal-float64-*: disagree",
+            "*at index (*): actual *, reference *",
+            "*error * u, tolerance * u",
+            "*attribution: outlier: badbackend:Doubled/closed_form against the reference;"
+            " agreeing with the reference: numpy/closed_form",
+            "*reproduce: gradxval replay normal-float64-* --backends badbackend:Doubled",
+        ]
+    )
     assert "verify" not in out.stdout.str()  # the assertion helper hides itself
 
 
 def test_known_disagreements_xfail_unless_strict(pytester):
     pytest.importorskip("torch")
-    args = ["--pyargs", "gradxval", "--gradxval-backends", "torch", "--gradxval-cases", "2",
-            "--gradxval-regimes", "saturated", "--gradxval-dtypes", "float32", "-rx"]
+    args = [
+        "--pyargs",
+        "gradxval",
+        "-k",
+        "not property",
+        "--gradxval-backends",
+        "torch",
+        "--gradxval-cases",
+        "2",
+        "--gradxval-regimes",
+        "saturated",
+        "--gradxval-dtypes",
+        "float32",
+        "-rx",
+    ]
     out = pytester.runpytest_subprocess(*args)
     xfailed = out.parseoutcomes().get("xfailed", 0)
     assert xfailed >= 1 and out.ret == 0
@@ -71,23 +118,50 @@ def test_known_disagreements_xfail_unless_strict(pytester):
 
 
 def test_seed_random_then_last_reuses_it(pytester):
-    out = pytester.runpytest_subprocess("--pyargs", "gradxval", "--gradxval-backends", "numpy",
-                             "--gradxval-cases", "2", "--gradxval-seed", "random", "-v")
+    out = pytester.runpytest_subprocess(
+        "--pyargs",
+        "gradxval",
+        "-k",
+        "not property",
+        "--gradxval-backends",
+        "numpy",
+        "--gradxval-cases",
+        "2",
+        "--gradxval-seed",
+        "random",
+        "-v",
+    )
     seed = next(s for s in out.outlines if "gradxval: seed" in s).split()[2]
     ids = sorted(s.split("::")[1].split()[0] for s in out.outlines if "::test_gradxval[" in s)
-    again = pytester.runpytest_subprocess("--pyargs", "gradxval", "--gradxval-backends", "numpy",
-                               "--gradxval-cases", "2", "--gradxval-seed", "last", "-v")
+    again = pytester.runpytest_subprocess(
+        "--pyargs",
+        "gradxval",
+        "-k",
+        "not property",
+        "--gradxval-backends",
+        "numpy",
+        "--gradxval-cases",
+        "2",
+        "--gradxval-seed",
+        "last",
+        "-v",
+    )
     again.stdout.fnmatch_lines([f"*gradxval: seed {seed} *"])
-    assert ids == sorted(s.split("::")[1].split()[0] for s in again.outlines
-                         if "::test_gradxval[" in s)
-    bad = pytester.runpytest_subprocess("--pyargs", "gradxval", "--gradxval-seed", "soon")
+    assert ids == sorted(
+        s.split("::")[1].split()[0] for s in again.outlines if "::test_gradxval[" in s
+    )
+    bad = pytester.runpytest_subprocess(
+        "--pyargs", "gradxval", "-k", "not property", "--gradxval-seed", "soon"
+    )
     bad.stderr.fnmatch_lines(["*--gradxval-seed='soon', expected an int, 'random' or 'last'*"])
 
 
 def test_ini_keys_and_junit_properties(pytester):
     pytester.makeini("[pytest]\ngradxval_backends = numpy\ngradxval_cases = 2\n")
     xml = pytester.path / "junit.xml"
-    out = pytester.runpytest_subprocess("--pyargs", "gradxval", f"--junitxml={xml}")
+    out = pytester.runpytest_subprocess(
+        "--pyargs", "gradxval", "-k", "not property", f"--junitxml={xml}"
+    )
     out.assert_outcomes(passed=2)
     props = {p.get("name") for p in ET.parse(xml).iter("property")}
     assert {"gradxval_grad_x_error_u", "gradxval_grad_x_tolerance_u"} <= props
@@ -95,21 +169,36 @@ def test_ini_keys_and_junit_properties(pytester):
 
 def test_report_option_writes_the_run_report(pytester):
     out_dir = pytester.path / "rep"
-    out = pytester.runpytest_subprocess("--pyargs", "gradxval", "--gradxval-backends", "numpy",
-                             "--gradxval-cases", "3", f"--gradxval-report={out_dir}")
+    out = pytester.runpytest_subprocess(
+        "--pyargs",
+        "gradxval",
+        "-k",
+        "not property",
+        "--gradxval-backends",
+        "numpy",
+        "--gradxval-cases",
+        "3",
+        f"--gradxval-report={out_dir}",
+    )
     out.assert_outcomes(passed=3)
     summary = json.loads((out_dir / "summary.json").read_text())
-    assert summary["schema"] == "gradxval.summary/1" and summary["counts"]["agree"] + summary["counts"]["overflow"] == 9
+    assert (
+        summary["schema"] == "gradxval.summary/1"
+        and summary["counts"]["agree"] + summary["counts"]["overflow"] == 9
+    )
     assert len((out_dir / "results.jsonl").read_text().splitlines()) == 9
 
 
 def test_property_shrinks_a_planted_fault_to_the_minimal_case(pytester):
     pytester.makepyfile(badbackend=BAD_BACKEND)
     pytester.syspathinsert()
-    out = pytester.runpytest_subprocess("--pyargs", "gradxval", "-k", "property",
-                                        "--gradxval-backends", "numpy,badbackend:Doubled")
+    out = pytester.runpytest_subprocess(
+        "--pyargs", "gradxval", "-k", "property", "--gradxval-backends", "numpy,badbackend:Doubled"
+    )
     out.assert_outcomes(failed=1)
-    out.stdout.fnmatch_lines([
-        "*Failing test case*",
-        "*case=Case(regime='normal', dtype='float16', m=1, n=1, k=None, seed=0)*",
-    ])
+    out.stdout.fnmatch_lines(
+        [
+            "*Failing test case*",
+            "*case=Case(regime='normal', dtype='float16', m=1, n=1, k=None, seed=0)*",
+        ]
+    )

@@ -3,7 +3,6 @@
 import mpmath
 import numpy as np
 import pytest
-
 from gradxval.cases import Case
 from gradxval.dtypes import DTYPES, info
 from gradxval.reference import compute_reference
@@ -17,14 +16,25 @@ def mp_reference(case: Case):
         Am = mpmath.matrix([[mpmath.mpc(complex(v)) for v in row] for row in A]) if case.m else None
         s = [[1 / (1 + mpmath.exp(-mpmath.mpf(float(v)))) for v in row] for row in X]
         k = X.shape[1]
-        z = [[mpmath.fsum(Am[i, j] * s[j][c] for j in range(case.n)) for c in range(k)]
-             for i in range(case.m)]
+        z = [
+            [mpmath.fsum(Am[i, j] * s[j][c] for j in range(case.n)) for c in range(k)]
+            for i in range(case.m)
+        ]
         loss = mpmath.fsum(abs(z[i][c]) ** 2 for i in range(case.m) for c in range(k))
-        gx = [[2 * s[j][c] * (1 - s[j][c]) * mpmath.re(mpmath.fsum(
-            mpmath.conj(Am[i, j]) * z[i][c] for i in range(case.m))) for c in range(k)]
-            for j in range(case.n)]
-        gA = [[2 * mpmath.fsum(z[i][c] * s[j][c] for c in range(k)) for j in range(case.n)]
-              for i in range(case.m)]
+        gx = [
+            [
+                2
+                * s[j][c]
+                * (1 - s[j][c])
+                * mpmath.re(mpmath.fsum(mpmath.conj(Am[i, j]) * z[i][c] for i in range(case.m)))
+                for c in range(k)
+            ]
+            for j in range(case.n)
+        ]
+        gA = [
+            [2 * mpmath.fsum(z[i][c] * s[j][c] for c in range(k)) for j in range(case.n)]
+            for i in range(case.m)
+        ]
     return loss, gx, gA
 
 
@@ -43,7 +53,10 @@ def test_reference_matches_mpmath(dtype, shape):
     got = ref.values["grad_x"].reshape(case.n, case.k or 1)
     for j in range(case.n):
         for c in range(got.shape[1]):
-            assert abs(got[j, c] - float(gx[j][c])) <= tol_abs.reshape(case.n, case.k or 1)[j, c] + 1e-300
+            assert (
+                abs(got[j, c] - float(gx[j][c]))
+                <= tol_abs.reshape(case.n, case.k or 1)[j, c] + 1e-300
+            )
     for i in range(case.m):
         for j in range(case.n):
             want = complex(gA[i][j])

@@ -1,7 +1,6 @@
 """Fault isolation: a backend that raises, hangs, mutates or returns the wrong type."""
 
 import pytest
-
 from gradxval.backends import parse_backends
 from gradxval.cases import Case
 from gradxval.errors import BackendUnavailable, UsageError

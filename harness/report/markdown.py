@@ -48,11 +48,13 @@ def write_markdown(path: str | Path, records: list[dict], summary: dict, registr
         f"Cases: {run.get('cases')}, seed {run.get('seed')}, wall time {run.get('seconds')} s. "
         f"Verdicts: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()) + ".",
         "",
-        "Backends: " + ", ".join(f"{k} {v}" for k, v in env["backends"].items())
+        "Backends: "
+        + ", ".join(f"{k} {v}" for k, v in env["backends"].items())
         + f"; Python {env['python']} on {env['platform']}.",
         "",
         "Complex gradients are reported in one convention: "
-        + summary["conventions"]["complex_gradient"] + ".",
+        + summary["conventions"]["complex_gradient"]
+        + ".",
         "",
         "## Agreement matrix",
         "",
@@ -66,12 +68,18 @@ def write_markdown(path: str | Path, records: list[dict], summary: dict, registr
         lines.append(f"| {row} | " + " | ".join(cell_text(cells[(row, c)]) for c in cols) + " |")
     judged = [r for r in records if isinstance(r.get("error_u"), (int, float))]
     worst = sorted(judged, key=lambda r: -(r["error_u"] / r["tolerance_u"]))[:10]
-    lines += ["", "## Worst results", "",
-              "| case | backend/method | quantity | verdict | error (u) | tolerance (u) |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Worst results",
+        "",
+        "| case | backend/method | quantity | verdict | error (u) | tolerance (u) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in worst:
-        lines.append(f"| `{r['case_id']}` | {r['backend']}/{r['method']} | {r['quantity']} | "
-                     f"{r['verdict']} | {_fmt_u(r['error_u'])} | {_fmt_u(r['tolerance_u'])} |")
+        lines.append(
+            f"| `{r['case_id']}` | {r['backend']}/{r['method']} | {r['quantity']} | "
+            f"{r['verdict']} | {_fmt_u(r['error_u'])} | {_fmt_u(r['tolerance_u'])} |"
+        )
     dis = [r for r in records if r["verdict"] in ("disagree", "known", "error")]
     lines += ["", f"## Disagreements and errors ({len(dis)})", ""]
     used = Counter(r["classification"] for r in dis if r.get("classification"))
@@ -80,11 +88,15 @@ def write_markdown(path: str | Path, records: list[dict], summary: dict, registr
         for cid, n in used.most_common():
             for part in cid.split("+"):
                 e = registry.get(part)
-                lines.append(f"- **{part}** ({n}): {e.title}. {e.reason} "
-                             + " ".join(f"<{u}>" for u in e.upstream))
+                lines.append(
+                    f"- **{part}** ({n}): {e.title}. {e.reason} "
+                    + " ".join(f"<{u}>" for u in e.upstream)
+                )
         lines.append("")
     unexplained = [r for r in dis if r["verdict"] != "known"]
-    shown = unexplained + [r for r in dis if r["verdict"] == "known"][: max(0, 50 - len(unexplained))]
+    shown = (
+        unexplained + [r for r in dis if r["verdict"] == "known"][: max(0, 50 - len(unexplained))]
+    )
     for r in shown:
         lines += [
             f"### {r['verdict']}: {r['backend']}/{r['method']} {r['quantity']} on `{r['case_id']}`",
@@ -95,6 +107,13 @@ def write_markdown(path: str | Path, records: list[dict], summary: dict, registr
         if r.get("attribution"):
             lines += [f"Attribution: {r['attribution']}", ""]
         lines += [f"Reproduce: `{r['reproduce']}`", ""]
+        if r.get("shrunk_case"):
+            lines += [f"Shrunk case: `{r['shrunk_case']}`", ""]
+        if r.get("standalone"):
+            lines += [
+                f"Standalone reproducer (numpy and the framework only): `{r['standalone']}`",
+                "",
+            ]
     if len(shown) < len(dis):
         lines += [f"... and {len(dis) - len(shown)} more known disagreements in results.jsonl.", ""]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

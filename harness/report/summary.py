@@ -38,9 +38,25 @@ def build_summary(records: list[dict], env: dict, run: dict) -> dict:
     """Summarise verdict records (dicts as in results.jsonl)."""
     counts = Counter(r["verdict"] for r in records)
     disagreements = [
-        {k: r.get(k) for k in ("case_id", "backend", "method", "quantity", "dtype", "regime",
-                               "error_u", "tolerance_u", "classification", "reproduce",
-                               "message", "attribution")}
+        {
+            k: r.get(k)
+            for k in (
+                "case_id",
+                "backend",
+                "method",
+                "quantity",
+                "dtype",
+                "regime",
+                "error_u",
+                "tolerance_u",
+                "classification",
+                "reproduce",
+                "message",
+                "attribution",
+                "shrunk_case",
+                "standalone",
+            )
+        }
         for r in records
         if r["verdict"] in ("disagree", "known")
     ]
@@ -49,9 +65,14 @@ def build_summary(records: list[dict], env: dict, run: dict) -> dict:
         "counts": {v: counts.get(v, 0) for v in VERDICTS},
         "unexplained": counts.get("disagree", 0),
         "disagreements": disagreements,
-        "errors": [{k: r.get(k) for k in ("case_id", "backend", "method", "quantity", "message",
-                                          "reproduce")}
-                   for r in records if r["verdict"] == "error"],
+        "errors": [
+            {
+                k: r.get(k)
+                for k in ("case_id", "backend", "method", "quantity", "message", "reproduce")
+            }
+            for r in records
+            if r["verdict"] == "error"
+        ],
         "run": run,
         "conventions": CONVENTIONS,
         "environment": env,

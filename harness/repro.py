@@ -1,0 +1,316 @@
+"""Standalone reproducers: repro_<id>.py files that use only numpy and the framework concerned.
+
+The file holds the case's inputs and the reference bit for bit (zlib + base64 of the raw
+little-endian bytes), recomputes the backend's value with the framework's own code, prints the
+value, the reference and the error at the worst element, and exits 1 while the disagreement
+persists, 0 once it is fixed.  Only the built-in backends have a framework-only recipe.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .cases import Case
+from .dtypes import info
+from .reference import Reference
+
+__all__ = ["write_reproducer", "RECIPES", "reproducer_name", "follow_up"]
+
+_DECODE = """
+import base64, sys, zlib
+import numpy as np
+
+
+def arr(data, dtype, shape):
+    raw = zlib.decompress(base64.b64decode(data))
+    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape).copy()
+"""
+
+_SIGMOID = '''
+def sigmoid_pair(x):
+    """sigma(x), sigma(-x) without overflow."""
+    e = xp.exp(-xp.abs(x))
+    d = 1 + e
+    return xp.where(x >= 0, 1 / d, e / d), xp.where(x >= 0, e / d, 1 / d)
+
+
+def closed_form(A, x):
+    s, sn = sigmoid_pair(x)
+    cplx = A.dtype in COMPLEX
+    sc = cast(s, A.dtype) if cplx else s
+    z = cast(A @ sc, A.dtype)
+    loss = xp.sum(xp.real(z * xp.conj(z))) if cplx else xp.sum(z * z)
+    back = xp.real(cast(xp.conj(A).T @ z, A.dtype)) if cplx else cast(A.T @ z, A.dtype)
+    gx = 2 * (s * sn) * back
+    gA = 2 * (z[:, None] * sc[None, :]) if x.ndim == 1 else 2 * cast(z @ sc.T, A.dtype)
+    return loss, gx, gA
+
+
+def loss_of(A, s):
+    if A.dtype in COMPLEX:
+        z = A @ cast(s, A.dtype)
+        return xp.sum(xp.real(z * xp.conj(z)))
+    z = A @ s
+    return xp.sum(z * z)
+'''
+
+# backend -> (imports and input conversion, how each method computes (loss, grad_x, grad_A))
+RECIPES = {
+    "numpy": (
+        """
+import ml_dtypes  # noqa: F401  (numpy's bfloat16)
+xp = np
+COMPLEX = (np.complex64, np.complex128)
+
+
+def cast(a, dtype):
+    return a.astype(dtype)
+
+
+def to_backend(a):
+    return a.view(ml_dtypes.bfloat16) if BF16 and a.dtype == np.uint16 else a
+""",
+        {"closed_form": "closed_form(A, x)"},
+    ),
+    "autograd": (
+        """
+import autograd
+import autograd.numpy as xp
+import ml_dtypes
+from autograd.scipy.special import expit
+COMPLEX = (np.complex64, np.complex128)
+
+
+def cast(a, dtype):
+    return a.astype(dtype)
+
+
+def to_backend(a):
+    return a.view(ml_dtypes.bfloat16) if BF16 and a.dtype == np.uint16 else a
+
+
+def autodiff(A, x):
+    f = lambda A, x: loss_of(A, expit(x))
+    loss, gA = autograd.value_and_grad(f, 0)(A, x)
+    return loss, autograd.grad(f, 1)(A, x), np.conj(gA)  # torch's complex convention
+""",
+        {"closed_form": "closed_form(A, x)", "autodiff": "autodiff(A, x)"},
+    ),
+    "jax": (
+        """
+import jax
+import jax.numpy as xp
+if DTYPE in ("float64", "complex128"):
+    jax.config.update("jax_enable_x64", True)
+COMPLEX = (xp.complex64, xp.complex128)
+
+
+def cast(a, dtype):
+    return a.astype(dtype)
+
+
+def to_backend(a):
+    import ml_dtypes  # jax's own bfloat16
+
+    return xp.asarray(a.view(ml_dtypes.bfloat16) if BF16 and a.dtype == np.uint16 else a)
+
+
+@jax.jit
+def autodiff(A, x):
+    loss, (gA, gx) = jax.value_and_grad(lambda A, x: loss_of(A, jax.nn.sigmoid(x)), (0, 1))(A, x)
+    return loss, gx, xp.conj(gA)  # torch's complex convention
+
+
+closed_form = jax.jit(closed_form)
+""",
+        {"closed_form": "closed_form(A, x)", "autodiff": "autodiff(A, x)"},
+    ),
+    "torch": (
+        """
+import torch
+import torch as xp
+torch.set_float32_matmul_precision("highest")
+COMPLEX = (torch.complex64, torch.complex128)
+
+
+def cast(a, dtype):
+    return a.to(dtype)
+
+
+def to_backend(a):
+    if BF16 and a.dtype == np.uint16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def autodiff(A, x):
+    A, x = A.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    loss = loss_of(A, torch.sigmoid(x))
+    gA, gx = torch.autograd.grad(loss, (A, x), allow_unused=True)
+    gA = torch.zeros_like(A) if gA is None else gA
+    gx = torch.zeros_like(x) if gx is None else gx
+    return loss, gx, gA
+""",
+        {"closed_form": "closed_form(A, x)", "autodiff": "autodiff(A, x)"},
+    ),
+}
+
+_TAIL = '''
+QUANTITIES = ("loss", "grad_x", "grad_A")
+
+
+def to_numpy(t):
+    """(values as a numpy array, the dtype name the backend returned)."""
+    if hasattr(t, "detach"):
+        t = t.detach().cpu()
+        name = str(t.dtype).replace("torch.", "")
+        return (t.float() if name == "bfloat16" else t).numpy(), name
+    t = np.asarray(t)
+    return t, t.dtype.name
+
+
+A, x = to_backend(A_IN), to_backend(X_IN)
+with np.errstate(all="ignore"):
+    result = dict(zip(QUANTITIES, CALL))
+    actual, got_dtype = to_numpy(result[QUANTITY])
+    a = actual.astype(np.complex128 if np.iscomplexobj(actual) else np.float64)
+    err = np.abs(a - REF) / (U * SCALE + ETA * UNDER)
+    same_nan = np.isnan(a) == np.isnan(REF)
+    finite = np.isfinite(a) & np.isfinite(REF)
+    err = np.where(finite, err, np.where(same_nan & ((a == REF) | np.isnan(REF)), 0.0, np.inf))
+worst = np.unravel_index(int(np.argmax(err)), err.shape) if err.ndim and err.size else ()
+e = float(err.max()) if err.size else 0.0
+print(f"{BACKEND}/{METHOD} {QUANTITY} on {CASE_ID}, {VERSION_NOTE}")
+if err.size:
+    where = tuple(int(i) for i in worst)
+    print(f"  at index {where}: actual {a[worst].item()!r}, reference {REF[worst].item()!r}")
+print(f"  error {e:.4g} u, tolerance {TOL:.4g} u (u = {U:.3g})")
+if got_dtype != EXPECTED_DTYPE:
+    print(f"  dtype {got_dtype}, expected {EXPECTED_DTYPE}")
+    sys.exit(1)
+sys.exit(1 if e > TOL else 0)
+'''
+
+
+def _blob(a: np.ndarray) -> tuple[str, str, tuple[int, ...]]:
+    a = np.array(a, order="C")  # not ascontiguousarray: it turns 0-d into 1-d
+    dt = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
+    data = base64.b64encode(zlib.compress(a.astype(dt).tobytes(), 9)).decode()
+    return data, dt.str if a.dtype.name != "bfloat16" else "bfloat16", a.shape
+
+
+def reproducer_name(case_id: str, backend: str, method: str, quantity: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"repro_{case_id}-{backend}-{method}-{quantity}.py")
+
+
+def _literal(name: str, a: np.ndarray) -> str:
+    data, dt, shape = _blob(a)
+    if dt == "bfloat16":  # bit patterns; to_backend views them as the framework's bfloat16
+        data, _, shape = _blob(np.asarray(a).view(np.uint16))
+        return f"{name} = arr({data!r}, 'uint16', {shape!r})"
+    return f"{name} = arr({data!r}, {dt!r}, {shape!r})"
+
+
+def write_reproducer(
+    directory: Path,
+    case: Case,
+    backend: str,
+    method: str,
+    quantity: str,
+    ref: Reference,
+    tol: float,
+    version: str,
+) -> Path | None:
+    """Write repro_<id>.py for one disagreement; None where no framework-only recipe exists."""
+    if backend not in RECIPES or method not in RECIPES[backend][1]:
+        return None
+    setup, calls = RECIPES[backend]
+    di = info(case.dtype)
+    inputs = case.inputs()
+    want = case.dtype if quantity == "grad_A" else di.real
+    parts = [
+        f'"""gradxval standalone reproducer: {backend} {method} {quantity} on {case.id}.',
+        "",
+        "Uses only numpy and the framework. Prints the value, the reference and the error;",
+        'exits 1 while the disagreement persists, 0 once it is fixed."""',
+        _DECODE,
+        f"CASE_ID, BACKEND, METHOD, QUANTITY = {case.id!r}, {backend!r}, {method!r}, {quantity!r}",
+        f"DTYPE, EXPECTED_DTYPE = {case.dtype!r}, {want!r}",
+        f"VERSION_NOTE = {('found with ' + backend + ' ' + version)!r}",
+        f"U, ETA, TOL = {di.u!r}, {di.eta!r}, {tol!r}",
+        f"BF16 = {case.dtype == 'bfloat16'!r}",
+        _literal("A_IN", np.asarray(inputs.A)),
+        _literal("X_IN", np.asarray(inputs.x)),
+        "# reference and the error model's scale, computed by gradxval in extra precision",
+        _literal("REF", np.asarray(ref.values[quantity])),
+        _literal("SCALE", np.asarray(ref.scale[quantity], dtype=np.float64)),
+        _literal(
+            "UNDER",
+            np.broadcast_to(
+                np.asarray(ref.under[quantity], dtype=np.float64), np.shape(ref.values[quantity])
+            ),
+        ),
+        _SIGMOID,
+        setup,
+        _TAIL.replace("CALL", calls[method]),
+    ]
+    path = Path(directory) / reproducer_name(case.id, backend, method, quantity)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+MAX_REPRODUCERS = 50  # files; each holds its inputs, up to a few MB for 1000 x 1000 cases
+MAX_SHRINKS = 10  # distinct (backend, method, quantity, dtype, regime) signatures
+
+
+def follow_up(
+    records: list[dict], directory: Path, registry, versions: dict[str, str], shrink: bool = True
+) -> dict[tuple, dict]:
+    """For each unexplained disagreement: a shrunk case and a standalone reproducer.
+
+    Returns {(case_id, backend, method, quantity): {"shrunk_case", "standalone"}}.  Known
+    disagreements carry their registry entry instead.
+    """
+    from .reference import compute_reference
+    from .shrink import shrink_case
+    from .tolerance import tolerance_u
+
+    out: dict[tuple, dict] = {}
+    refs: dict[str, Reference] = {}
+    shrunk: dict[tuple, str] = {}
+    written = 0
+    for r in records:
+        if r["verdict"] != "disagree":
+            continue
+        key = (r["case_id"], r["backend"], r["method"], r["quantity"])
+        case = Case.from_id(r["case_id"])
+        sig = (r["backend"], r["method"], r["quantity"], case.dtype, case.regime)
+        if shrink and sig not in shrunk and len(shrunk) < MAX_SHRINKS:
+            try:
+                small = shrink_case(case, r["backend"], r["method"], r["quantity"], registry)
+                shrunk[sig] = small.id
+            except Exception as exc:  # shrinking is a help; never lose the report over it
+                shrunk[sig] = f"not shrunk: {type(exc).__name__}: {exc}"
+        path = None
+        if written < MAX_REPRODUCERS:
+            if case.id not in refs:
+                refs[case.id] = compute_reference(case, case.inputs())
+            tol = tolerance_u(r["quantity"], case.m, case.n, case.k)
+            path = write_reproducer(
+                directory,
+                case,
+                r["backend"],
+                r["method"],
+                r["quantity"],
+                refs[case.id],
+                tol,
+                versions.get(r["backend"], "?"),
+            )
+            written += path is not None
+        out[key] = {"shrunk_case": shrunk.get(sig), "standalone": path.name if path else None}
+    return out

@@ -1,0 +1,59 @@
+"""Shrink a disagreement with Hypothesis to the smallest case that still disagrees."""
+
+from __future__ import annotations
+
+from .cases import Case
+from .errors import UsageError
+
+__all__ = ["shrink_case"]
+
+
+def _smaller_cases(case: Case):
+    from hypothesis import strategies as st
+
+    @st.composite
+    def smaller(draw) -> Case:
+        m = draw(st.integers(0, case.m))
+        n = draw(st.integers(0, case.n))
+        if case.regime == "empty" and m and n:
+            m = 0
+        k = draw(st.none() | st.integers(1, case.k)) if case.k else None
+        seed = draw(st.integers(0, 10**6 - 1))
+        return Case(case.regime, case.dtype, m, n, k, seed)
+
+    return smaller()
+
+
+def shrink_case(
+    case: Case, backend: str, method: str, quantity: str, known=None, max_examples: int = 120
+) -> Case:
+    """Return the smallest case (m, n, k, then seed) on which ``backend``/``method`` still
+    disagrees for ``quantity``; the case itself if nothing smaller does."""
+    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis.errors import NoSuchExample
+
+    from .runner import run_cases
+
+    def disagrees(c: Case) -> bool:
+        out: list = []
+        try:
+            run_cases([c], [backend], out.append, isolate=False, known=known)
+        except UsageError:
+            return False
+        return any(
+            v.method == method and v.quantity == quantity and v.verdict == "disagree" for v in out
+        )
+
+    if not disagrees(case):
+        return case
+    s = settings(
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    try:
+        return find(_smaller_cases(case), disagrees, settings=s)
+    except NoSuchExample:  # nothing smaller disagrees within the budget
+        return case

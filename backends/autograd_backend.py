@@ -9,6 +9,7 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.special import expit
+from gradxval.errors import Unsupported
 from gradxval.problems import closed_form, loss_from_sigmoid
 
 from .base import Backend
@@ -24,8 +25,32 @@ _value_and_grad_A = autograd.value_and_grad(_loss, 0)
 _grad_x = autograd.grad(_loss, 1)
 
 
+# forward mode pushes one tangent at a time: only for inputs this small
+_FORWARD_MAX = 256
+
+
+def _forward(A, x):
+    """Gradient by forward mode: one make_jvp per entry (real entries only)."""
+
+    def partials(f, v):
+        out = np.zeros(
+            v.shape, dtype=np.result_type(v, np.float32) if v.dtype.kind == "f" else v.dtype
+        )
+        jvp = autograd.make_jvp(f)(v)
+        for i in np.ndindex(v.shape):
+            e = np.zeros_like(v)
+            e[i] = 1
+            out[i] = jvp(e)[1]
+        return out.astype(v.dtype)
+
+    gx = partials(lambda x: _loss(A, x), x)
+    gA = None if np.iscomplexobj(A) or A.size > _FORWARD_MAX else partials(lambda A: _loss(A, x), A)
+    return _loss(A, x), gx, gA
+
+
 class AutogradBackend(Backend):
     name = "autograd"
+    methods = ("autodiff", "closed_form", "forward")
     supported = ("float32", "float64", "complex64", "complex128")
     unsupported_reasons = {
         "float16": "scipy.special.expit has no float16 loop, so autograd computes in float32",
@@ -42,9 +67,24 @@ class AutogradBackend(Backend):
             warnings.simplefilter("ignore")  # autograd warns on complex->real casts
             if method == "closed_form":
                 loss, gx, gA = closed_form(A, x, xp_np)
+            elif method == "forward":
+                if x.size > _FORWARD_MAX:
+                    raise Unsupported(
+                        f"forward mode one tangent at a time: x has {x.size} "
+                        f"entries > {_FORWARD_MAX}"
+                    )
+                try:
+                    loss, gx, gA = _forward(A, x)
+                except NotImplementedError as exc:
+                    # autograd 1.x defines expit's VJP only (autograd/scipy/special.py)
+                    raise Unsupported(f"autograd has no forward-mode rule: {exc}") from None
             else:
                 loss, gA = _value_and_grad_A(A, x)
                 gx = _grad_x(A, x)
                 # autograd returns conj(dL/dRe + i dL/dIm); normalise to torch's convention
                 gA = np.conj(gA)
-        return {"loss": np.asarray(loss), "grad_x": np.asarray(gx), "grad_A": np.asarray(gA)}
+        return {
+            "loss": np.asarray(loss),
+            "grad_x": np.asarray(gx),
+            "grad_A": None if gA is None else np.asarray(gA),
+        }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gradxval.errors import GradxvalError
+from gradxval.errors import GradxvalError, Unsupported
 from gradxval.problems import closed_form, loss_from_sigmoid
 
 from .base import Backend
@@ -29,14 +29,50 @@ def _closed(A, x):
     return closed_form(A, x, jnp)
 
 
+def _forward(A, x):
+    # forward mode: one tangent per entry of x (and of A, when real); jacfwd rejects complex
+    # inputs of a real function, so grad_A comes back None for complex A
+    gx = jax.jacfwd(_loss, argnums=1)(A, x)
+    gA = None if jnp.iscomplexobj(A) else jax.jacfwd(_loss, argnums=0)(A, x)
+    return _loss(A, x), gx, gA
+
+
+def _forward_x(A, x):
+    return _loss(A, x), jax.jacfwd(_loss, argnums=1)(A, x), None
+
+
+def _column_loss(A, xc):
+    return loss_from_sigmoid(A, jax.nn.sigmoid(xc), jnp)
+
+
+def _vmapped(A, x):
+    # the batch loss is the sum of per-column losses: vmap the per-column gradient over k
+    values, (gA, gx) = jax.vmap(
+        jax.value_and_grad(_column_loss, argnums=(0, 1)), in_axes=(None, 1), out_axes=(0, (0, 1))
+    )(A, x)
+    return jnp.sum(values), gx, jnp.conj(jnp.sum(gA, axis=0))
+
+
+# forward mode over A pushes one tangent per entry of A: only for A this small
+_FORWARD_MAX_A = 4096
+
+
 class JaxBackend(Backend):
     name = "jax"
     compiles = True
+    methods = ("autodiff", "closed_form", "forward", "vmap", "eager")
 
     def __init__(self) -> None:
         # one jit object per method: jax caches the compiled program per shape, dtype and x64
-        # state, so a repeated shape never recompiles
-        self._fns = {"autodiff": jax.jit(_autodiff), "closed_form": jax.jit(_closed)}
+        # state, so a repeated shape never recompiles.  "eager" is the autodiff unjitted.
+        self._fns = {
+            "autodiff": jax.jit(_autodiff),
+            "closed_form": jax.jit(_closed),
+            "forward": jax.jit(_forward),
+            "forward_x": jax.jit(_forward_x),
+            "vmap": jax.jit(_vmapped),
+            "eager": _autodiff,
+        }
 
     def version(self) -> str:
         return jax.__version__
@@ -56,6 +92,12 @@ class JaxBackend(Backend):
                 raise GradxvalError(
                     f"jax converted inputs to {jA.dtype}/{jx.dtype}, expected {A.dtype}/{x.dtype}"
                 )
+            if method == "vmap" and jx.ndim != 2:
+                raise Unsupported("vmap needs a batch axis: x of shape (n, k)")
+            if method == "forward" and jA.size > _FORWARD_MAX_A:
+                method = "forward_x"
             loss, gx, gA = self._fns[method](jA, jx)
-            out = {"loss": np.asarray(loss), "grad_x": np.asarray(gx), "grad_A": np.asarray(gA)}
-        return out
+            return {
+                q: None if v is None else np.asarray(v)
+                for q, v in (("loss", loss), ("grad_x", gx), ("grad_A", gA))
+            }

@@ -8,6 +8,7 @@ import array_api_compat.torch as xp
 import ml_dtypes
 import numpy as np
 import torch
+from gradxval.errors import Unsupported
 from gradxval.problems import closed_form, loss_from_sigmoid
 
 from .base import Backend
@@ -25,7 +26,7 @@ def to_torch(a: np.ndarray) -> torch.Tensor:
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     """Detach, copy to host, and convert back to numpy (bfloat16 as ml_dtypes.bfloat16)."""
-    t = t.detach().cpu()
+    t = t.detach().cpu().resolve_conj().resolve_neg()  # lazy conj views cannot become numpy
     if t.dtype == torch.bfloat16:
         return t.contiguous().view(torch.int16).numpy().view(ml_dtypes.bfloat16)
     return t.numpy()
@@ -41,8 +42,17 @@ def _highest_matmul_precision():
         torch.set_float32_matmul_precision(old)
 
 
+# forward mode over A pushes one tangent per entry of A: only for A this small
+_FORWARD_MAX_A = 4096
+
+
+def _column_loss(A, xc):
+    return loss_from_sigmoid(A, torch.sigmoid(xc), xp)
+
+
 class TorchBackend(Backend):
     name = "torch"
+    methods = ("autodiff", "closed_form", "forward", "vmap")
 
     def version(self) -> str:
         return torch.__version__
@@ -60,6 +70,10 @@ class TorchBackend(Backend):
             if method == "closed_form":
                 with torch.no_grad():
                     loss, gx, gA = closed_form(tA, tx, xp)
+            elif method == "forward":
+                loss, gx, gA = self._forward(tA, tx)
+            elif method == "vmap":
+                loss, gx, gA = self._vmapped(tA, tx)
             else:
                 tA = tA.detach().requires_grad_(True)
                 tx = tx.detach().requires_grad_(True)
@@ -68,4 +82,39 @@ class TorchBackend(Backend):
                 # an empty A or x leaves the other unused: its gradient is zeros
                 gA = torch.zeros_like(tA) if gA is None else gA
                 gx = torch.zeros_like(tx) if gx is None else gx
-        return {"loss": to_numpy(loss), "grad_x": to_numpy(gx), "grad_A": to_numpy(gA)}
+        return {
+            "loss": to_numpy(loss),
+            "grad_x": to_numpy(gx),
+            "grad_A": None if gA is None else to_numpy(gA),
+        }
+
+    @staticmethod
+    def _forward(tA, tx):
+        """Forward mode (torch.func.jacfwd): real A only; grad_A only for small A."""
+        from torch.func import jacfwd
+
+        if tA.is_complex():
+            raise Unsupported("torch.func.jacfwd takes real inputs only")
+
+        def f(A, x):
+            return loss_from_sigmoid(A, torch.sigmoid(x), xp)
+
+        gx = jacfwd(f, argnums=1)(tA, tx)
+        gA = None
+        if tA.numel() <= _FORWARD_MAX_A:
+            gA = jacfwd(f, argnums=0)(tA, tx)
+        with torch.no_grad():
+            return f(tA, tx), gx, gA
+
+    @staticmethod
+    def _vmapped(tA, tx):
+        """torch.func.vmap of the per-column gradient over the batch axis k."""
+        from torch.func import grad_and_value, vmap
+
+        if tx.ndim != 2:
+            raise Unsupported("vmap needs a batch axis: x of shape (n, k)")
+        (gA, gx), values = vmap(
+            grad_and_value(_column_loss, argnums=(0, 1)), in_dims=(None, 1), out_dims=((0, 1), 0)
+        )(tA, tx)
+        # torch.func.grad keeps torch.autograd's complex convention: no conjugation
+        return values.sum(), gx, gA.sum(0)

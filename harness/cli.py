@@ -22,6 +22,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--backends", default="all", help="comma list, 'all', or module:Class")
     r.add_argument("--dtypes", default="all", help="comma list of dtype names, or 'all'")
     r.add_argument("--regimes", default="all", help="comma list of regimes, or 'all'")
+    r.add_argument(
+        "--methods",
+        default="core",
+        help="'core' (autodiff, closed_form), 'all' (adds forward, vmap, eager), or a comma list",
+    )
     r.add_argument("--cases", type=int, default=DEFAULT_CASES, help="number of cases")
     r.add_argument("--seed", type=int, default=DEFAULT_SEED, help="run seed")
     r.add_argument("--out", type=Path, help="write results.jsonl, summary.json, report.md here")
@@ -42,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="recompute one case and print every value and error")
     rp.add_argument("case_id")
     rp.add_argument("--backends", default="all")
+    rp.add_argument("--methods", default="all", help="as for run; default all")
     rp.add_argument("--json", action="store_true", help="print the verdicts as JSON lines")
     return p
 
@@ -107,6 +113,7 @@ def _run(args) -> int:
                 known=registry,
                 on_case=lambda c: progress.advance(task),
                 skip_unavailable=not explicit,
+                method_spec=_methods(args.methods),
             )
     except BackendUnavailable as exc:
         raise UsageError(str(exc)) from None
@@ -116,6 +123,7 @@ def _run(args) -> int:
     for name, why in stats.skipped.items():
         console.print(f"[yellow]skipped backend {name}: {why}")
     run_info = {
+        "methods": args.methods,
         "cases": stats.cases,
         "seed": args.seed,
         "seconds": round(stats.seconds, 2),
@@ -141,6 +149,16 @@ def _run(args) -> int:
     if args.strict:
         failing += summary["counts"]["known"]
     return 1 if failing else 0
+
+
+def _methods(spec: str):
+    """Parse --methods: 'core', 'all' or a comma list of names."""
+    if spec in ("core", "all"):
+        return spec
+    names = tuple(m.strip() for m in spec.split(",") if m.strip())
+    if not names:
+        raise UsageError("methods='', expected core, all or a comma list")
+    return names
 
 
 def _print_table(console, records, summary) -> None:
@@ -207,7 +225,14 @@ def _replay(args) -> int:
     ref = compute_reference(case, inputs)
     verdicts = []
     try:
-        run_cases([case], names, verdicts.append, isolate=False, skip_unavailable=not explicit)
+        run_cases(
+            [case],
+            names,
+            verdicts.append,
+            isolate=False,
+            skip_unavailable=not explicit,
+            method_spec=_methods(args.methods),
+        )
     except GradxvalError as exc:
         raise UsageError(str(exc)) from None
     if args.json:

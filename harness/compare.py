@@ -227,3 +227,36 @@ def attribute(
             v.attribution = f"outlier: {who} against the reference"
         if good:
             v.attribution += f"; agreeing with the reference: {', '.join(good)}"
+        v.attribution += _witness_note(case, quantity, v, results, ref)
+
+
+def _witness_note(case, quantity, v, results, ref) -> str:
+    """What the finite-difference witness says at the worst element of a disagreement."""
+    from .witness import partial_derivative
+
+    if v.worst_index is None or quantity == "loss":
+        return ""
+    w = partial_derivative(ref, case, quantity, v.worst_index)
+    if w is None:
+        return ""
+    idx = tuple(v.worst_index)
+    di = info(case.dtype)
+    under = np.broadcast_to(ref.under[quantity], np.shape(ref.values[quantity]))
+    # a method's value may sit anywhere inside its own tolerance around the truth
+    slack = (v.tolerance_u or 0) * (
+        di.u * float(np.asarray(ref.scale[quantity])[idx]) + di.eta * float(under[idx])
+    )
+    sides = []
+    for (b, m), arr in results.items():
+        if np.shape(arr) == np.shape(ref.values[quantity]) and w.admits(
+            np.asarray(arr)[idx], slack
+        ):
+            sides.append(f"{b}/{m}")
+    ref_ok = w.admits(np.asarray(ref.values[quantity])[idx])
+    if f"{v.backend}/{v.method}" in sides and ref_ok:
+        return f"; numeric witness at {idx}: {w}, too coarse to take a side"
+    who = ", ".join(sides) if sides else "none of the methods"
+    return (
+        f"; numeric witness at {idx}: {w}, siding with {who}"
+        f"{' and the reference' if ref_ok else ' (and not the reference)'}"
+    )

@@ -20,6 +20,7 @@ _OPTIONS = {
     "backends": ("all", "backends to check: comma list, 'all', or package.module:Class"),
     "dtypes": ("all", "dtype names, comma list or 'all'"),
     "regimes": ("all", "input regimes, comma list or 'all'"),
+    "methods": ("core", "methods: core (autodiff, closed_form), all (adds forward, vmap, eager)"),
     "cases": ("36", "number of random cases"),
     "seed": ("20261126", "run seed: an int, 'random', or 'last' (remembered in pytest's cache)"),
     "report": ("", "also write results.jsonl, summary.json and report.md into this directory"),
@@ -128,6 +129,8 @@ class _Session:
         self.records: list[dict] = []
         self.order: dict[str, int] = {}
         self._backends = None
+        spec = str(_opt(config, "methods"))
+        self.method_spec = spec if spec in ("core", "all") else tuple(spec.split(","))
 
     def selection(self):
         """(cases, backend names, explicit) from the options; usage errors stop the session."""
@@ -154,12 +157,13 @@ class _Session:
         """name -> methods for the backends that load (all named ones must)."""
         if self._backends is None:
             from .backends import describe
+            from .runner import select_methods
 
             self._backends = {}
             for n in names:
                 info = describe(n)
                 if info.available:
-                    self._backends[n] = info.methods
+                    self._backends[n] = select_methods(info.methods, self.method_spec)
                 elif explicit:
                     raise pytest.UsageError(f"gradxval: {info.reason}")
         return self._backends
@@ -171,7 +175,13 @@ class _Session:
             from .runner import run_cases
 
             out: list = []
-            run_cases([Case.from_id(case_id)], names, out.append, isolate=False)
+            run_cases(
+                [Case.from_id(case_id)],
+                names,
+                out.append,
+                isolate=False,
+                method_spec=self.method_spec,
+            )
             self._verdicts[case_id] = out
         return self._verdicts[case_id]
 
@@ -224,7 +234,7 @@ def gradxval_property(request):
         @given(strategy)
         def prop(case):
             out: list = []
-            run_cases([case], names, out.append, isolate=False)
+            run_cases([case], names, out.append, isolate=False, method_spec=s.method_spec)
             bad = [
                 v
                 for v in out

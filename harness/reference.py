@@ -39,6 +39,7 @@ class Reference:
     back: np.ndarray  # Re(A^H A sigma(x)), float64, shape of x
     back_abs: np.ndarray  # |A|^T |A| |sigma(x)|, float64, shape of x
     embedding: np.ndarray | None = None  # [Re A; Im A] (or A), float64, for evidence checks
+    x: np.ndarray | None = None  # the rounded x, float64 (for the numeric witness)
     precise: bool = field(default=False)
 
 
@@ -154,6 +155,7 @@ def compute_reference(case: Case, inputs: Inputs) -> Reference:
         back=back.reshape(shape),
         back_abs=W.reshape(shape),
         embedding=R,
+        x=x,
         precise=precise,
     )
 

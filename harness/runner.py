@@ -45,35 +45,32 @@ def _digest(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a).tobytes()
 
 
-def evaluate_backend(backend, case: Case, inputs: Inputs) -> dict[str, dict]:
-    """Evaluate every method of one backend on one case; never raises.
+CORE_METHODS = ("autodiff", "closed_form")
 
-    Returns method -> {"ok": {quantity: array}} | {"unsupported": reason} | {"error": message}.
-    The backend gets its own copies, so a backend that writes into its inputs cannot affect
-    the others; doing so is itself recorded as an error.
+
+def select_methods(available, spec: str | Iterable[str] = "core") -> tuple[str, ...]:
+    """The methods to run: 'core' (autodiff, closed_form), 'all', or an iterable of names."""
+    if spec == "all":
+        return tuple(available)
+    wanted = CORE_METHODS if spec == "core" else tuple(spec)
+    return tuple(m for m in available if m in wanted)
+
+
+def evaluate_backend(backend, case: Case, inputs: Inputs, methods=None) -> dict[str, dict]:
+    """Evaluate the given methods (default: the core ones) of a backend on a case; never raises.
+
+    Returns method -> {"ok": {quantity: array or None}} | {"unsupported": reason} |
+    {"error": message}.  Each call gets fresh copies of the inputs: a backend that writes into
+    them, or whose second call does not return the same bits, is recorded as an error.
     """
     out: dict[str, dict] = {}
-    for method in backend.methods:
-        A, x = case.present(inputs.A), inputs.x.copy()
-        before = (_digest(A), _digest(x))
+    for method in methods or select_methods(backend.methods):
         t0 = time.perf_counter()
         try:
-            res = backend.evaluate(method, A, x, case.dtype)
-            missing = [q for q in QUANTITIES if q not in res]
-            if missing:
-                raise TypeError(f"result lacks {', '.join(missing)}")
-            for q in QUANTITIES:
-                if not isinstance(res[q], np.ndarray) and not np.isscalar(res[q]):
-                    raise TypeError(
-                        f"{q} is a {type(res[q]).__module__}.{type(res[q]).__name__},"
-                        " expected a numpy array"
-                    )
-            if (_digest(A), _digest(x)) != before:
-                raise RuntimeError("modified its input arrays in place")
-            out[method] = {
-                "ok": {q: np.asarray(res[q]) for q in QUANTITIES},
-                "seconds": time.perf_counter() - t0,
-            }
+            res = _call(backend, method, case, inputs)
+            seconds = time.perf_counter() - t0
+            _check_repeat(res, _call(backend, method, case, inputs))
+            out[method] = {"ok": res, "seconds": seconds}
         except Unsupported as exc:
             out[method] = {"unsupported": str(exc)}
         except Exception as exc:  # any backend fault becomes a recorded verdict
@@ -81,6 +78,42 @@ def evaluate_backend(backend, case: Case, inputs: Inputs) -> dict[str, dict]:
             where = f" at {tb[0].filename}:{tb[0].lineno}" if tb else ""
             out[method] = {"error": f"{type(exc).__name__}: {exc}{where}"}
     return out
+
+
+def _call(backend, method: str, case: Case, inputs: Inputs) -> dict:
+    A, x = case.present(inputs.A), inputs.x.copy()
+    before = (_digest(A), _digest(x))
+    res = backend.evaluate(method, A, x, case.dtype)
+    missing = [q for q in QUANTITIES if q not in res]
+    if missing:
+        raise TypeError(f"result lacks {', '.join(missing)}")
+    for q in QUANTITIES:
+        if res[q] is not None and not isinstance(res[q], np.ndarray) and not np.isscalar(res[q]):
+            raise TypeError(
+                f"{q} is a {type(res[q]).__module__}.{type(res[q]).__name__},"
+                " expected a numpy array"
+            )
+    if (_digest(A), _digest(x)) != before:
+        raise RuntimeError("modified its input arrays in place")
+    return {q: None if res[q] is None else np.asarray(res[q]) for q in QUANTITIES}
+
+
+def _check_repeat(first: dict, second: dict) -> None:
+    """The same call twice must give the same bits (a stale cache or race shows up here)."""
+    for q in QUANTITIES:
+        a, b = first[q], second[q]
+        if a is None or b is None:
+            if (a is None) != (b is None):
+                raise RuntimeError(f"repeating the call returned {q} only once")
+            continue
+        if a.dtype != b.dtype or a.shape != b.shape or _digest(a) != _digest(b):
+            where = ""
+            if a.shape == b.shape and a.dtype == b.dtype and a.size:
+                differs = (a != b).ravel()
+                if differs.any():
+                    i = np.unravel_index(int(np.argmax(differs)), a.shape)
+                    where = f" at index {tuple(int(j) for j in i)}: {a[i]!r} then {b[i]!r}"
+            raise RuntimeError(f"not deterministic: repeating the call changed {q}{where}")
 
 
 def _worker_main(conn, name: str, path: list[str]) -> None:
@@ -112,9 +145,9 @@ def _worker_main(conn, name: str, path: list[str]) -> None:
             msg = inbox.get()
             if msg is None:
                 return
-            case_id, A, x = msg
+            case_id, A, x, methods = msg
             case = Case.from_id(case_id)
-            conn.send(evaluate_backend(backend, case, Inputs(A=A, x=x)))
+            conn.send(evaluate_backend(backend, case, Inputs(A=A, x=x), methods))
     except (EOFError, BrokenPipeError):
         return  # the parent is gone: nobody is left to report to
 
@@ -154,13 +187,13 @@ class _Worker:
             self.stop()
             raise BackendUnavailable(self.info.reason)
 
-    def submit(self, case: Case, inputs: Inputs) -> int:
+    def submit(self, case: Case, inputs: Inputs, methods) -> int:
         """Send a case; return the generation of the process that got it."""
         if self.proc is None or not self.proc.is_alive():
             self.start()
         elif self.info is None:
             self.ready()
-        self.conn.send((case.id, inputs.A, inputs.x))
+        self.conn.send((case.id, inputs.A, inputs.x, tuple(methods)))
         return self.generation
 
     def collect(self, methods) -> dict[str, dict]:
@@ -222,15 +255,15 @@ class _Pool:
                 w.launch()  # started lazily: submit() waits for it on first use
             self.workers += extra
 
-    def submit(self, case: Case, inputs: Inputs) -> tuple[_Worker, int]:
+    def submit(self, case: Case, inputs: Inputs, methods) -> tuple[_Worker, int]:
         w = self.workers[_shard(case, len(self.workers))]
-        return w, w.submit(case, inputs)
+        return w, w.submit(case, inputs, methods)
 
     def collect(self, token, case: Case, inputs: Inputs, methods) -> dict[str, dict]:
         w, generation = token
         if w.generation != generation or w.proc is None:
             # the process that had this case was killed for an earlier one: send it again
-            w.submit(case, inputs)
+            w.submit(case, inputs, methods)
         return w.collect(methods)
 
     def stop(self) -> None:
@@ -249,12 +282,15 @@ def run_cases(
     on_case: Callable[[Case], None] | None = None,
     skip_unavailable: bool = False,
     shards: int | None = None,
+    method_spec: str | Iterable[str] = "core",
 ) -> RunStats:
     """Run every case through every backend; call ``on_verdict`` for each verdict as it is made.
 
     A backend that cannot load raises BackendUnavailable, or with ``skip_unavailable`` is left
     out and listed in ``RunStats.skipped``.  With ``isolate``, a backend that compiles per shape
     runs in ``shards`` worker processes (default: the number of CPUs, at most 4).
+    ``method_spec`` picks the methods: 'core' (autodiff and closed form), 'all' (with the
+    extra modes: forward mode, vmap, eager), or names.
     """
     from .backends import describe, load
 
@@ -282,7 +318,7 @@ def run_cases(
                     raise
                 stats.skipped[name] = str(exc)
                 continue
-            methods[name] = info.methods
+            methods[name] = select_methods(info.methods, method_spec)
             stats.backends.append(info)
         names = list(methods)
         # keep a few cases in flight so that sharded workers and the reference run in parallel
@@ -297,7 +333,7 @@ def run_cases(
                 on_case(flight[0])
 
         for case in cases:
-            window.append(_dispatch(case, pools))
+            window.append(_dispatch(case, pools, methods))
             if len(window) > ahead:
                 finish_oldest()
         while window:
@@ -309,9 +345,9 @@ def run_cases(
     return stats
 
 
-def _dispatch(case: Case, pools: dict) -> tuple:
+def _dispatch(case: Case, pools: dict, methods: dict) -> tuple:
     inputs = case.inputs()
-    tokens = {name: pool.submit(case, inputs) for name, pool in pools.items()}
+    tokens = {name: pool.submit(case, inputs, methods[name]) for name, pool in pools.items()}
     return case, inputs, tokens
 
 
@@ -327,13 +363,13 @@ def _finish(flight, names, methods, pools, inline, known, on_verdict) -> None:
         if name in pools:
             outcomes[name] = pools[name].collect(tokens[name], case, inputs, methods[name])
         else:
-            outcomes[name] = evaluate_backend(inline[name], case, inputs)
+            outcomes[name] = evaluate_backend(inline[name], case, inputs, methods[name])
     for q in QUANTITIES:
         verdicts, results = [], {}
         for name in names:
             for method, oc in outcomes[name].items():
                 v = _verdict(case, name, method, q, oc, ref, ref_error, known)
-                if "ok" in oc:
+                if "ok" in oc and oc["ok"][q] is not None:
                     results[(name, method)] = oc["ok"][q]
                 verdicts.append(v)
         if ref is not None:
@@ -351,7 +387,9 @@ def _verdict(case, name, method, q, oc, ref, ref_error, known) -> Verdict:
         dtype=case.dtype,
         regime=case.regime,
     )
-    if "unsupported" in oc:
+    if "ok" in oc and oc["ok"][q] is None:
+        v = Verdict(**base, verdict="unsupported", message=f"{name}/{method} does not compute {q}")
+    elif "unsupported" in oc:
         v = Verdict(**base, verdict="unsupported", message=oc["unsupported"])
     elif "error" in oc:
         v = Verdict(**base, verdict="error", message=oc["error"])

@@ -388,6 +388,21 @@ class RelativeNoise(_NumpyFault):
         return r
 
 
+class Nondeterministic(_NumpyFault):
+    """grad_x jitters by a relative 1e-12 from call to call: inside every tolerance, caught only
+    because the same call must give the same bits."""
+
+    name = "nondeterministic"
+
+    def __init__(self):
+        self._rng = np.random.default_rng()
+
+    def fault(self, A, x, r):
+        noise = 1 + 1e-12 * self._rng.standard_normal(r["grad_x"].shape)
+        r["grad_x"] = (r["grad_x"] * noise).astype(r["grad_x"].dtype)
+        return r
+
+
 # the mutation suite: (class name, what must be reported: "disagree" (or error) / a known id)
 MUTANTS = [
     ("FactorTwo", "disagree"),
@@ -413,6 +428,7 @@ MUTANTS = [
     ("ReturnsFloat32", "disagree"),
     ("JaxWithoutX64", "disagree"),
     ("RelativeNoise", "disagree"),
+    ("Nondeterministic", "disagree"),
 ]
 
 

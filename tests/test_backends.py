@@ -100,3 +100,42 @@ def test_unsupported_dtype_raises_with_reason():
     x = np.zeros(2, dtype=np.float16)
     with pytest.raises(Unsupported, match="float16"):
         load("autograd").evaluate("autodiff", np.zeros((2, 2), np.float16), x, "float16")
+
+
+@pytest.mark.parametrize(
+    "cid",
+    [
+        "normal-float32-m7n5k3-s1",
+        "normal-float64-m6n4-s2",
+        "normal-complex128-m5n4k2-s3",
+        "normal-bfloat16-m6n5k2-s4",
+    ],
+)
+def test_extra_modes_agree_with_the_reference(cid):
+    from gradxval.runner import run_cases
+
+    out: list = []
+    stats = run_cases(
+        [Case.from_id(cid)], available_backends(), out.append, isolate=False, method_spec="all"
+    )
+    extra = [v for v in out if v.method not in ("autodiff", "closed_form")]
+    ran = {(b.name, m) for b in stats.backends for m in b.methods} - {
+        (b, m) for b in available_backends() for m in ("autodiff", "closed_form")
+    }
+    assert {(v.backend, v.method) for v in extra} == ran
+    for v in extra:
+        assert v.verdict in ("agree", "unsupported"), v.message
+
+
+def test_repeat_call_must_give_the_same_bits():
+    from gradxval.runner import run_cases
+
+    out: list = []
+    run_cases(
+        [Case.from_id("normal-float64-m5n4-s1")],
+        ["mutants:Nondeterministic"],
+        out.append,
+        isolate=False,
+    )
+    assert {v.verdict for v in out} == {"error"}
+    assert "not deterministic: repeating the call changed grad_x at index" in out[0].message

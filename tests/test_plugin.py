@@ -85,7 +85,8 @@ def test_planted_fault_fails_with_the_full_message(pytester):
             "*at index (*): actual *, reference *",
             "*error * u, tolerance * u",
             "*attribution: outlier: badbackend:Doubled/closed_form against the reference;"
-            " agreeing with the reference: numpy/closed_form",
+            " agreeing with the reference: numpy/closed_form; numeric witness at (*): *,"
+            " siding with numpy/closed_form and the reference",
             "*reproduce: gradxval replay normal-float64-* --backends badbackend:Doubled",
         ]
     )

@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
         help="skip shrinking disagreements and writing repro_*.py files",
     )
     sub.add_parser("backends", help="list backends, their versions, dtypes and status")
+    cb = sub.add_parser("check-backend", help="conformance checks, then an agreement run")
+    cb.add_argument("name", help="a registered backend name or package.module:Class")
+    cb.add_argument("--cases", type=int, default=36, help="cases in the agreement run")
+    cb.add_argument("--seed", type=int, default=DEFAULT_SEED)
     rp = sub.add_parser("replay", help="recompute one case and print every value and error")
     rp.add_argument("case_id")
     rp.add_argument("--backends", default="all")
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "backends":
             return _backends()
+        if args.command == "check-backend":
+            return _check_backend(args)
         return _replay(args)
     except UsageError as exc:
         print(f"gradxval: error: {exc}", file=sys.stderr)
@@ -186,6 +192,33 @@ def _print_table(console, records, summary) -> None:
                 markup=True,
                 highlight=False,
             )
+
+
+def _check_backend(args) -> int:
+    from .backends import parse_backends
+    from .cases import sample_cases
+    from .conformance import check_backend
+    from .runner import run_cases
+
+    parse_backends(args.name)  # an unknown name is a usage error
+    problems = check_backend(args.name)
+    print(f"conformance of {args.name}: {len(problems)} problem(s)")
+    for p in problems:
+        print(f"  - {p}")
+    if problems:
+        return 1
+    out: list = []
+    run_cases(sample_cases(args.cases, args.seed), [args.name], out.append, isolate=True,
+              method_spec="all")
+    from collections import Counter
+
+    counts = Counter(v.verdict for v in out)
+    print(f"agreement run, {args.cases} cases: " + ", ".join(f"{k} {n}" for k, n in
+                                                           sorted(counts.items())))
+    for v in out:
+        if v.verdict in ("disagree", "error"):
+            print(f"  {v.verdict}: {v.message}\n    reproduce: {v.reproduce}")
+    return 1 if counts["disagree"] + counts["error"] else 0
 
 
 def _backends() -> int:

@@ -1,0 +1,133 @@
+"""The conformance kit behind ``gradxval check-backend``: one actionable line per problem."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cases import Case
+from .dtypes import DTYPES, info
+from .errors import BackendUnavailable, Unsupported
+from .problems import QUANTITIES
+
+__all__ = ["check_backend"]
+
+_PROBES = ("normal-{dtype}-m5n4k2-s1", "normal-{dtype}-m3n6-s2")
+
+
+def _type_name(v) -> str:
+    return f"{type(v).__module__}.{type(v).__qualname__}"
+
+
+def check_backend(name: str) -> list[str]:
+    """Run the conformance checks on a backend; return the problems found, one line each."""
+    from .backends import load
+
+    try:
+        backend = load(name)
+    except BackendUnavailable as exc:
+        return [f"{exc}; fix the import string or install the framework"]
+    problems = _interface(backend)
+    if problems:
+        return problems
+    for dtype in DTYPES:
+        if dtype in backend.dtypes():
+            computed = False
+            for method in backend.methods:
+                found, ran = _method(backend, method, dtype)
+                problems += found
+                computed |= ran
+            if not computed:
+                problems.append(f"{dtype}: declared in `supported` but every method raised "
+                                "Unsupported; remove it from `supported`")
+        else:
+            problems += _declined(backend, dtype)
+    return problems
+
+
+def _interface(b) -> list[str]:
+    out = []
+    if not isinstance(getattr(b, "name", None), str) or not b.name:
+        out.append("`name` is missing or empty; set a class attribute name = '...'")
+    methods = getattr(b, "methods", ())
+    if not methods or not all(isinstance(m, str) for m in methods):
+        out.append("`methods` must be a non-empty tuple of names such as ('autodiff',)")
+    bad = [d for d in getattr(b, "supported", ()) if d not in DTYPES]
+    if bad:
+        out.append(f"`supported` lists {bad}; dtype names are {', '.join(DTYPES)}")
+    try:
+        v = b.version()
+        if not isinstance(v, str) or not v:
+            out.append(f"version() returned {v!r}; return the framework's version string")
+    except Exception as exc:
+        out.append(f"version() raised {type(exc).__name__}: {exc}; return a version string")
+    return out
+
+
+def _method(b, method: str, dtype: str) -> tuple[list[str], bool]:
+    """(problems, whether the method computed anything) for one method and dtype.
+
+    Unsupported for a particular shape (vmap without a batch axis, forward mode on complex
+    inputs) is allowed; a declared dtype that no method ever computes is not.
+    """
+    where = f"{method} on {dtype}"
+    out: list[str] = []
+    ran = False
+    for probe in _PROBES:
+        case = Case.from_id(probe.format(dtype=dtype))
+        inp = case.inputs()
+        A, x = inp.A.copy(), inp.x.copy()
+        try:
+            res = b.evaluate(method, A, x, dtype)
+        except Unsupported:
+            continue
+        except Exception as exc:
+            return [f"{where}: raised {type(exc).__name__}: {exc}"], True
+        ran = True
+        if not isinstance(res, dict):
+            return [f"{where}: returned a {_type_name(res)}; return a dict with keys "
+                    f"{', '.join(QUANTITIES)}"], True
+        missing = [q for q in QUANTITIES if q not in res]
+        if missing:
+            out.append(f"{where}: result lacks {', '.join(missing)}; return all three quantities "
+                       "(None for one the method does not compute)")
+            continue
+        if not (np.array_equal(A, inp.A, equal_nan=True) and np.array_equal(x, inp.x)):
+            out.append(f"{where}: modified its input arrays; copy them before writing")
+        want = {"loss": (info(dtype).real, ()), "grad_x": (info(dtype).real, case.x_shape),
+                "grad_A": (dtype, (case.m, case.n))}
+        for q in QUANTITIES:
+            v = res[q]
+            if v is None:
+                continue
+            if not isinstance(v, np.ndarray):
+                out.append(f"{where}: {q} is a {_type_name(v)}; return a numpy array "
+                           "(detach it and copy it to the host)")
+                continue
+            got = "bfloat16" if v.dtype.name == "bfloat16" else v.dtype.name
+            if got != want[q][0]:
+                out.append(f"{where}: {q} has dtype {got} but the case is {dtype}; return "
+                           f"{want[q][0]} (check that the framework did not change precision)")
+            if v.shape != want[q][1]:
+                out.append(f"{where}: {q} has shape {v.shape}, expected {want[q][1]}")
+        again = b.evaluate(method, inp.A.copy(), inp.x.copy(), dtype)
+        for q in QUANTITIES:
+            a, c = res[q], again.get(q) if isinstance(again, dict) else None
+            if isinstance(a, np.ndarray) and isinstance(c, np.ndarray) and a.shape == c.shape:
+                if a.tobytes() != c.tobytes():
+                    out.append(f"{where}: a second identical call changed {q}; results must be "
+                               "deterministic (no state carried between calls)")
+    return list(dict.fromkeys(out)), ran
+
+
+def _declined(b, dtype: str) -> list[str]:
+    case = Case.from_id(_PROBES[0].format(dtype=dtype))
+    inp = case.inputs()
+    try:
+        b.evaluate(b.methods[0], inp.A, inp.x, dtype)
+    except Unsupported:
+        return []
+    except Exception as exc:
+        return [f"{dtype} (not in `supported`): raised {type(exc).__name__}; raise "
+                "gradxval.Unsupported(reason) for a dtype you do not support"]
+    return [f"{dtype} is not in `supported` but evaluate() computed it; declare it or raise "
+            "gradxval.Unsupported"]

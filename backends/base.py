@@ -41,6 +41,14 @@ class Backend:
     def dtypes(self) -> tuple[str, ...]:
         return self.supported
 
+    def formula_namespace(self):
+        """(xp, to_backend, to_numpy, scope) for evaluating a user's formula in this framework.
+
+        ``scope(dtype)`` is a context manager for precision switches.  Backends without an
+        array-API namespace raise Unsupported.
+        """
+        raise Unsupported(f"{self.name} offers no array namespace for formulas")
+
     def evaluate(self, method: str, A: np.ndarray, x: np.ndarray, dtype: str) -> Result:
         """Return {'loss', 'grad_x', 'grad_A'} computed by ``method`` in ``dtype``."""
         info(dtype)

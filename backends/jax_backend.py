@@ -77,6 +77,9 @@ class JaxBackend(Backend):
     def version(self) -> str:
         return jax.__version__
 
+    def formula_namespace(self):
+        return jnp, jnp.asarray, np.asarray, lambda dtype: jax.enable_x64(dtype in _X64)
+
     def flags(self) -> dict[str, str]:
         return {
             "jax_enable_x64": "scoped: on for float64/complex128 only",

@@ -18,6 +18,9 @@ class NumpyBackend(Backend):
     def version(self) -> str:
         return np.__version__
 
+    def formula_namespace(self):
+        return xp, np.asarray, np.asarray, lambda dtype: np.errstate(all="ignore")
+
     def _evaluate(self, method, A, x, dtype):
         with np.errstate(all="ignore"):
             loss, gx, gA = closed_form(A, x, xp)

@@ -57,6 +57,9 @@ class TorchBackend(Backend):
     def version(self) -> str:
         return torch.__version__
 
+    def formula_namespace(self):
+        return xp, to_torch, to_numpy, lambda dtype: _highest_matmul_precision()
+
     def flags(self) -> dict[str, str]:
         return {
             "float32_matmul_precision": "highest (scoped per call)",

@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         help="skip shrinking disagreements and writing repro_*.py files",
     )
     sub.add_parser("backends", help="list backends, their versions, dtypes and status")
+    cf = sub.add_parser("check-formula", help="judge a hand-derived grad_x formula(A, x, xp)")
+    cf.add_argument("formula", help="package.module:function or path/file.py:function")
+    cf.add_argument("--backends", default="numpy,torch,jax")
+    cf.add_argument("--dtypes", default="float32,float64")
+    cf.add_argument("--regimes", default="normal,saturated")
+    cf.add_argument("--cases", type=int, default=12)
+    cf.add_argument("--seed", type=int, default=1)
     cb = sub.add_parser("check-backend", help="conformance checks, then an agreement run")
     cb.add_argument("name", help="a registered backend name or package.module:Class")
     cb.add_argument("--cases", type=int, default=36, help="cases in the agreement run")
@@ -66,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             return _backends()
         if args.command == "check-backend":
             return _check_backend(args)
+        if args.command == "check-formula":
+            return _check_formula(args)
         return _replay(args)
     except UsageError as exc:
         print(f"gradxval: error: {exc}", file=sys.stderr)
@@ -194,6 +203,36 @@ def _print_table(console, records, summary) -> None:
             )
 
 
+def _check_formula(args) -> int:
+    from collections import Counter
+
+    from .backends import parse_backends
+    from .cases import parse_regimes
+    from .dtypes import parse_dtypes
+    from .formula import check_formula, load_formula
+
+    fn = load_formula(args.formula)
+    names, _ = parse_backends(args.backends)
+    report = check_formula(
+        fn,
+        args.formula,
+        backends=names,
+        dtypes=parse_dtypes(args.dtypes),
+        regimes=parse_regimes(args.regimes),
+        cases=args.cases,
+        seed=args.seed,
+    )
+    print(f"{args.formula}: {report.summary}")
+    cells: dict = {}
+    for v in report.verdicts:
+        cells.setdefault((v.backend, v.dtype, v.regime), Counter())[v.verdict] += 1
+    for (b, d, r), c in sorted(cells.items()):
+        print(f"  {b:8} {d:9} {r:10} " + ", ".join(f"{k} {n}" for k, n in sorted(c.items())))
+    if report.counterexample:
+        print(f"  smallest counterexample: {report.counterexample}")
+    return 0 if report.ok else 1
+
+
 def _check_backend(args) -> int:
     from .backends import parse_backends
     from .cases import sample_cases
@@ -208,13 +247,20 @@ def _check_backend(args) -> int:
     if problems:
         return 1
     out: list = []
-    run_cases(sample_cases(args.cases, args.seed), [args.name], out.append, isolate=True,
-              method_spec="all")
+    run_cases(
+        sample_cases(args.cases, args.seed),
+        [args.name],
+        out.append,
+        isolate=True,
+        method_spec="all",
+    )
     from collections import Counter
 
     counts = Counter(v.verdict for v in out)
-    print(f"agreement run, {args.cases} cases: " + ", ".join(f"{k} {n}" for k, n in
-                                                           sorted(counts.items())))
+    print(
+        f"agreement run, {args.cases} cases: "
+        + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+    )
     for v in out:
         if v.verdict in ("disagree", "error"):
             print(f"  {v.verdict}: {v.message}\n    reproduce: {v.reproduce}")

@@ -37,8 +37,10 @@ def check_backend(name: str) -> list[str]:
                 problems += found
                 computed |= ran
             if not computed:
-                problems.append(f"{dtype}: declared in `supported` but every method raised "
-                                "Unsupported; remove it from `supported`")
+                problems.append(
+                    f"{dtype}: declared in `supported` but every method raised "
+                    "Unsupported; remove it from `supported`"
+                )
         else:
             problems += _declined(backend, dtype)
     return problems
@@ -84,29 +86,40 @@ def _method(b, method: str, dtype: str) -> tuple[list[str], bool]:
             return [f"{where}: raised {type(exc).__name__}: {exc}"], True
         ran = True
         if not isinstance(res, dict):
-            return [f"{where}: returned a {_type_name(res)}; return a dict with keys "
-                    f"{', '.join(QUANTITIES)}"], True
+            return [
+                f"{where}: returned a {_type_name(res)}; return a dict with keys "
+                f"{', '.join(QUANTITIES)}"
+            ], True
         missing = [q for q in QUANTITIES if q not in res]
         if missing:
-            out.append(f"{where}: result lacks {', '.join(missing)}; return all three quantities "
-                       "(None for one the method does not compute)")
+            out.append(
+                f"{where}: result lacks {', '.join(missing)}; return all three quantities "
+                "(None for one the method does not compute)"
+            )
             continue
         if not (np.array_equal(A, inp.A, equal_nan=True) and np.array_equal(x, inp.x)):
             out.append(f"{where}: modified its input arrays; copy them before writing")
-        want = {"loss": (info(dtype).real, ()), "grad_x": (info(dtype).real, case.x_shape),
-                "grad_A": (dtype, (case.m, case.n))}
+        want = {
+            "loss": (info(dtype).real, ()),
+            "grad_x": (info(dtype).real, case.x_shape),
+            "grad_A": (dtype, (case.m, case.n)),
+        }
         for q in QUANTITIES:
             v = res[q]
             if v is None:
                 continue
             if not isinstance(v, np.ndarray):
-                out.append(f"{where}: {q} is a {_type_name(v)}; return a numpy array "
-                           "(detach it and copy it to the host)")
+                out.append(
+                    f"{where}: {q} is a {_type_name(v)}; return a numpy array "
+                    "(detach it and copy it to the host)"
+                )
                 continue
             got = "bfloat16" if v.dtype.name == "bfloat16" else v.dtype.name
             if got != want[q][0]:
-                out.append(f"{where}: {q} has dtype {got} but the case is {dtype}; return "
-                           f"{want[q][0]} (check that the framework did not change precision)")
+                out.append(
+                    f"{where}: {q} has dtype {got} but the case is {dtype}; return "
+                    f"{want[q][0]} (check that the framework did not change precision)"
+                )
             if v.shape != want[q][1]:
                 out.append(f"{where}: {q} has shape {v.shape}, expected {want[q][1]}")
         again = b.evaluate(method, inp.A.copy(), inp.x.copy(), dtype)
@@ -114,8 +127,10 @@ def _method(b, method: str, dtype: str) -> tuple[list[str], bool]:
             a, c = res[q], again.get(q) if isinstance(again, dict) else None
             if isinstance(a, np.ndarray) and isinstance(c, np.ndarray) and a.shape == c.shape:
                 if a.tobytes() != c.tobytes():
-                    out.append(f"{where}: a second identical call changed {q}; results must be "
-                               "deterministic (no state carried between calls)")
+                    out.append(
+                        f"{where}: a second identical call changed {q}; results must be "
+                        "deterministic (no state carried between calls)"
+                    )
     return list(dict.fromkeys(out)), ran
 
 
@@ -127,7 +142,11 @@ def _declined(b, dtype: str) -> list[str]:
     except Unsupported:
         return []
     except Exception as exc:
-        return [f"{dtype} (not in `supported`): raised {type(exc).__name__}; raise "
-                "gradxval.Unsupported(reason) for a dtype you do not support"]
-    return [f"{dtype} is not in `supported` but evaluate() computed it; declare it or raise "
-            "gradxval.Unsupported"]
+        return [
+            f"{dtype} (not in `supported`): raised {type(exc).__name__}; raise "
+            "gradxval.Unsupported(reason) for a dtype you do not support"
+        ]
+    return [
+        f"{dtype} is not in `supported` but evaluate() computed it; declare it or raise "
+        "gradxval.Unsupported"
+    ]

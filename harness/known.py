@@ -37,7 +37,8 @@ def _round_to(values: np.ndarray, dtype) -> np.ndarray:
 
 
 def _sigmoid_one_minus_sigma(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """The result equals 2 fl(y (1 - y)) * Re(A^H A s), y = sigma(x) rounded to the dtype.
+    """The result equals 2 fl(y (1 - y)) * Re(A^H A s) (or y - y^2 in place of y (1 - y)),
+    y = sigma(x) rounded to the dtype.
 
     Library sigmoids are not correctly rounded (torch's is 1 ulp off at x = 12.84 in float32),
     so y is tried at its rounded value and up to two ulps either side; an element matches if
@@ -56,9 +57,13 @@ def _sigmoid_one_minus_sigma(case, quantity, actual, ref, ms, tol) -> np.ndarray
                 y = np.nextafter(y, np.asarray(target, dtype=dt))
                 candidates.append(y)
     best = None
-    for y in candidates:
+    forms = (
+        lambda y: _round_to(y * _round_to(1 - y, dt), dt),  # y (1 - y)
+        lambda y: _round_to(y - _round_to(y * y, dt), dt),  # y - y^2
+    )
+    for y, form in ((y, f) for y in candidates for f in forms):
         y = y.astype(np.float64)
-        sp = _round_to(y * _round_to(1 - y, dt), dt)
+        sp = form(y)
         alt = 2 * sp * ref.back
         scale = 2 * np.abs(sp) * ref.back_abs
         m = measure(actual, alt, scale, ref.under[quantity], di, expected_dtype(case, quantity))

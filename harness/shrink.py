@@ -5,7 +5,7 @@ from __future__ import annotations
 from .cases import Case
 from .errors import UsageError
 
-__all__ = ["shrink_case"]
+__all__ = ["shrink_case", "shrink"]
 
 
 def _smaller_cases(case: Case):
@@ -56,4 +56,22 @@ def shrink_case(
     try:
         return find(_smaller_cases(case), disagrees, settings=s)
     except NoSuchExample:  # nothing smaller disagrees within the budget
+        return case
+
+
+def shrink(case: Case, fails, max_examples: int = 120) -> Case:
+    """The smallest case no larger than ``case`` for which ``fails(case)`` is true."""
+    from hypothesis import HealthCheck, Phase, find, settings
+    from hypothesis.errors import NoSuchExample
+
+    s = settings(
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+    )
+    try:
+        return find(_smaller_cases(case), fails, settings=s)
+    except NoSuchExample:
         return case

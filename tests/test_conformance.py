@@ -1,11 +1,9 @@
 """gradxval check-backend: one actionable line per problem."""
 
 import pytest
-
+from _support import available_backends
 from gradxval.cli import main
 from gradxval.conformance import check_backend
-
-from _support import available_backends
 
 
 @pytest.mark.parametrize("name", available_backends())
@@ -13,14 +11,20 @@ def test_builtin_backends_conform(name):
     assert check_backend(name) == []
 
 
-@pytest.mark.parametrize("spec, words", [
-    ("mutants:ReturnsFloat32", "grad_x has dtype float32 but the case is float64; return float64"),
-    ("mutants:Mutates", "modified its input arrays; copy them before writing"),
-    ("mutants:ReturnsList", "grad_x is a builtins.list; return a numpy array"),
-    ("mutants:Nondeterministic", "a second identical call changed grad_x"),
-    ("mutants:Raises", "raised RuntimeError: planted failure"),
-    ("no_such_module:Backend", "failed to load"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        (
+            "mutants:ReturnsFloat32",
+            "grad_x has dtype float32 but the case is float64; return float64",
+        ),
+        ("mutants:Mutates", "modified its input arrays; copy them before writing"),
+        ("mutants:ReturnsList", "grad_x is a builtins.list; return a numpy array"),
+        ("mutants:Nondeterministic", "a second identical call changed grad_x"),
+        ("mutants:Raises", "raised RuntimeError: planted failure"),
+        ("no_such_module:Backend", "failed to load"),
+    ],
+)
 def test_faults_are_named_with_a_fix(spec, words):
     problems = check_backend(spec)
     assert any(words in p for p in problems), problems

@@ -139,6 +139,10 @@ def judge(
     )
     if ms.mismatch:
         v.verdict, v.message = "disagree", f"{backend}/{method} {quantity}: {ms.mismatch}"
+        entry = known.match_dtype(case, quantity, actual, ref, tol) if known else None
+        if entry is not None:
+            v.verdict, v.classification = "known", entry.id
+            v.message += f" -- known: {entry.title} ({', '.join(entry.upstream)})"
         return v
     worst = ms.worst
     v.worst_index = list(worst) if worst is not None else None

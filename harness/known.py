@@ -180,6 +180,25 @@ def _nan_from_nonfinite_input(case, quantity, actual, ref, ms, tol) -> np.ndarra
     return np.isnan(a.real) | np.isnan(a.imag)
 
 
+def _promoted_dtype(case, quantity, actual, ref, tol) -> bool:
+    """The result came back in a wider float dtype (float64 for a float32 case), and rounded
+    to the case's dtype it agrees with the reference: a Python scalar promoted the array."""
+    from .compare import expected_dtype, measure
+
+    di = info(case.dtype)
+    want = expected_dtype(case, quantity)
+    actual = np.asarray(actual)
+    if actual.dtype.kind not in "fc" or actual.dtype.itemsize <= info(want).np.itemsize:
+        return False
+    with np.errstate(all="ignore"):
+        rounded = actual.astype(info(want).np)
+    m = measure(rounded, ref.values[quantity], ref.scale[quantity], ref.under[quantity], di, want)
+    return m.mismatch is None and m.error_u <= tol
+
+
+# evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
+DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
+
 EVIDENCE: dict[str, Callable] = {
     "nan_from_nonfinite_input": _nan_from_nonfinite_input,
     "sequential_sum_in_dtype": _sequential_sum_in_dtype,
@@ -204,7 +223,11 @@ class Registry:
         unexplained = failing.copy()
         used = []
         for entry in self.entries:
-            if quantity not in entry.quantities or not unexplained.any():
+            if (
+                quantity not in entry.quantities
+                or not unexplained.any()
+                or entry.evidence not in EVIDENCE
+            ):
                 continue
             explained = EVIDENCE[entry.evidence](case, quantity, actual, ref, ms, tol)
             if explained is None or not (explained & unexplained).any():
@@ -212,6 +235,14 @@ class Registry:
             unexplained &= ~explained
             used.append(entry)
         return used if failing.any() and not unexplained.any() else []
+
+    def match_dtype(self, case: Case, quantity: str, actual, ref, tol) -> KnownEntry | None:
+        """The entry whose evidence explains a result of the wrong dtype, if any."""
+        for entry in self.entries:
+            if entry.evidence in DTYPE_EVIDENCE and quantity in entry.quantities:
+                if DTYPE_EVIDENCE[entry.evidence](case, quantity, actual, ref, tol):
+                    return entry
+        return None
 
     def get(self, entry_id: str) -> KnownEntry:
         for e in self.entries:
@@ -226,10 +257,10 @@ def load_registry(path: str | Path | None = None) -> Registry:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     entries = []
     for raw in data.get("entry", []):
-        if raw["evidence"] not in EVIDENCE:
+        if raw["evidence"] not in EVIDENCE and raw["evidence"] not in DTYPE_EVIDENCE:
             raise GradxvalError(
                 f"{path}: entry {raw['id']!r} has evidence={raw['evidence']!r}, "
-                f"expected one of {', '.join(EVIDENCE)}"
+                f"expected one of {', '.join([*EVIDENCE, *DTYPE_EVIDENCE])}"
             )
         entries.append(
             KnownEntry(

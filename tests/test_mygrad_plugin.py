@@ -1,0 +1,38 @@
+"""The third-party backend package plugins/gradxval-mygrad, installed by CI from its own package."""
+
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("gradxval_mygrad", reason="pip install -e plugins/gradxval-mygrad")
+
+from gradxval.backends import known_backends  # noqa: E402
+from gradxval.cases import sample_cases  # noqa: E402
+from gradxval.conformance import check_backend, failing  # noqa: E402
+from gradxval.runner import run_cases  # noqa: E402
+
+
+def test_entry_point_is_listed_without_importing_it():
+    code = (
+        "import sys, gradxval.backends as b; names = b.known_backends();"
+        "print('mygrad' in names, 'mygrad' in sys.modules, 'gradxval_mygrad' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False"]
+    assert known_backends()["mygrad"] == "gradxval_mygrad:MygradBackend"
+
+
+def test_plugin_passes_the_conformance_kit():
+    problems = check_backend("mygrad")
+    assert failing(problems) == []
+    # its one real deviation is explained by evidence, not hidden
+    assert all("python-scalar-promotes-to-float64" in p for p in problems)
+
+
+def test_plugin_agreement_run_has_nothing_unexplained():
+    out: list = []
+    run_cases(sample_cases(24, seed=3), ["numpy", "mygrad"], out.append, isolate=False)
+    bad = [v.message for v in out if v.verdict in ("disagree", "error")]
+    assert not bad, bad[:3]
+    assert any(v.backend == "mygrad" and v.verdict == "agree" for v in out)

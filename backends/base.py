@@ -63,3 +63,28 @@ class Backend:
 
     def _evaluate(self, method: str, A: np.ndarray, x: np.ndarray, dtype: str) -> Result:
         raise NotImplementedError
+
+    def autodiff(self, fn, A: np.ndarray, x: np.ndarray, dtype: str) -> Result:
+        """Value and gradients of ``fn(A, x, xp)`` by this framework's autodiff (any problem)."""
+        raise Unsupported(f"{self.name} has no autodiff for other problems")
+
+    def evaluate_problem(self, problem, method: str, A, x, dtype: str) -> Result:
+        """Like ``evaluate``, for any Problem: the seed problem keeps the backend's own code;
+        others run ``problem.closed_form`` in the backend's namespace and ``problem.loss``
+        through ``autodiff``."""
+        from gradxval.problems import DEFAULT_PROBLEM
+
+        if problem.name == DEFAULT_PROBLEM:
+            return self.evaluate(method, A, x, dtype)
+        info(dtype)
+        if dtype not in self.supported:
+            reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
+            raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
+        if method == "autodiff" and "autodiff" in self.methods:
+            return self.autodiff(problem.loss, A, x, dtype)
+        if method == "closed_form":
+            xp, to_backend, to_numpy, scope = self.formula_namespace()
+            with scope(dtype):
+                out = problem.closed_form(to_backend(A), to_backend(x), xp)
+                return dict(zip(("loss", "grad_x", "grad_A"), map(to_numpy, out), strict=True))
+        raise Unsupported(f"{self.name}/{method} runs the {DEFAULT_PROBLEM} problem only")

@@ -77,6 +77,19 @@ class JaxBackend(Backend):
     def version(self) -> str:
         return jax.__version__
 
+    def autodiff(self, fn, A, x, dtype):
+        key = ("autodiff", fn)
+        if key not in self._fns:
+
+            def run(A, x):
+                loss, (gA, gx) = jax.value_and_grad(lambda A, x: fn(A, x, jnp), (0, 1))(A, x)
+                return loss, gx, jnp.conj(gA)
+
+            self._fns[key] = jax.jit(run)
+        with jax.enable_x64(dtype in _X64):
+            loss, gx, gA = self._fns[key](jnp.asarray(A), jnp.asarray(x))
+            return {"loss": np.asarray(loss), "grad_x": np.asarray(gx), "grad_A": np.asarray(gA)}
+
     def formula_namespace(self):
         return jnp, jnp.asarray, np.asarray, lambda dtype: jax.enable_x64(dtype in _X64)
 

@@ -57,6 +57,16 @@ class TorchBackend(Backend):
     def version(self) -> str:
         return torch.__version__
 
+    def autodiff(self, fn, A, x, dtype):
+        tA = to_torch(A).detach().requires_grad_(True)
+        tx = to_torch(x).detach().requires_grad_(True)
+        with _highest_matmul_precision():
+            loss = fn(tA, tx, xp)
+            gA, gx = torch.autograd.grad(loss, (tA, tx), allow_unused=True)
+        gA = torch.zeros_like(tA) if gA is None else gA
+        gx = torch.zeros_like(tx) if gx is None else gx
+        return {"loss": to_numpy(loss), "grad_x": to_numpy(gx), "grad_A": to_numpy(gA)}
+
     def formula_namespace(self):
         return xp, to_torch, to_numpy, lambda dtype: _highest_matmul_precision()
 

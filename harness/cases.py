@@ -18,7 +18,7 @@ MAX_SIZE = 1000
 SPECIAL_KINDS = ("nan_x", "nan_A", "zero_A", "inf_A")
 
 _ID = re.compile(
-    r"^(?P<regime>[a-z]+)-(?P<dtype>[a-z0-9]+)-m(?P<m>\d+)n(?P<n>\d+)(?:k(?P<k>\d+))?-s(?P<seed>\d+)$"
+    r"^(?:(?P<problem>[A-Za-z0-9_.:]+):)?(?P<regime>[a-z]+)-(?P<dtype>[a-z0-9]+)-m(?P<m>\d+)n(?P<n>\d+)(?:k(?P<k>\d+))?-s(?P<seed>\d+)$"
 )
 
 
@@ -40,6 +40,7 @@ class Case:
     n: int
     k: int | None
     seed: int
+    problem: str = "logistic"  # a name from gradxval.problems.known_problems()
 
     def __post_init__(self) -> None:
         if self.regime not in REGIMES:
@@ -47,13 +48,18 @@ class Case:
         info(self.dtype)
         if self.m < 0 or self.n < 0 or (self.k is not None and self.k < 1):
             raise UsageError(f"shape m={self.m}, n={self.n}, k={self.k}: need m, n >= 0, k >= 1")
+        if self.problem != "logistic":
+            from .problems import load_problem
+
+            load_problem(self.problem)  # an unknown name lists the known ones
         if self.regime == "empty" and self.m and self.n:
             raise UsageError(f"regime 'empty' needs m == 0 or n == 0, got m={self.m}, n={self.n}")
 
     @property
     def id(self) -> str:
         k = "" if self.k is None else f"k{self.k}"
-        return f"{self.regime}-{self.dtype}-m{self.m}n{self.n}{k}-s{self.seed}"
+        prefix = "" if self.problem == "logistic" else f"{self.problem}:"
+        return f"{prefix}{self.regime}-{self.dtype}-m{self.m}n{self.n}{k}-s{self.seed}"
 
     @property
     def x_shape(self) -> tuple[int, ...]:
@@ -80,6 +86,7 @@ class Case:
             int(mt["n"]),
             None if k is None else int(k),
             int(mt["seed"]),
+            mt["problem"] or "logistic",
         )
 
     def inputs(self) -> Inputs:
@@ -162,6 +169,7 @@ def sample_cases(
     dtypes=DTYPES,
     regimes=REGIMES,
     pool_size: int | None = None,
+    problems=("logistic",),
 ) -> list[Case]:
     """Draw ``count`` cases deterministically from the run seed.
 
@@ -181,5 +189,6 @@ def sample_cases(
         m, n, k = pool[int(rng.integers(0, len(pool)))]
         if regime == "empty":
             m, n = (0, n) if case_seed % 2 else (m, 0)
-        cases.append(Case(regime, dtype, m, n, k, case_seed))
+        problem = problems[(i // (len(regimes) * len(dtypes))) % len(problems)]
+        cases.append(Case(regime, dtype, m, n, k, case_seed, problem))
     return cases

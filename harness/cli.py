@@ -23,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dtypes", default="all", help="comma list of dtype names, or 'all'")
     r.add_argument("--regimes", default="all", help="comma list of regimes, or 'all'")
     r.add_argument(
+        "--problems",
+        default="logistic",
+        help="comma list of problems (logistic, tanh, softplus, logsigmoid, plug-ins or "
+        "module:attr), or 'all'",
+    )
+    r.add_argument(
         "--methods",
         default="core",
         help="'core' (autodiff, closed_form), 'all' (adds forward, vmap, eager), or a comma list",
@@ -98,7 +104,7 @@ def _run(args) -> int:
     dtypes, regimes = parse_dtypes(args.dtypes), parse_regimes(args.regimes)
     if args.cases < 0:
         raise UsageError(f"cases={args.cases}, expected a count >= 0")
-    cases = sample_cases(args.cases, args.seed, dtypes, regimes)
+    cases = sample_cases(args.cases, args.seed, dtypes, regimes, problems=_problems(args.problems))
     registry = load_registry()
     console = Console(stderr=True)
     records: list[dict] = []
@@ -165,6 +171,19 @@ def _run(args) -> int:
     if args.strict:
         failing += summary["counts"]["known"]
     return 1 if failing else 0
+
+
+def _problems(spec: str) -> tuple[str, ...]:
+    """Parse --problems: names, module:attr, or 'all'; each is loaded to check it."""
+    from .problems import known_problems, load_problem
+
+    if spec == "all":
+        names = tuple(known_problems())
+    else:
+        names = tuple(p.strip() for p in spec.split(",") if p.strip())
+    for n in names:
+        load_problem(n)
+    return names or ("logistic",)
 
 
 def _methods(spec: str):

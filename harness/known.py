@@ -29,6 +29,7 @@ class KnownEntry:
     evidence: str
     quantities: tuple[str, ...]
     upstream: tuple[str, ...]
+    problems: tuple[str, ...] = ()  # the problems the evidence applies to; () means all
 
 
 def _round_to(values: np.ndarray, dtype) -> np.ndarray:
@@ -36,13 +37,16 @@ def _round_to(values: np.ndarray, dtype) -> np.ndarray:
         return np.asarray(values).astype(dtype).astype(np.float64)
 
 
-def _sigmoid_one_minus_sigma(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """The result equals 2 fl(y (1 - y)) * Re(A^H A s) (or y - y^2 in place of y (1 - y)),
-    y = sigma(x) rounded to the dtype.
+_ULPS = 8  # how far a library's phi may be from correctly rounded, in ulps
 
-    Library sigmoids are not correctly rounded (torch's is 1 ulp off at x = 12.84 in float32),
-    so y is tried at its rounded value and up to two ulps either side; an element matches if
-    any of the five candidates explains it.
+
+def _derivative_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """The result equals 2 d(y) * Re(A^H A phi(x)), y = phi(x) rounded to the dtype and d one of
+    the activation's cancelling derivative rules (sigma: y (1 - y) or y - y^2; tanh: 1 - y^2).
+
+    Library functions are not correctly rounded (torch's sigmoid is 1 ulp off at x = 12.84 in
+    float32; XLA's float64 tanh is 7 ulps below 1 at x = 19), so y is tried at its rounded value
+    and up to _ULPS ulps either side; an element matches if any candidate explains it.
     """
     from .compare import expected_dtype, measure
 
@@ -51,19 +55,18 @@ def _sigmoid_one_minus_sigma(case, quantity, actual, ref, ms, tol) -> np.ndarray
     with np.errstate(all="ignore"):
         y0 = np.asarray(ref.sigma).astype(dt)
         candidates = [y0]
-        for target in (0.0, 1.0):
+        for target in (-np.inf, np.inf):
             y = y0
-            for _ in range(2):
+            for _ in range(_ULPS):
                 y = np.nextafter(y, np.asarray(target, dtype=dt))
                 candidates.append(y)
     best = None
-    forms = (
-        lambda y: _round_to(y * _round_to(1 - y, dt), dt),  # y (1 - y)
-        lambda y: _round_to(y - _round_to(y * y, dt), dt),  # y - y^2
-    )
+    forms = getattr(ref.activation, "cancelled", ())
+    if not forms:
+        return None
     for y, form in ((y, f) for y in candidates for f in forms):
         y = y.astype(np.float64)
-        sp = form(y)
+        sp = form(y, dt)
         alt = 2 * sp * ref.back
         scale = 2 * np.abs(sp) * ref.back_abs
         m = measure(actual, alt, scale, ref.under[quantity], di, expected_dtype(case, quantity))
@@ -199,10 +202,33 @@ def _promoted_dtype(case, quantity, actual, ref, tol) -> bool:
 # evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
 DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
 
+
+def _nan_where_x_is_infinite(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """grad_x elements that are NaN exactly where x is infinite: a VJP of the form
+    g * exp(x - ans) evaluates exp(inf - inf)."""
+    if quantity != "grad_x" or ref.x is None:
+        return None
+    with np.errstate(all="ignore"):
+        return np.isnan(np.asarray(actual, dtype=np.float64)) & np.isinf(ref.x)
+
+
+def _all_zero_gradient(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """Every element of the gradient is exactly zero while the reference is not all zero: the
+    autodiff graph was cut somewhere between the inputs and the loss."""
+    a = np.asarray(actual)
+    if quantity == "loss" or not a.size or np.any(a != 0):
+        return None
+    if not np.any(np.asarray(ref.values[quantity]) != 0):
+        return None
+    return np.ones(a.shape, dtype=bool)
+
+
 EVIDENCE: dict[str, Callable] = {
+    "all_zero_gradient": _all_zero_gradient,
+    "nan_where_x_is_infinite": _nan_where_x_is_infinite,
     "nan_from_nonfinite_input": _nan_from_nonfinite_input,
     "sequential_sum_in_dtype": _sequential_sum_in_dtype,
-    "sigmoid_one_minus_sigma": _sigmoid_one_minus_sigma,
+    "derivative_cancellation": _derivative_cancellation,
     "subnormal_flush": _subnormal_flush,
 }
 
@@ -227,6 +253,7 @@ class Registry:
                 quantity not in entry.quantities
                 or not unexplained.any()
                 or entry.evidence not in EVIDENCE
+                or (entry.problems and case.problem not in entry.problems)
             ):
                 continue
             explained = EVIDENCE[entry.evidence](case, quantity, actual, ref, ms, tol)
@@ -270,6 +297,7 @@ def load_registry(path: str | Path | None = None) -> Registry:
                 evidence=raw["evidence"],
                 quantities=tuple(raw["quantities"]),
                 upstream=tuple(raw.get("upstream", ())),
+                problems=tuple(raw.get("problems", ())),
             )
         )
     return Registry(entries)

@@ -40,6 +40,7 @@ class Reference:
     back_abs: np.ndarray  # |A|^T |A| |sigma(x)|, float64, shape of x
     embedding: np.ndarray | None = None  # [Re A; Im A] (or A), float64, for evidence checks
     x: np.ndarray | None = None  # the rounded x, float64 (for the numeric witness)
+    activation: object = None  # the problem's Activation (phi = sigma for the seed problem)
     precise: bool = field(default=False)
 
 
@@ -76,35 +77,30 @@ def _dd_matmul(B: np.ndarray, v_hi: np.ndarray, v_lo: np.ndarray):
     return _two_sum(hi, lo)
 
 
-def _mp_sigmoids(x: np.ndarray):
-    """sigma(x) and sigma(-x) sigma(x) as double-double pairs from mpmath (120 bits)."""
+def _mp_pairs(x: np.ndarray, activation):
+    """phi(x) and phi'(x) as double-double pairs from mpmath (120 bits)."""
     flat = x.ravel()
     out = np.zeros((4, flat.size))
+    p_inf, dp_inf, p_ninf, dp_ninf = activation.at_inf
     with mpmath.workprec(120):
         for i, xi in enumerate(flat.tolist()):
             if math.isnan(xi):
                 out[:, i] = np.nan
                 continue
             if math.isinf(xi):
-                out[:, i] = (1.0 if xi > 0 else 0.0, 0.0, 0.0, 0.0)
+                out[:, i] = (p_inf, 0.0, dp_inf, 0.0) if xi > 0 else (p_ninf, 0.0, dp_ninf, 0.0)
                 continue
-            s = 1 / (1 + mpmath.exp(-mpmath.mpf(xi)))
-            sp = s * (1 - s) if xi < 0 else mpmath.exp(-mpmath.mpf(xi)) * s * s
-            for j, v in enumerate((s, sp)):
+            for j, v in enumerate(activation.mp(mpmath.mpf(xi))):
                 h = float(v)
-                out[2 * j, i], out[2 * j + 1, i] = h, float(v - h)
+                out[2 * j, i], out[2 * j + 1, i] = h, float(v - h) if math.isfinite(h) else 0.0
     return [a.reshape(x.shape) for a in out]
 
 
-def _plain_sigmoids(x: np.ndarray):
-    e = np.exp(-np.abs(x))
-    big, small = 1 / (1 + e), e / (1 + e)
-    s = np.where(x >= 0, big, small)
-    return s, s * np.where(x >= 0, small, big)
+def compute_reference(case: Case, inputs: Inputs, activation=None) -> Reference:
+    """Compute the reference for a case from its rounded inputs (f = ||A phi(x)||^2)."""
+    from .problems import load_problem
 
-
-def compute_reference(case: Case, inputs: Inputs) -> Reference:
-    """Compute the reference for a case from its rounded inputs."""
+    activation = activation or load_problem(case.problem).activation
     di = info(case.dtype)
     precise = case.dtype in ("float64", "complex128")
     A = np.asarray(inputs.A, dtype=np.complex128 if di.is_complex else np.float64)
@@ -114,12 +110,12 @@ def compute_reference(case: Case, inputs: Inputs) -> Reference:
     X = x.reshape(n, k)
     R = np.vstack([A.real, A.imag]) if di.is_complex else A  # real embedding, (M, n)
     with np.errstate(all="ignore"):
-        s, sp = _plain_sigmoids(X)
+        s, sp = activation.plain(X)
         z = R @ s
         back = R.T @ z
         plain = _plain(A, s, sp, di.is_complex)
         if precise:
-            vals = _precise(R, X)
+            vals = _precise(R, X, activation)
             vals = {q: np.where(np.isfinite(plain[q]), vals[q], plain[q]) for q in vals}
         else:
             vals = plain
@@ -156,6 +152,7 @@ def compute_reference(case: Case, inputs: Inputs) -> Reference:
         back_abs=W.reshape(shape),
         embedding=R,
         x=x,
+        activation=activation,
         precise=precise,
     )
 
@@ -203,8 +200,8 @@ def _plain(A: np.ndarray, s: np.ndarray, sp: np.ndarray, is_complex: bool) -> di
     }
 
 
-def _precise(R: np.ndarray, X: np.ndarray) -> dict[str, np.ndarray]:
-    s_hi, s_lo, sp_hi, sp_lo = _mp_sigmoids(X)
+def _precise(R: np.ndarray, X: np.ndarray, activation) -> dict[str, np.ndarray]:
+    s_hi, s_lo, sp_hi, sp_lo = _mp_pairs(X, activation)
     z_hi, z_lo = _dd_matmul(R, s_hi, s_lo)
     b_hi, b_lo = _dd_matmul(R.T, z_hi, z_lo)
     p, e = _two_prod(sp_hi, b_hi)

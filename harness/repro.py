@@ -227,7 +227,7 @@ def write_reproducer(
     version: str,
 ) -> Path | None:
     """Write repro_<id>.py for one disagreement; None where no framework-only recipe exists."""
-    if backend not in RECIPES or method not in RECIPES[backend][1]:
+    if backend not in RECIPES or method not in RECIPES[backend][1] or case.problem != "logistic":
         return None
     setup, calls = RECIPES[backend]
     di = info(case.dtype)

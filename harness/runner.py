@@ -26,7 +26,7 @@ from .cases import Case, Inputs
 from .compare import Verdict, attribute, judge
 from .errors import BackendUnavailable, Unsupported
 from .known import Registry, load_registry
-from .problems import QUANTITIES
+from .problems import QUANTITIES, load_problem
 from .reference import compute_reference
 
 __all__ = ["evaluate_backend", "run_cases", "RunStats", "reproduce_command"]
@@ -83,7 +83,7 @@ def evaluate_backend(backend, case: Case, inputs: Inputs, methods=None) -> dict[
 def _call(backend, method: str, case: Case, inputs: Inputs) -> dict:
     A, x = case.present(inputs.A), inputs.x.copy()
     before = (_digest(A), _digest(x))
-    res = backend.evaluate(method, A, x, case.dtype)
+    res = backend.evaluate_problem(load_problem(case.problem), method, A, x, case.dtype)
     missing = [q for q in QUANTITIES if q not in res]
     if missing:
         raise TypeError(f"result lacks {', '.join(missing)}")

@@ -19,7 +19,7 @@ def _smaller_cases(case: Case):
             m = 0
         k = draw(st.none() | st.integers(1, case.k)) if case.k else None
         seed = draw(st.integers(0, 10**6 - 1))
-        return Case(case.regime, case.dtype, m, n, k, seed)
+        return Case(case.regime, case.dtype, m, n, k, seed, case.problem)
 
     return smaller()
 

@@ -30,9 +30,10 @@ class Witness:
         return f"{v!r} +- {self.error:.2g}"
 
 
-def _loss(R: np.ndarray, X: np.ndarray) -> float:
-    e = np.exp(-np.abs(X))
-    s = np.where(X >= 0, 1 / (1 + e), e / (1 + e))
+def _loss(R: np.ndarray, X: np.ndarray, activation=None) -> float:
+    from .problems import LOGISTIC
+
+    s, _ = (activation or LOGISTIC).plain(X)
     z = R @ s
     return math.fsum((z * z).ravel().tolist())
 
@@ -67,7 +68,7 @@ def partial_derivative(ref, case, quantity: str, index) -> Witness | None:
         def fx(t):
             Y = X.copy()
             Y[j, c] += t
-            return _loss(R, Y)
+            return _loss(R, Y, ref.activation)
 
         v, e = _richardson(fx, 0.25 * max(1.0, abs(X[j, c])))
         return Witness(v, e)
@@ -78,7 +79,7 @@ def partial_derivative(ref, case, quantity: str, index) -> Witness | None:
         def fa(t, row=row):
             S = R.copy()
             S[row, j] += t
-            return _loss(S, X)
+            return _loss(S, X, ref.activation)
 
         parts.append(_richardson(fa, 0.25 * max(1.0, abs(R[row, j]))))
     if len(parts) == 2:  # torch's convention: d/dRe + i d/dIm

@@ -86,12 +86,15 @@ def test_measure_nan_patterns_and_overflow():
 
 
 def test_known_match_needs_evidence_not_a_name(registry):
-    """A saturated grad_x of zeros everywhere is not what sigma(1 - sigma) gives."""
+    """Half the true saturated grad_x is not what sigma(1 - sigma) gives: it stays disagree."""
     from gradxval.compare import judge
     from gradxval.reference import compute_reference
 
     case = Case.from_id("saturated-float32-m10n50-s7")
     ref = compute_reference(case, case.inputs())
+    half = (ref.values["grad_x"] / 2).astype(np.float32)
+    v = judge(case, "torch", "autodiff", "grad_x", half, ref, registry)
+    assert v.verdict == "disagree" and v.classification is None
     zeros = np.zeros(case.x_shape, np.float32)
     v = judge(case, "torch", "autodiff", "grad_x", zeros, ref, registry)
-    assert v.verdict == "disagree" and v.classification is None
+    assert v.classification == "graph-cut-zero-gradient"

@@ -29,6 +29,18 @@ class MygradBackend(Backend):
     def version(self) -> str:
         return mg.__version__
 
+    def formula_namespace(self):
+        return mg, mg.tensor, _np, lambda dtype: np.errstate(all="ignore")
+
+    def autodiff(self, fn, A, x, dtype):
+        tA, tx = mg.tensor(A), mg.tensor(x)
+        with np.errstate(all="ignore"):
+            loss = fn(tA, tx, mg)
+            loss.backward()
+        gA = tA.grad if tA.grad is not None else np.zeros_like(A)
+        gx = tx.grad if tx.grad is not None else np.zeros_like(x)
+        return {"loss": _np(loss), "grad_x": _np(gx, x.dtype), "grad_A": _np(gA, A.dtype)}
+
     def _evaluate(self, method, A, x, dtype):
         with np.errstate(all="ignore"):
             if method == "closed_form":

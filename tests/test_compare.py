@@ -97,4 +97,4 @@ def test_known_match_needs_evidence_not_a_name(registry):
     assert v.verdict == "disagree" and v.classification is None
     zeros = np.zeros(case.x_shape, np.float32)
     v = judge(case, "torch", "autodiff", "grad_x", zeros, ref, registry)
-    assert v.classification == "graph-cut-zero-gradient"
+    assert "graph-cut-zero-gradient" in v.classification

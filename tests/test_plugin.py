@@ -1,5 +1,6 @@
 """The pytest plugin as a user meets it: in a fresh directory, through pytester."""
 
+import importlib.util
 import json
 import xml.etree.ElementTree as ET
 
@@ -94,7 +95,10 @@ def test_planted_fault_fails_with_the_full_message(pytester):
 
 
 def test_known_disagreements_xfail_unless_strict(pytester):
-    pytest.importorskip("torch")
+    # find_spec, not importorskip: pytester restores sys.modules after each test, and torch's
+    # extension cannot be imported a second time in one process
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch not installed")
     args = [
         "--pyargs",
         "gradxval",
@@ -197,9 +201,7 @@ def test_property_shrinks_a_planted_fault_to_the_minimal_case(pytester):
         "--pyargs", "gradxval", "-k", "property", "--gradxval-backends", "numpy,badbackend:Doubled"
     )
     out.assert_outcomes(failed=1)
-    out.stdout.fnmatch_lines(
-        [
-            "*Failing test case*",
-            "*case=Case(regime='normal', dtype='float16', m=1, n=1, k=None, seed=0*",
-        ]
-    )
+    text = out.stdout.str()
+    assert "Failing test case" in text
+    minimal = "Case(regime='normal', dtype='float16', m=1, n=1, k=None, seed=0, problem='logistic')"
+    assert minimal in text

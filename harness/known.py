@@ -37,16 +37,14 @@ def _round_to(values: np.ndarray, dtype) -> np.ndarray:
         return np.asarray(values).astype(dtype).astype(np.float64)
 
 
-_ULPS = 8  # how far a library's phi may be from correctly rounded, in ulps
-
-
 def _derivative_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     """The result equals 2 d(y) * Re(A^H A phi(x)), y = phi(x) rounded to the dtype and d one of
     the activation's cancelling derivative rules (sigma: y (1 - y) or y - y^2; tanh: 1 - y^2).
 
     Library functions are not correctly rounded (torch's sigmoid is 1 ulp off at x = 12.84 in
     float32; XLA's float64 tanh is 7 ulps below 1 at x = 19), so y is tried at its rounded value
-    and up to _ULPS ulps either side; an element matches if any candidate explains it.
+    and up to Activation.ulps ulps either side (2 for sigma, 8 for tanh); an element matches
+    if any candidate explains it.
     """
     from .compare import expected_dtype, measure
 
@@ -57,7 +55,7 @@ def _derivative_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray
         candidates = [y0]
         for target in (-np.inf, np.inf):
             y = y0
-            for _ in range(_ULPS):
+            for _ in range(getattr(ref.activation, "ulps", 2)):
                 y = np.nextafter(y, np.asarray(target, dtype=dt))
                 candidates.append(y)
     best = None

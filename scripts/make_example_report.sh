@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf reports/default
+mkdir -p reports/default
 gradxval run --out reports/default --quiet "$@" | tee reports/default/terminal.txt || true
 # results.jsonl of the default run is a few MB; keep it compressed in the repository
 gzip -9 -f reports/default/results.jsonl

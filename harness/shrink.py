@@ -29,9 +29,6 @@ def shrink_case(
 ) -> Case:
     """Return the smallest case (m, n, k, then seed) on which ``backend``/``method`` still
     disagrees for ``quantity``; the case itself if nothing smaller does."""
-    from hypothesis import HealthCheck, Phase, find, settings
-    from hypothesis.errors import NoSuchExample
-
     from .runner import run_cases
 
     def disagrees(c: Case) -> bool:
@@ -46,17 +43,7 @@ def shrink_case(
 
     if not disagrees(case):
         return case
-    s = settings(
-        max_examples=max_examples,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-    )
-    try:
-        return find(_smaller_cases(case), disagrees, settings=s)
-    except NoSuchExample:  # nothing smaller disagrees within the budget
-        return case
+    return shrink(case, disagrees, max_examples)
 
 
 def shrink(case: Case, fails, max_examples: int = 120) -> Case:
@@ -73,5 +60,5 @@ def shrink(case: Case, fails, max_examples: int = 120) -> Case:
     )
     try:
         return find(_smaller_cases(case), fails, settings=s)
-    except NoSuchExample:
+    except NoSuchExample:  # nothing smaller fails within the budget
         return case

@@ -250,6 +250,28 @@ def gradxval_property(request):
 class GradxvalCheck:
     """One item: a case x backend x method, judged on loss, grad_x and grad_A."""
 
+    def _standalone(self, v):
+        """Write repro_<id>.py for a disagreement: into --gradxval-report, else pytest's cache."""
+        if v.verdict not in ("disagree", "known"):
+            return None
+        from .cases import Case
+        from .reference import compute_reference
+        from .repro import write_reproducer
+
+        config = self.item.config
+        if self.session.report is not None:
+            directory = self.session.report
+            directory.mkdir(parents=True, exist_ok=True)
+        elif getattr(config, "cache", None) is not None:
+            directory = config.cache.mkdir("gradxval-repro")
+        else:
+            return None
+        case = Case.from_id(v.case_id)
+        ref = compute_reference(case, case.inputs())
+        return write_reproducer(
+            directory, case, v.backend, v.method, v.quantity, ref, v.tolerance_u, ""
+        )
+
     def __init__(self, session: _Session, item, case_id, backend, method, names):
         self.session, self.item = session, item
         self.case_id, self.backend, self.method, self.names = case_id, backend, method, names
@@ -277,14 +299,15 @@ class GradxvalCheck:
         if self.session.strict:
             failing += known
         if failing:
-            pytest.fail("\n".join(_failure_text(v) for v in failing), pytrace=False)
+            texts = [_failure_text(v, self._standalone(v)) for v in failing]
+            pytest.fail("\n".join(texts), pytrace=False)
         if known:
             pytest.xfail("; ".join(_known_text(v) for v in known))
         if mine and all(v.verdict == "unsupported" for v in mine):
             pytest.skip(mine[0].message)
 
 
-def _failure_text(v) -> str:
+def _failure_text(v, standalone=None) -> str:
     lines = [f"gradxval: {v.backend}/{v.method} {v.quantity} on {v.case_id}: {v.verdict}"]
     if v.verdict == "error":
         lines.append(f"  {v.message}")
@@ -299,6 +322,8 @@ def _failure_text(v) -> str:
         if v.attribution:
             lines.append(f"  attribution: {v.attribution}")
     lines.append(f"  reproduce: {v.reproduce}")
+    if standalone:
+        lines.append(f"  standalone reproducer (numpy and the framework only): {standalone}")
     return "\n".join(lines)
 
 

@@ -120,6 +120,14 @@ def test_known_disagreements_xfail_unless_strict(pytester):
     out.stdout.fnmatch_lines(["*known sigmoid-grad-cancellation*github.com*"])
     out = pytester.runpytest_subprocess(*args, "--gradxval-strict")
     out.assert_outcomes(passed=4 - xfailed, failed=xfailed)
+    # a failure names its standalone reproducer, which runs alone and exits 1
+    line = next(s for s in out.outlines if "standalone reproducer" in s)
+    path = line.split(": ", 1)[1].strip()
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-I", path], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "error" in run.stdout
 
 
 def test_seed_random_then_last_reuses_it(pytester):

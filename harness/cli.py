@@ -97,6 +97,7 @@ def _run(args) -> int:
     from .dtypes import parse_dtypes
     from .errors import BackendUnavailable
     from .known import load_registry
+    from .problems import parse_problems
     from .report import JsonlWriter, build_summary, environment, write_markdown
     from .runner import run_cases
 
@@ -104,7 +105,9 @@ def _run(args) -> int:
     dtypes, regimes = parse_dtypes(args.dtypes), parse_regimes(args.regimes)
     if args.cases < 0:
         raise UsageError(f"cases={args.cases}, expected a count >= 0")
-    cases = sample_cases(args.cases, args.seed, dtypes, regimes, problems=_problems(args.problems))
+    cases = sample_cases(
+        args.cases, args.seed, dtypes, regimes, problems=parse_problems(args.problems)
+    )
     registry = load_registry()
     console = Console(stderr=True)
     records: list[dict] = []
@@ -171,19 +174,6 @@ def _run(args) -> int:
     if args.strict:
         failing += summary["counts"]["known"]
     return 1 if failing else 0
-
-
-def _problems(spec: str) -> tuple[str, ...]:
-    """Parse --problems: names, module:attr, or 'all'; each is loaded to check it."""
-    from .problems import known_problems, load_problem
-
-    if spec == "all":
-        names = tuple(known_problems())
-    else:
-        names = tuple(p.strip() for p in spec.split(",") if p.strip())
-    for n in names:
-        load_problem(n)
-    return names or ("logistic",)
 
 
 def _methods(spec: str):

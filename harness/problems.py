@@ -322,3 +322,17 @@ def load_problem(name: str) -> Problem:
     module, _, attr = target.partition(":")
     obj = getattr(importlib.import_module(module), attr)
     return obj() if isinstance(obj, type) else obj
+
+
+def parse_problems(spec: str | None) -> tuple[str, ...]:
+    """Parse 'tanh,softplus', 'module:attr' or 'all' (default: the seed problem); each name is
+    loaded, so an unknown one is a usage error listing the known ones."""
+    if not spec:
+        return (DEFAULT_PROBLEM,)
+    if spec == "all":
+        names = tuple(known_problems())
+    else:
+        names = tuple(p.strip() for p in spec.split(",") if p.strip())
+    for n in names:
+        load_problem(n)
+    return names or (DEFAULT_PROBLEM,)

@@ -21,6 +21,7 @@ _OPTIONS = {
     "dtypes": ("all", "dtype names, comma list or 'all'"),
     "regimes": ("all", "input regimes, comma list or 'all'"),
     "methods": ("core", "methods: core (autodiff, closed_form), all (adds forward, vmap, eager)"),
+    "problems": ("logistic", "problems: names (tanh, softplus, ...), module:attr, or 'all'"),
     "cases": ("36", "number of random cases"),
     "seed": ("20261126", "run seed: an int, 'random', or 'last' (remembered in pytest's cache)"),
     "report": ("", "also write results.jsonl, summary.json and report.md into this directory"),
@@ -138,6 +139,7 @@ class _Session:
         from .cases import parse_regimes, sample_cases
         from .dtypes import parse_dtypes
         from .errors import UsageError
+        from .problems import parse_problems
 
         try:
             names, explicit = parse_backends(_opt(self.config, "backends"))
@@ -147,6 +149,7 @@ class _Session:
                 self.seed,
                 parse_dtypes(_opt(self.config, "dtypes")),
                 parse_regimes(_opt(self.config, "regimes")),
+                problems=parse_problems(str(_opt(self.config, "problems"))),
             )
         except (UsageError, ValueError) as exc:
             raise pytest.UsageError(f"gradxval: {exc}") from None
@@ -195,11 +198,14 @@ def pytest_generate_tests(metafunc) -> None:
     params, ids = [], []
     for case in cases:
         shape = case.id.split("-")[2]
+        problem = "" if case.problem == "logistic" else f"{case.problem.replace(':', '.')}-"
         for name, methods in backends.items():
             for method in methods:
                 params.append((case.id, name, method, tuple(backends)))
                 label = name.replace(":", ".")
-                ids.append(f"{label}-{method}-{case.dtype}-{case.regime}-{shape}-s{case.seed}")
+                ids.append(
+                    f"{label}-{method}-{problem}{case.dtype}-{case.regime}-{shape}-s{case.seed}"
+                )
     metafunc.parametrize("gradxval_check", params, ids=ids, indirect=True)
 
 

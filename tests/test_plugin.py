@@ -213,3 +213,24 @@ def test_property_shrinks_a_planted_fault_to_the_minimal_case(pytester):
     assert "Failing test case" in text
     minimal = "Case(regime='normal', dtype='float16', m=1, n=1, k=None, seed=0, problem='logistic')"
     assert minimal in text
+
+
+def test_problems_option_selects_the_problems(pytester):
+    out = pytester.runpytest_subprocess(
+        "--pyargs",
+        "gradxval",
+        "-k",
+        "not property",
+        "--gradxval-backends",
+        "numpy",
+        "--gradxval-cases",
+        "2",
+        "--gradxval-problems",
+        "tanh",
+        "-v",
+    )
+    out.assert_outcomes(passed=2)
+    out.stdout.fnmatch_lines(["*test_gradxval?numpy-closed_form-tanh-float16-normal-m*PASSED*"])
+    bad = pytester.runpytest_subprocess("--pyargs", "gradxval", "--gradxval-problems", "nope")
+    assert bad.ret != 0
+    assert "problem='nope', expected one of logistic" in bad.stdout.str() + bad.stderr.str()

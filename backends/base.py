@@ -77,6 +77,8 @@ class Backend:
         if problem.name == DEFAULT_PROBLEM:
             return self.evaluate(method, A, x, dtype)
         info(dtype)
+        if dtype not in problem.dtypes:
+            raise Unsupported(f"problem {problem.name} is defined for {', '.join(problem.dtypes)}")
         if dtype not in self.supported:
             reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
             raise Unsupported(f"{self.name} does not support {dtype}: {reason}")

@@ -137,6 +137,8 @@ def judge(
         error_u=ms.error_u,
         tolerance_u=round(tol, 3),
     )
+    if ref.confidence != "high precision":
+        v.extra["reference"] = ref.confidence
     if ms.mismatch:
         v.verdict, v.message = "disagree", f"{backend}/{method} {quantity}: {ms.mismatch}"
         entry = known.match_dtype(case, quantity, actual, ref, tol) if known else None
@@ -160,6 +162,8 @@ def judge(
         f"{v.reference}; error {ms.error_u:.3g} u > tolerance {tol:.3g} u "
         f"(u = {di.u:.3g}, relative error {_relerr(actual, ref.values[quantity], worst)})"
     )
+    if ref.confidence != "high precision":
+        v.message += f" [reference: {ref.confidence}]"
     if known is not None:
         entries = known.match(case, quantity, np.asarray(actual), ref, ms, tol)
         if entries:

@@ -136,6 +136,14 @@ class Problem:
 
     name: str = ""
     regimes: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] = (
+        "float16",
+        "bfloat16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+    )
 
     def loss(self, A, x, xp):
         raise NotImplementedError
@@ -144,7 +152,11 @@ class Problem:
         raise NotImplementedError
 
     def reference(self, case, inputs):
-        raise NotImplementedError
+        """Without a high-precision definition: the float64 closed form, checked by the
+        finite-difference witness and marked as lower confidence (see reference.py)."""
+        from .reference import float64_reference
+
+        return float64_reference(self, case, inputs)
 
     def tolerance_u(self, quantity: str, m: int, n: int, k: int | None) -> float:
         from .tolerance import tolerance_u

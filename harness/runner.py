@@ -356,6 +356,8 @@ def _finish(flight, names, methods, pools, inline, known, on_verdict) -> None:
     ref_error = None
     try:
         ref = compute_reference(case, inputs)
+    except Unsupported as exc:  # the problem is not defined for this dtype
+        ref, ref_error = None, f"unsupported: {exc}"
     except Exception as exc:  # keep going: the backends' verdicts say what went wrong
         ref, ref_error = None, f"reference failed: {type(exc).__name__}: {exc}"
     outcomes = {}
@@ -394,7 +396,11 @@ def _verdict(case, name, method, q, oc, ref, ref_error, known) -> Verdict:
     elif "error" in oc:
         v = Verdict(**base, verdict="error", message=oc["error"])
     elif ref is None:
-        v = Verdict(**base, verdict="error", message=ref_error)
+        v = Verdict(
+            **base,
+            verdict="unsupported" if ref_error.startswith("unsupported") else "error",
+            message=ref_error,
+        )
     else:
         v = judge(case, name, method, q, oc["ok"][q], ref, known)
     v.reproduce = reproduce_command(case.id, name)

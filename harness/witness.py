@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Witness", "partial_derivative"]
+__all__ = ["Witness", "partial_derivative", "richardson"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _loss(R: np.ndarray, X: np.ndarray, activation=None) -> float:
     return math.fsum((z * z).ravel().tolist())
 
 
-def _richardson(f, h0: float) -> tuple[float, float]:
+def richardson(f, h0: float) -> tuple[float, float]:
     """Central differences at h0 / 2**j, extrapolated; returns (value, error estimate)."""
     rows: list[list[float]] = []
     f0 = abs(f(0.0))
@@ -70,7 +70,7 @@ def partial_derivative(ref, case, quantity: str, index) -> Witness | None:
             Y[j, c] += t
             return _loss(R, Y, ref.activation)
 
-        v, e = _richardson(fx, 0.25 * max(1.0, abs(X[j, c])))
+        v, e = richardson(fx, 0.25 * max(1.0, abs(X[j, c])))
         return Witness(v, e)
     i, j = index
     parts = []
@@ -81,7 +81,7 @@ def partial_derivative(ref, case, quantity: str, index) -> Witness | None:
             S[row, j] += t
             return _loss(S, X, ref.activation)
 
-        parts.append(_richardson(fa, 0.25 * max(1.0, abs(R[row, j]))))
+        parts.append(richardson(fa, 0.25 * max(1.0, abs(R[row, j]))))
     if len(parts) == 2:  # torch's convention: d/dRe + i d/dIm
         return Witness(complex(parts[0][0], parts[1][0]), parts[0][1] + parts[1][1])
     return Witness(*parts[0])

@@ -73,3 +73,32 @@ def test_a_problem_in_a_single_file_runs_on_every_backend(monkeypatch):
     assert {v.backend for v in out if v.verdict == "agree"} == set(available_backends())
     assert Case.from_id(cases[0].id) == cases[0]
     sys.modules.pop("softsign_problem", None)
+
+
+def test_a_problem_without_high_precision_reference_falls_back_and_says_so(monkeypatch):
+    monkeypatch.syspath_prepend(EXAMPLES)
+    spec = "logsumexp_problem:LogSumExp"
+    cases = sample_cases(
+        12,
+        seed=6,
+        dtypes=("float32", "float64"),
+        regimes=("normal",),
+        problems=(spec,),
+        pool_size=3,
+    )
+    cases = [c for c in cases if c.m and c.n]
+    ref = compute_reference(cases[0], cases[0].inputs())
+    assert ref.confidence.startswith("float64 closed form (lower confidence), confirmed")
+    out: list = []
+    run_cases(cases, available_backends(), out.append, isolate=False)
+    bad = [v.message for v in out if v.verdict in ("disagree", "error")]
+    assert not bad, bad[:3]
+    judged = [v for v in out if v.verdict == "agree"]
+    assert judged and all(v.extra["reference"] == ref.confidence for v in judged)
+    # a real-only problem declines complex dtypes instead of failing
+    out = []
+    run_cases(
+        [Case("normal", "complex64", 3, 2, None, 1, spec)], ["numpy"], out.append, isolate=False
+    )
+    assert {v.verdict for v in out} == {"unsupported"}
+    sys.modules.pop("logsumexp_problem", None)

@@ -99,7 +99,7 @@ def _run(args) -> int:
     from .known import load_registry
     from .problems import parse_problems
     from .report import JsonlWriter, build_summary, environment, write_markdown
-    from .runner import run_cases
+    from .runner import parse_methods, run_cases
 
     names, explicit = parse_backends(args.backends)
     dtypes, regimes = parse_dtypes(args.dtypes), parse_regimes(args.regimes)
@@ -138,7 +138,7 @@ def _run(args) -> int:
                 known=registry,
                 on_case=lambda c: progress.advance(task),
                 skip_unavailable=not explicit,
-                method_spec=_methods(args.methods),
+                method_spec=parse_methods(args.methods),
             )
     except BackendUnavailable as exc:
         raise UsageError(str(exc)) from None
@@ -174,16 +174,6 @@ def _run(args) -> int:
     if args.strict:
         failing += summary["counts"]["known"]
     return 1 if failing else 0
-
-
-def _methods(spec: str):
-    """Parse --methods: 'core', 'all' or a comma list of names."""
-    if spec in ("core", "all"):
-        return spec
-    names = tuple(m.strip() for m in spec.split(",") if m.strip())
-    if not names:
-        raise UsageError("methods='', expected core, all or a comma list")
-    return names
 
 
 def _print_table(console, records, summary) -> None:
@@ -311,7 +301,7 @@ def _replay(args) -> int:
     from .backends import parse_backends
     from .cases import Case
     from .reference import compute_reference
-    from .runner import run_cases
+    from .runner import parse_methods, run_cases
 
     case = Case.from_id(args.case_id)
     names, explicit = parse_backends(args.backends)
@@ -325,7 +315,7 @@ def _replay(args) -> int:
             verdicts.append,
             isolate=False,
             skip_unavailable=not explicit,
-            method_spec=_methods(args.methods),
+            method_spec=parse_methods(args.methods),
         )
     except GradxvalError as exc:
         raise UsageError(str(exc)) from None

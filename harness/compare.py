@@ -88,7 +88,7 @@ def measure(
         return Measure(
             np.array([np.inf]), False, f"shape {actual.shape}, expected {np.shape(expected)}"
         )
-    got = "bfloat16" if actual.dtype.name == "bfloat16" else actual.dtype.name
+    got = actual.dtype.name
     if got != want_dtype:
         return Measure(np.array([np.inf]), False, f"dtype {got}, expected {want_dtype}")
     eta = di.eta if eta is None else eta

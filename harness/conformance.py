@@ -117,7 +117,7 @@ def _method(b, method: str, dtype: str) -> tuple[list[str], bool]:
                     "(detach it and copy it to the host)"
                 )
                 continue
-            got = "bfloat16" if v.dtype.name == "bfloat16" else v.dtype.name
+            got = v.dtype.name
             if got != want[q][0] and v.shape == want[q][1]:
                 entry = _explained_dtype(case, inp, q, v)
                 if entry is not None:

@@ -130,8 +130,9 @@ class _Session:
         self.records: list[dict] = []
         self.order: dict[str, int] = {}
         self._backends = None
-        spec = str(_opt(config, "methods"))
-        self.method_spec = spec if spec in ("core", "all") else tuple(spec.split(","))
+        from .runner import parse_methods
+
+        self.method_spec = parse_methods(str(_opt(config, "methods")))
 
     def selection(self):
         """(cases, backend names, explicit) from the options; usage errors stop the session."""

@@ -48,6 +48,18 @@ def _digest(a: np.ndarray) -> bytes:
 CORE_METHODS = ("autodiff", "closed_form")
 
 
+def parse_methods(spec: str) -> str | tuple[str, ...]:
+    """Parse a --methods value: 'core', 'all' or a comma list of names."""
+    from .errors import UsageError
+
+    if spec in ("core", "all"):
+        return spec
+    names = tuple(m.strip() for m in spec.split(",") if m.strip())
+    if not names:
+        raise UsageError("methods='', expected core, all or a comma list")
+    return names
+
+
 def select_methods(available, spec: str | Iterable[str] = "core") -> tuple[str, ...]:
     """The methods to run: 'core' (autodiff, closed_form), 'all', or an iterable of names."""
     if spec == "all":

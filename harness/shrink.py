@@ -9,19 +9,17 @@ __all__ = ["shrink_case", "shrink"]
 
 
 def _smaller_cases(case: Case):
-    from hypothesis import strategies as st
+    """Cases of the same problem, regime and dtype, no larger than ``case``."""
+    from .strategies import cases
 
-    @st.composite
-    def smaller(draw) -> Case:
-        m = draw(st.integers(0, case.m))
-        n = draw(st.integers(0, case.n))
-        if case.regime == "empty" and m and n:
-            m = 0
-        k = draw(st.none() | st.integers(1, case.k)) if case.k else None
-        seed = draw(st.integers(0, 10**6 - 1))
-        return Case(case.regime, case.dtype, m, n, k, seed, case.problem)
-
-    return smaller()
+    return cases(
+        dtypes=(case.dtype,),
+        regimes=(case.regime,),
+        max_m=case.m,
+        max_n=case.n,
+        max_k=case.k or 0,
+        problems=(case.problem,),
+    )
 
 
 def shrink_case(

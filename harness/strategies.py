@@ -41,17 +41,29 @@ def profile(name: str) -> settings:
 
 
 @st.composite
-def cases(draw, dtypes=DTYPES, regimes=REGIMES, max_size: int = MAX_SIZE) -> Case:
-    """A Case: regime, dtype, m, n, k and seed; the regime's constraints hold (empty: m or n 0)."""
+def cases(
+    draw,
+    dtypes=DTYPES,
+    regimes=REGIMES,
+    max_size: int = MAX_SIZE,
+    max_m: int | None = None,
+    max_n: int | None = None,
+    max_k: int = 8,
+    problems=("logistic",),
+) -> Case:
+    """A Case: regime, dtype, m, n, k and seed; the regime's constraints hold (empty: m or n 0).
+
+    m and n go up to ``max_m``/``max_n`` (default ``max_size``), k up to ``max_k`` (0: no batch).
+    """
     regime = draw(st.sampled_from(list(regimes)))
     dtype = draw(st.sampled_from(list(dtypes)))
-    m = draw(st.integers(0, max_size))
-    n = draw(st.integers(0, max_size))
+    m = draw(st.integers(0, max_size if max_m is None else max_m))
+    n = draw(st.integers(0, max_size if max_n is None else max_n))
     if regime == "empty" and m and n:
         if draw(st.booleans()):
             m = 0
         else:
             n = 0
-    k = draw(st.none() | st.integers(1, 8))
+    k = draw(st.none() | st.integers(1, max_k)) if max_k else None
     seed = draw(st.integers(0, 10**6 - 1))
-    return Case(regime, dtype, m, n, k, seed)
+    return Case(regime, dtype, m, n, k, seed, draw(st.sampled_from(list(problems))))

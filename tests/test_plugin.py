@@ -26,6 +26,11 @@ class Doubled(Backend):
 """
 
 
+def _items(pytester, *args):
+    """Run the shipped cross-validation items (not the property test) in a fresh process."""
+    return pytester.runpytest_subprocess("--pyargs", "gradxval", "-k", "not property", *args)
+
+
 def test_help_shows_the_options(pytester):
     out = pytester.runpytest_subprocess("--help")
     for opt in (
@@ -41,11 +46,8 @@ def test_help_shows_the_options(pytester):
 
 
 def test_pyargs_runs_the_cross_validation(pytester):
-    out = pytester.runpytest_subprocess(
-        "--pyargs",
-        "gradxval",
-        "-k",
-        "not property",
+    out = _items(
+        pytester,
         "--gradxval-backends",
         "numpy",
         "--gradxval-cases",
@@ -65,11 +67,8 @@ def test_pyargs_runs_the_cross_validation(pytester):
 def test_planted_fault_fails_with_the_full_message(pytester):
     pytester.makepyfile(badbackend=BAD_BACKEND)
     pytester.syspathinsert()
-    out = pytester.runpytest_subprocess(
-        "--pyargs",
-        "gradxval",
-        "-k",
-        "not property",
+    out = _items(
+        pytester,
         "--gradxval-backends",
         "numpy,badbackend:Doubled",
         "--gradxval-cases",
@@ -100,10 +99,6 @@ def test_known_disagreements_xfail_unless_strict(pytester):
     if importlib.util.find_spec("torch") is None:
         pytest.skip("torch not installed")
     args = [
-        "--pyargs",
-        "gradxval",
-        "-k",
-        "not property",
         "--gradxval-backends",
         "torch",
         "--gradxval-cases",
@@ -114,11 +109,11 @@ def test_known_disagreements_xfail_unless_strict(pytester):
         "float32",
         "-rx",
     ]
-    out = pytester.runpytest_subprocess(*args)
+    out = _items(pytester, *args)
     xfailed = out.parseoutcomes().get("xfailed", 0)
     assert xfailed >= 1 and out.ret == 0
     out.stdout.fnmatch_lines(["*known sigmoid-grad-cancellation*github.com*"])
-    out = pytester.runpytest_subprocess(*args, "--gradxval-strict")
+    out = _items(pytester, *args, "--gradxval-strict")
     out.assert_outcomes(passed=4 - xfailed, failed=xfailed)
     # a failure names its standalone reproducer, which runs alone and exits 1
     line = next(s for s in out.outlines if "standalone reproducer" in s)
@@ -131,11 +126,8 @@ def test_known_disagreements_xfail_unless_strict(pytester):
 
 
 def test_seed_random_then_last_reuses_it(pytester):
-    out = pytester.runpytest_subprocess(
-        "--pyargs",
-        "gradxval",
-        "-k",
-        "not property",
+    out = _items(
+        pytester,
         "--gradxval-backends",
         "numpy",
         "--gradxval-cases",
@@ -146,11 +138,8 @@ def test_seed_random_then_last_reuses_it(pytester):
     )
     seed = next(s for s in out.outlines if "gradxval: seed" in s).split()[2]
     ids = sorted(s.split("::")[1].split()[0] for s in out.outlines if "::test_gradxval[" in s)
-    again = pytester.runpytest_subprocess(
-        "--pyargs",
-        "gradxval",
-        "-k",
-        "not property",
+    again = _items(
+        pytester,
         "--gradxval-backends",
         "numpy",
         "--gradxval-cases",
@@ -163,18 +152,14 @@ def test_seed_random_then_last_reuses_it(pytester):
     assert ids == sorted(
         s.split("::")[1].split()[0] for s in again.outlines if "::test_gradxval[" in s
     )
-    bad = pytester.runpytest_subprocess(
-        "--pyargs", "gradxval", "-k", "not property", "--gradxval-seed", "soon"
-    )
+    bad = _items(pytester, "--gradxval-seed", "soon")
     bad.stderr.fnmatch_lines(["*--gradxval-seed='soon', expected an int, 'random' or 'last'*"])
 
 
 def test_ini_keys_and_junit_properties(pytester):
     pytester.makeini("[pytest]\ngradxval_backends = numpy\ngradxval_cases = 2\n")
     xml = pytester.path / "junit.xml"
-    out = pytester.runpytest_subprocess(
-        "--pyargs", "gradxval", "-k", "not property", f"--junitxml={xml}"
-    )
+    out = _items(pytester, f"--junitxml={xml}")
     out.assert_outcomes(passed=2)
     props = {p.get("name") for p in ET.parse(xml).iter("property")}
     assert {"gradxval_grad_x_error_u", "gradxval_grad_x_tolerance_u"} <= props
@@ -182,11 +167,8 @@ def test_ini_keys_and_junit_properties(pytester):
 
 def test_report_option_writes_the_run_report(pytester):
     out_dir = pytester.path / "rep"
-    out = pytester.runpytest_subprocess(
-        "--pyargs",
-        "gradxval",
-        "-k",
-        "not property",
+    out = _items(
+        pytester,
         "--gradxval-backends",
         "numpy",
         "--gradxval-cases",
@@ -216,11 +198,8 @@ def test_property_shrinks_a_planted_fault_to_the_minimal_case(pytester):
 
 
 def test_problems_option_selects_the_problems(pytester):
-    out = pytester.runpytest_subprocess(
-        "--pyargs",
-        "gradxval",
-        "-k",
-        "not property",
+    out = _items(
+        pytester,
         "--gradxval-backends",
         "numpy",
         "--gradxval-cases",

@@ -20,6 +20,7 @@ __all__ = [
     "load",
     "describe",
     "parse_backends",
+    "not_installed",
 ]
 
 ENTRY_POINT_GROUP = "gradxval.backends"
@@ -55,6 +56,21 @@ def _target(name: str) -> str:
         raise expected("backend", name, [*known_backends(), "all", "module:Class"]) from None
 
 
+# the framework each built-in needs: when it is not installed, `all` leaves the backend out
+# quietly; any other load failure of a backend that `all` selects is a broken install
+_FRAMEWORK = {"numpy": "numpy", "autograd": "autograd", "jax": "jax", "torch": "torch"}
+_INTERFACE = ("evaluate", "evaluate_problem", "version", "dtypes", "flags")
+
+
+def not_installed(name: str) -> bool:
+    """True for a built-in whose framework is not installed (an extra the user did not ask
+    for); False for everything else, plug-ins included: they were installed on purpose."""
+    import importlib.util
+
+    fw = _FRAMEWORK.get(name)
+    return fw is not None and importlib.util.find_spec(fw) is None
+
+
 @cache
 def load(name: str):
     """Import and instantiate a backend, or raise BackendUnavailable saying why."""
@@ -62,11 +78,21 @@ def load(name: str):
     module, _, attr = target.partition(":")
     try:
         cls = getattr(importlib.import_module(module), attr)
-        return cls()
+        backend = cls() if isinstance(cls, type) else cls
     except Exception as exc:  # a missing or broken framework, or a bad plug-in
         raise BackendUnavailable(
             f"backend {name!r} ({target}) failed to load: {type(exc).__name__}: {exc}"
         ) from None
+    missing = [a for a in _INTERFACE if not callable(getattr(backend, a, None))]
+    methods = getattr(backend, "methods", None)
+    if not isinstance(methods, tuple) or not methods:
+        missing.append("methods (a non-empty tuple of names)")
+    if missing:
+        raise BackendUnavailable(
+            f"backend {name!r} ({target}) is not a gradxval Backend: it lacks "
+            f"{', '.join(missing)}; subclass gradxval.backends.base.Backend"
+        )
+    return backend
 
 
 @dataclass
@@ -85,18 +111,23 @@ def describe(name: str) -> BackendInfo:
     """Load a backend and say what it is, or why it is not available."""
     try:
         b = load(name)
+    except BackendUnavailable as exc:
+        return BackendInfo(name, False, "", (), (), str(exc), {})
+    try:
         return BackendInfo(
             name,
             True,
-            b.version(),
-            b.dtypes(),
-            b.methods,
+            str(b.version()),
+            tuple(b.dtypes()),
+            tuple(b.methods),
             "",
-            b.flags(),
+            dict(b.flags()),
             bool(getattr(b, "compiles", False)),
         )
-    except BackendUnavailable as exc:
-        return BackendInfo(name, False, "", (), (), str(exc), {})
+    except Exception as exc:  # a plug-in whose version() or dtypes() raises
+        return BackendInfo(
+            name, False, "", (), (), f"backend {name!r}: {type(exc).__name__}: {exc}", {}
+        )
 
 
 def parse_backends(spec: str | None) -> tuple[tuple[str, ...], bool]:

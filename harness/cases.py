@@ -10,7 +10,15 @@ import numpy as np
 from .dtypes import DTYPES, info
 from .errors import UsageError, expected
 
-__all__ = ["REGIMES", "Case", "Inputs", "parse_regimes", "sample_cases"]
+__all__ = [
+    "REGIMES",
+    "SHAPE_CLASSES",
+    "Case",
+    "Inputs",
+    "parse_regimes",
+    "sample_cases",
+    "shape_classes",
+]
 
 REGIMES = ("normal", "saturated", "extreme", "special", "empty", "strided")
 MAX_SIZE = 1000
@@ -154,13 +162,57 @@ def _size(rng: np.random.Generator) -> int:
     return int(np.exp(rng.uniform(0.0, np.log(MAX_SIZE + 1)))) - 1
 
 
+LARGE = 256  # a dimension at least this long makes a case "large"
+SHAPE_CLASSES = ("square", "m=1", "n=1", "k>=2", "tall", "wide", "empty", "large", "strided")
+
+
+def shape_classes(case: Case) -> tuple[str, ...]:
+    """The shape classes a case belongs to (a case may be in several)."""
+    m, n = case.m, case.n
+    out = []
+    if m == n >= 2:
+        out.append("square")
+    if m == 1:
+        out.append("m=1")
+    if n == 1:
+        out.append("n=1")
+    if (case.k or 1) >= 2:
+        out.append("k>=2")
+    if m > n >= 1:
+        out.append("tall")
+    if n > m >= 1:
+        out.append("wide")
+    if m == 0 or n == 0:
+        out.append("empty")
+    if max(m, n) >= LARGE:
+        out.append("large")
+    if case.regime == "strided" and m >= 1 and n >= 2:
+        out.append("strided")
+    return tuple(out)
+
+
+def _cover_shapes(rng: np.random.Generator) -> list[tuple[int, int, int | None]]:
+    """Three shapes that together cover square, k >= 2, m = 1, n = 1, tall, wide and large."""
+    s = int(rng.integers(2, 33))
+    return [
+        (s, s, int(rng.integers(2, 9))),  # square, k >= 2
+        (1, int(rng.integers(LARGE, MAX_SIZE + 1)), None),  # m = 1, wide, large
+        (int(rng.integers(2, 300)), 1, None),  # n = 1, tall
+    ]
+
+
 def _shape_pool(rng: np.random.Generator, count: int) -> list[tuple[int, int, int | None]]:
-    # 0, 1 and a large non-power-of-two size are always in the pool
+    # 1x1 and a large non-power-of-two size are always in the pool
     pool = [(1, 1, None), (37, 5, 3), (MAX_SIZE, 257, None)]
     while len(pool) < count:
         k = None if rng.random() < 0.5 else int(rng.integers(1, 9))
         pool.append((_size(rng), _size(rng), k))
     return pool
+
+
+# the order in which each dtype's cases take the requested regimes: the layouts (strided) and
+# empty shapes come early, so that a short run covers every shape class for every dtype
+_COVER_ORDER = ("normal", "strided", "empty", "saturated", "extreme", "special")
 
 
 def sample_cases(
@@ -173,22 +225,40 @@ def sample_cases(
 ) -> list[Case]:
     """Draw ``count`` cases deterministically from the run seed.
 
-    Shapes come from a pool of about count/50 shapes so that jit-compiling backends compile each
-    (shape, dtype) once per run; across seeds the pool changes.  Per-case seeds come from
-    SeedSequence(run seed, index), so every case reproduces alone from its id.
+    Problems take turns case by case (round robin, so a short run reaches every problem), then
+    dtypes; each dtype walks through the regimes in _COVER_ORDER.  The first non-empty cases of
+    each dtype get three fixed shapes (1 x large, tall x 1, and square with a batch, which the
+    strided regime takes first): with the strided and empty regimes early, every run with at
+    least 5 cases per dtype covers every class of SHAPE_CLASSES whose regime was requested.
+    Other shapes come from a pool of about count/50 shapes, so that jit-compiling backends
+    compile each (shape, dtype) once per run.
+    Per-case seeds come from SeedSequence(run seed, index): every case reproduces alone.
     """
     if count < 0:
         raise UsageError(f"cases={count}, expected a count >= 0")
+    if not dtypes or not regimes or not problems:
+        raise UsageError("need at least one dtype, one regime and one problem")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     pool = _shape_pool(rng, pool_size or max(4, count // 50))
+    cover = _cover_shapes(rng)
+    order = [r for r in _COVER_ORDER if r in regimes]
+    seen = dict.fromkeys(dtypes, 0)  # cases of each dtype so far
+    # fixed shapes still to hand out to each dtype: the strided regime takes the square one
+    # (a 1 x n layout is barely non-contiguous), other regimes take them in order
+    todo = {d: [cover[1], cover[2], cover[0]] for d in dtypes}
     cases = []
     for i in range(count):
-        regime = regimes[i % len(regimes)]
-        dtype = dtypes[(i // len(regimes)) % len(dtypes)]
+        problem = problems[i % len(problems)]
+        dtype = dtypes[(i // len(problems)) % len(dtypes)]
+        regime = order[seen[dtype] % len(order)]
+        seen[dtype] += 1
         case_seed = int(np.random.SeedSequence([seed, i + 1]).generate_state(1)[0]) % 10**6
         m, n, k = pool[int(rng.integers(0, len(pool)))]
+        if regime != "empty" and todo[dtype]:
+            pick = cover[0] if regime == "strided" and cover[0] in todo[dtype] else todo[dtype][0]
+            todo[dtype].remove(pick)
+            m, n, k = pick
         if regime == "empty":
             m, n = (0, n) if case_seed % 2 else (m, 0)
-        problem = problems[(i // (len(regimes) * len(dtypes))) % len(problems)]
         cases.append(Case(regime, dtype, m, n, k, case_seed, problem))
     return cases

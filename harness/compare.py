@@ -9,9 +9,18 @@ import numpy as np
 from .cases import Case
 from .dtypes import DtypeInfo, info
 from .reference import Reference
-from .tolerance import tolerance_u
 
-__all__ = ["VERDICTS", "Verdict", "Measure", "measure", "judge", "attribute", "expected_dtype"]
+__all__ = [
+    "VERDICTS",
+    "Verdict",
+    "Measure",
+    "measure",
+    "judge",
+    "attribute",
+    "expected_dtype",
+    "case_tolerance",
+    "bias_u",
+]
 
 VERDICTS = ("agree", "disagree", "known", "unsupported", "error", "overflow")
 
@@ -123,7 +132,7 @@ def judge(
 ) -> Verdict:
     """Turn one result into a verdict: agree, overflow, known or disagree."""
     di = info(case.dtype)
-    tol = tolerance_u(quantity, case.m, case.n, case.k)
+    tol = case_tolerance(case, quantity)
     want = expected_dtype(case, quantity)
     ms = measure(actual, ref.values[quantity], ref.scale[quantity], ref.under[quantity], di, want)
     v = Verdict(
@@ -141,36 +150,106 @@ def judge(
         v.extra["reference"] = ref.confidence
     if ms.mismatch:
         v.verdict, v.message = "disagree", f"{backend}/{method} {quantity}: {ms.mismatch}"
-        entry = known.match_dtype(case, quantity, actual, ref, tol) if known else None
+        entry = (
+            known.match_dtype(case, backend, method, quantity, actual, ref, tol) if known else None
+        )
         if entry is not None:
             v.verdict, v.classification = "known", entry.id
             v.message += f" -- known: {entry.title} ({', '.join(entry.upstream)})"
+        else:
+            _add_diagnoses(v, case, quantity, actual, ref, ms, tol)
         return v
-    worst = ms.worst
-    v.worst_index = list(worst) if worst is not None else None
-    if worst is not None:
-        v.actual = _fmt(np.asarray(actual)[worst])
-        v.reference = _fmt(np.asarray(ref.values[quantity])[worst])
     if ms.error_u <= tol:
+        _fill_worst(v, ms.worst, actual, ref, quantity)
         v.verdict = "overflow" if ms.overflow else "agree"
         if ms.overflow:
             v.message = f"{quantity} exceeds the range of {case.dtype} (max {di.max:g})"
+        bias = bias_u(actual, ref.values[quantity], ref.scale[quantity], di)
+        if bias is not None:
+            v.extra["bias_u"] = round(bias, 4)
         return v
+    match = (
+        known.match(case, backend, method, quantity, np.asarray(actual), ref, ms, tol)
+        if known is not None
+        else None
+    )
+    worst = ms.worst
+    note = ""
+    if match is not None and match.entries and not match.complete:
+        # show the worst element that no in-scope entry explains: that is what is wrong
+        e = np.where(match.explained, -np.inf, ms.e)
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(e)), e.shape))
+        n_ok, n_all = int(match.explained.sum()), match.explained.size
+        names = "+".join(x.id for x in match.entries)
+        note = (
+            f"; known {names} explains {n_ok} of {n_all} elements, not this one"
+            f" (error {float(ms.e[worst]):.3g} u there)"
+        )
+    _fill_worst(v, worst, actual, ref, quantity)
     v.verdict = "disagree"
     v.message = (
         f"{backend}/{method} {quantity} at index {worst}: actual {v.actual}, reference "
         f"{v.reference}; error {ms.error_u:.3g} u > tolerance {tol:.3g} u "
-        f"(u = {di.u:.3g}, relative error {_relerr(actual, ref.values[quantity], worst)})"
+        f"(u = {di.u:.3g}, relative error {_relerr(actual, ref.values[quantity], worst)})" + note
     )
     if ref.confidence != "high precision":
         v.message += f" [reference: {ref.confidence}]"
-    if known is not None:
-        entries = known.match(case, quantity, np.asarray(actual), ref, ms, tol)
-        if entries:
-            v.verdict, v.classification = "known", "+".join(e.id for e in entries)
-            for e in entries:
-                v.message += f" -- known: {e.title} ({', '.join(e.upstream)})"
+    if match is not None and match.complete:
+        v.verdict, v.classification = "known", "+".join(e.id for e in match.entries)
+        for e in match.entries:
+            v.message += f" -- known: {e.title} ({', '.join(e.upstream)})"
+    else:
+        _add_diagnoses(v, case, quantity, actual, ref, ms, tol)
     return v
+
+
+def _fill_worst(v: Verdict, worst, actual, ref, quantity) -> None:
+    v.worst_index = list(worst) if worst is not None else None
+    if worst is not None:
+        v.actual = _fmt(np.asarray(actual)[worst])
+        v.reference = _fmt(np.asarray(ref.values[quantity])[worst])
+
+
+def _add_diagnoses(v: Verdict, case, quantity, actual, ref, ms, tol) -> None:
+    """Hints for an unexplained result: what its wrong values look like (never an excuse)."""
+    from .evidence import DIAGNOSES, diagnose
+
+    names = diagnose(case, quantity, actual, ref, ms, tol)
+    if names:
+        v.extra["diagnosis"] = names
+        v.message += " -- diagnosis (a hint, not an excuse): " + "; ".join(
+            DIAGNOSES[n] for n in names
+        )
+
+
+def bias_u(actual, expected, scale, di) -> float | None:
+    """Mean signed relative error, in u, over the well-conditioned elements of a result.
+
+    A systematic relative perturbation (1 + d) of a result shows as d / u here, while honest
+    rounding errors average out; the run compares it across backends on the same cases
+    (accuracy.py).  Elements count when their reference is finite, non-zero and at least a
+    tenth of the condition scale (little cancellation).
+    """
+    a = np.asarray(actual)
+    if not a.size:
+        return None
+    with np.errstate(all="ignore"):
+        r = np.asarray(expected)
+        sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), r.shape)
+        mag = np.abs(r)
+        ok = np.isfinite(r) & (mag > 0) & (mag >= 0.1 * sc) & np.isfinite(a) & (mag > di.tiny)
+        if not ok.any():
+            return None
+        rel = (a[ok].astype(r.dtype) - r[ok]) / r[ok]
+        val = float(np.mean(np.real(rel))) / di.u
+    return val if np.isfinite(val) else None
+
+
+def case_tolerance(case: Case, quantity: str) -> float:
+    """The tolerance in u for one quantity of a case: its problem's own (Problem.tolerance_u)."""
+    from .problems import load_problem
+
+    return load_problem(case.problem).tolerance_u(quantity, case.m, case.n, case.k)
 
 
 def _fmt(x) -> str:
@@ -204,7 +283,7 @@ def attribute(
         return
     good = [f"{v.backend}/{v.method}" for v in verdicts if v.verdict in ("agree", "overflow")]
     di = info(case.dtype)
-    tol = tolerance_u(quantity, case.m, case.n, case.k)
+    tol = case_tolerance(case, quantity)
     want = expected_dtype(case, quantity)
     for v in bad:
         mine = results.get((v.backend, v.method))
@@ -227,10 +306,17 @@ def attribute(
                 peers.append(f"{w.backend}/{w.method}")
         who = f"{v.backend}/{v.method}"
         if peers:
-            v.attribution = (
-                f"{who} agrees with {', '.join(peers)} but not with the reference: "
-                "backends agree with each other, and all of them are wrong"
-            )
+            others = {p.split("/")[0] for p in peers} - {v.backend}
+            if others:
+                v.attribution = (
+                    f"{who} agrees with {', '.join(peers)} but not with the reference: "
+                    f"{len(peers) + 1} results from {len(others) + 1} backends share the error"
+                )
+            else:
+                v.attribution = (
+                    f"{who} agrees with {', '.join(peers)} but not with the reference: "
+                    f"methods of {v.backend} share the error; no other backend does"
+                )
         else:
             v.attribution = f"outlier: {who} against the reference"
         if good:

@@ -36,7 +36,7 @@ def check_backend(name: str) -> list[str]:
         if dtype in backend.dtypes():
             computed = False
             for method in backend.methods:
-                found, ran = _method(backend, method, dtype)
+                found, ran = _method(backend, method, dtype, name)
                 problems += found
                 computed |= ran
             if not computed:
@@ -68,7 +68,7 @@ def _interface(b) -> list[str]:
     return out
 
 
-def _method(b, method: str, dtype: str) -> tuple[list[str], bool]:
+def _method(b, method: str, dtype: str, name: str) -> tuple[list[str], bool]:
     """(problems, whether the method computed anything) for one method and dtype.
 
     Unsupported for a particular shape (vmap without a batch axis, forward mode on complex
@@ -119,7 +119,7 @@ def _method(b, method: str, dtype: str) -> tuple[list[str], bool]:
                 continue
             got = v.dtype.name
             if got != want[q][0] and v.shape == want[q][1]:
-                entry = _explained_dtype(case, inp, q, v)
+                entry = _explained_dtype(case, inp, q, v, name, method)
                 if entry is not None:
                     out.append(
                         f"known: {where}: {q} has dtype {got} but the case is {dtype} "
@@ -145,15 +145,15 @@ def _method(b, method: str, dtype: str) -> tuple[list[str], bool]:
     return list(dict.fromkeys(out)), ran
 
 
-def _explained_dtype(case, inputs, quantity, value):
-    """The known entry that explains a result of the wrong dtype, if one does."""
+def _explained_dtype(case, inputs, quantity, value, backend: str, method: str):
+    """The in-scope known entry that explains a result of the wrong dtype, if one does."""
+    from .compare import case_tolerance
     from .known import load_registry
     from .reference import compute_reference
-    from .tolerance import tolerance_u
 
     ref = compute_reference(case, inputs)
-    tol = tolerance_u(quantity, case.m, case.n, case.k)
-    return load_registry().match_dtype(case, quantity, value, ref, tol)
+    tol = case_tolerance(case, quantity)
+    return load_registry().match_dtype(case, backend, method, quantity, value, ref, tol)
 
 
 def failing(problems: list[str]) -> list[str]:

@@ -172,15 +172,15 @@ def _summarise(report: FormulaReport, results) -> str:
     factor = _factor(report.verdicts, results)
     if factor:
         return factor
+    bad = [v for v in report.verdicts if v.verdict == "disagree"]
+    if bad and all("derivative_cancellation" in v.extra.get("diagnosis", ()) for v in bad):
+        regimes = sorted({v.regime for v in bad})
+        return (
+            f"wrong in the {', '.join(regimes)} regime: right elsewhere, but it cancels like "
+            "sigma - sigma^2 for large x (diagnosis derivative_cancellation; a closed form has "
+            "no excuse for it: use sigma(x) * sigma(-x))"
+        )
     if n["disagree"]:
         v = next(v for v in report.verdicts if v.verdict == "disagree")
         return f"wrong: {v.message}"
-    if n["known"]:
-        regimes = sorted({v.regime for v in report.verdicts if v.verdict == "known"})
-        kinds = sorted({v.classification for v in report.verdicts if v.verdict == "known"})
-        return (
-            f"right, but loses accuracy in the {', '.join(regimes)} regime: it matches the "
-            f"known fault {', '.join(kinds)} (sigma - sigma^2 cancels for large x; use "
-            "sigma(x) * sigma(-x))"
-        )
     return f"right: agrees with the reference in all {n['agree']} results"

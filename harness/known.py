@@ -1,24 +1,59 @@
-"""The known-disagreement registry: entries from known.toml, each matched on evidence."""
+"""The known-disagreement registry: a ``known`` label is a claim, checked three ways.
+
+An entry turns a disagreement into ``known`` only when all of these hold:
+- **scope**: the result comes from a library the entry names (a built-in backend, or the
+  plug-in whose own package ships the entry), at a version inside the entry's range, through
+  one of the methods the entry names (a derivative rule of autodiff never excuses a closed
+  form);
+- **problem and quantity**: the entry covers them;
+- **evidence**: the entry's wrong computation explains every element of the result, not only
+  the failing ones (see evidence.py).
+
+Built-in entries live in known.toml beside this module and may name built-in backends only.  A
+plug-in package ships its own known.toml and registers its package in the ``gradxval.known``
+entry-point group under its backend's name; its entries may name that backend only.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import PackageNotFoundError, entry_points
+from importlib.metadata import version as dist_version
 from pathlib import Path
 
 import numpy as np
 
 from .cases import Case
-from .dtypes import info
 from .errors import GradxvalError
+from .evidence import DTYPE_EVIDENCE, EVIDENCE
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["KnownEntry", "Registry", "load_registry", "EVIDENCE"]
+__all__ = ["KnownEntry", "Scope", "Match", "Registry", "load_registry", "KNOWN_ENTRY_POINT_GROUP"]
+
+KNOWN_ENTRY_POINT_GROUP = "gradxval.known"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who has the fault: backends (by registry name), the methods it shows through, and the
+    versions of the distributions whose code has it (PEP 440 specifiers)."""
+
+    backends: tuple[str, ...]
+    methods: tuple[str, ...]
+    versions: tuple[tuple[str, str], ...] = ()
+
+    def covers(self, backend: str, method: str) -> bool:
+        return backend in self.backends and method in self.methods and _versions_ok(self.versions)
+
+    def text(self) -> str:
+        v = ", ".join(f"{d} {s}" for d, s in self.versions)
+        return f"{'/'.join(self.backends)} [{', '.join(self.methods)}]" + (f" ({v})" if v else "")
 
 
 @dataclass(frozen=True)
@@ -29,244 +64,97 @@ class KnownEntry:
     evidence: str
     quantities: tuple[str, ...]
     upstream: tuple[str, ...]
+    scopes: tuple[Scope, ...]
     problems: tuple[str, ...] = ()  # the problems the evidence applies to; () means all
+    dtypes: tuple[str, ...] = ()  # () means all
+    source: str = "gradxval"  # 'gradxval' or the plug-in that ships the entry
 
-
-def _round_to(values: np.ndarray, dtype) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return np.asarray(values).astype(dtype).astype(np.float64)
-
-
-def _derivative_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """The result equals 2 d(y) * Re(A^H A phi(x)), y = phi(x) rounded to the dtype and d one of
-    the activation's cancelling derivative rules (sigma: y (1 - y) or y - y^2; tanh: 1 - y^2).
-
-    Library functions are not correctly rounded (torch's sigmoid is 1 ulp off at x = 12.84 in
-    float32; XLA's float64 tanh is 7 ulps below 1 at x = 19), so y is tried at its rounded value
-    and up to Activation.ulps ulps either side (2 for sigma, 8 for tanh); an element matches
-    if any candidate explains it.
-    """
-    from .compare import expected_dtype, measure
-
-    forms = getattr(ref.activation, "cancelled", ())
-    if not forms or ref.sigma is None:
-        return None
-    di = info(case.dtype)
-    dt = di.np_real
-    with np.errstate(all="ignore"):
-        y0 = np.asarray(ref.sigma).astype(dt)
-        candidates = [y0]
-        for target in (-np.inf, np.inf):
-            y = y0
-            for _ in range(getattr(ref.activation, "ulps", 2)):
-                y = np.nextafter(y, np.asarray(target, dtype=dt))
-                candidates.append(y)
-    best = None
-    for y, form in ((y, f) for y in candidates for f in forms):
-        y = y.astype(np.float64)
-        sp = form(y, dt)
-        alt = 2 * sp * ref.back
-        scale = 2 * np.abs(sp) * ref.back_abs
-        m = measure(actual, alt, scale, ref.under[quantity], di, expected_dtype(case, quantity))
-        if m.mismatch:
-            return None
-        best = m.e if best is None else np.minimum(best, m.e)
-    return best <= tol
-
-
-def _flush(a: np.ndarray, below: float, where_zero: np.ndarray | None = None) -> np.ndarray:
-    """Zero the real and imaginary components of magnitude below ``below`` (only those that
-    are zero in ``where_zero``, when it is given)."""
-    a = np.array(a, copy=True)
-    parts = (a.real, a.imag) if np.iscomplexobj(a) else (a,)
-    if where_zero is None:
-        refs = (None,) * len(parts)
-    else:
-        refs = (where_zero.real, where_zero.imag) if np.iscomplexobj(where_zero) else (where_zero,)
-    for part, ref in zip(parts, refs, strict=True):
-        mask = np.abs(part) < below
-        if ref is not None:
-            mask &= np.asarray(ref) == 0
-        part[mask] = 0
-    return a
-
-
-def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """Elements that equal the reference recomputed with subnormals flushed to zero (XLA CPU's
-    FTZ/DAZ; torch's exp overflowing to 0 in sigma).
-
-    Flushed are: sigma and sigma' below the smallest normal number, and those result components
-    below twice it that the result has as zero -- the closed forms end in an exact doubling,
-    2 * (z s), so a subnormal z s is flushed before it is doubled into the normal range.  Or, for
-    grad_x, the result agrees once each subnormal product sigma'_j A_ij inside the sum may be lost
-    (it is at most the smallest normal number times |z_i|).
-    """
-    from .compare import expected_dtype, measure
-    from .reference import evaluate_plain
-
-    if ref.embedding is None or ref.sigma is None:
-        return None
-    di = info(case.dtype)
-    with np.errstate(all="ignore"):
-        s = _flush(ref.sigma, di.tiny)
-        sp = _flush(ref.sigma_prime, di.tiny)
-        alt = evaluate_plain(ref.embedding, s, sp, case.m, di.is_complex)[quantity]
-        alt = _flush(alt, 2 * di.tiny, where_zero=np.asarray(actual))
-        m = measure(
-            actual,
-            alt,
-            ref.scale[quantity],
-            ref.under[quantity],
-            di,
-            expected_dtype(case, quantity),
+    def covers(self, case: Case, backend: str, method: str, quantity: str) -> bool:
+        return (
+            quantity in self.quantities
+            and (not self.problems or case.problem in self.problems)
+            and (not self.dtypes or case.dtype in self.dtypes)
+            and any(s.covers(backend, method) for s in self.scopes)
         )
-        if m.mismatch:
-            return None
-        # forward mode forms sigma'_j A_ij before multiplying by z_i: where that product is
-        # subnormal it is flushed, and the sum loses at most tiny |z_i| for each such term
-        inside = None
-        if quantity == "grad_x":
-            R = np.abs(ref.embedding)
-            S = ref.sigma.reshape(case.n, case.k or 1)
-            SP = np.abs(ref.sigma_prime.reshape(case.n, case.k or 1))
-            Z = np.abs(ref.embedding @ S)
-            lost = np.zeros_like(SP)
-            for c in range(SP.shape[1]):
-                flushed = (SP[None, :, c] * R) < di.tiny  # (M, n)
-                lost[:, c] = 2 * di.tiny * (flushed.T.astype(float) @ Z[:, c])
-            under = np.asarray(ref.under[quantity]) + lost.reshape(case.x_shape) / di.eta
-            inside = measure(
-                actual,
-                ref.values[quantity],
-                ref.scale[quantity],
-                under,
-                di,
-                expected_dtype(case, quantity),
-            ).e
-    return (m.e <= tol) if inside is None else (m.e <= tol) | (inside <= tol)
 
 
-def _sequential_sum_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """The loss equals sum(z * z) accumulated one term at a time in the case's (real) dtype,
-    z = A sigma(x) rounded to the dtype: a reduction with no wider accumulator."""
-    from .compare import expected_dtype, measure
+@dataclass
+class Match:
+    """The in-scope entries that explain part of a result, and which elements they explain."""
 
-    di = info(case.dtype)
-    if di.is_complex or quantity != "loss" or ref.embedding is None or ref.sigma is None:
+    entries: list[KnownEntry] = field(default_factory=list)
+    explained: np.ndarray | None = None  # union over entries, shape of the result
+    complete: bool = False  # every element explained, and something failed
+
+
+def _versions_ok(versions) -> bool:
+    from packaging.specifiers import SpecifierSet
+
+    for dist, spec in versions:
+        have = _installed(dist)
+        if have is None or have not in SpecifierSet(spec, prereleases=True):
+            return False
+    return True
+
+
+@cache
+def _installed(dist: str) -> str | None:
+    try:
+        return dist_version(dist)
+    except PackageNotFoundError:
         return None
-    dt = di.np
-    S = ref.sigma.reshape(case.n, case.k or 1)
-    with np.errstate(all="ignore"):
-        z = (ref.embedding @ S).astype(dt)
-        squares = (z * z).astype(dt).ravel()
-        acc = np.zeros((), dtype=dt)
-        for term in squares:
-            acc = (acc + term).astype(dt)
-    m = measure(
-        actual,
-        np.float64(acc),
-        ref.scale[quantity],
-        ref.under[quantity],
-        di,
-        expected_dtype(case, quantity),
-    )
-    return None if m.mismatch else m.e <= tol
 
 
-def _nan_from_nonfinite_input(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """NaN elements of a result whose inputs hold an infinity: forward mode multiplies the zero
-    tangents of other entries by inf primals, and 0 * inf is NaN."""
-    if ref.embedding is None or np.isfinite(ref.embedding).all():
-        return None
-    with np.errstate(all="ignore"):
-        a = np.asarray(actual).astype(np.complex128)
-    return np.isnan(a.real) | np.isnan(a.imag)
+def backend_identity(spec: str) -> str:
+    """The registry name a backend spec stands for: a built-in's or plug-in's name when the spec
+    is its name or its exact import string, else the spec itself (which no entry names)."""
+    from .backends import known_backends
 
-
-def _promoted_dtype(case, quantity, actual, ref, tol) -> bool:
-    """The result came back in a wider float dtype (float64 for a float32 case), and rounded
-    to the case's dtype it agrees with the reference: a Python scalar promoted the array."""
-    from .compare import expected_dtype, measure
-
-    di = info(case.dtype)
-    want = expected_dtype(case, quantity)
-    actual = np.asarray(actual)
-    if actual.dtype.kind not in "fc" or actual.dtype.itemsize <= info(want).np.itemsize:
-        return False
-    with np.errstate(all="ignore"):
-        rounded = actual.astype(info(want).np)
-    m = measure(rounded, ref.values[quantity], ref.scale[quantity], ref.under[quantity], di, want)
-    return m.mismatch is None and m.error_u <= tol
-
-
-# evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
-DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
-
-
-def _nan_where_x_is_infinite(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """grad_x elements that are NaN exactly where x is infinite: a VJP of the form
-    g * exp(x - ans) evaluates exp(inf - inf)."""
-    if quantity != "grad_x" or ref.x is None:
-        return None
-    with np.errstate(all="ignore"):
-        return np.isnan(np.asarray(actual, dtype=np.float64)) & np.isinf(ref.x)
-
-
-def _all_zero_gradient(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """Every element of the gradient is exactly zero while the reference is not all zero: the
-    autodiff graph was cut somewhere between the inputs and the loss."""
-    a = np.asarray(actual)
-    if quantity == "loss" or not a.size or np.any(a != 0):
-        return None
-    if not np.any(np.asarray(ref.values[quantity]) != 0):
-        return None
-    return np.ones(a.shape, dtype=bool)
-
-
-EVIDENCE: dict[str, Callable] = {
-    "all_zero_gradient": _all_zero_gradient,
-    "nan_where_x_is_infinite": _nan_where_x_is_infinite,
-    "nan_from_nonfinite_input": _nan_from_nonfinite_input,
-    "sequential_sum_in_dtype": _sequential_sum_in_dtype,
-    "derivative_cancellation": _derivative_cancellation,
-    "subnormal_flush": _subnormal_flush,
-}
+    if ":" not in spec:
+        return spec
+    for name, target in known_backends().items():
+        if target == spec:
+            return name
+    return spec
 
 
 class Registry:
-    """The loaded entries.  Each evidence says which elements of a result it explains."""
+    """The loaded entries, matched by scope first, then by evidence."""
 
     def __init__(self, entries: list[KnownEntry]):
         self.entries = entries
 
-    def match(self, case: Case, quantity: str, actual, ref, ms, tol) -> list[KnownEntry]:
-        """Return the entries that together explain every failing element, or [] if none do.
+    def match(
+        self, case: Case, backend: str, method: str, quantity: str, actual, ref, ms, tol
+    ) -> Match:
+        """The entries in scope whose evidence explains part of the result; ``complete`` when
+        together they explain every element and some element fails.
 
         A result can carry two known faults at once (a saturated x cancels in sigma(1 - sigma)
         while a very negative one underflows), so explanations combine element by element.
         """
+        who = backend_identity(backend)
+        out = Match(explained=np.zeros(np.shape(ms.e), dtype=bool))
         failing = ms.e > tol
-        unexplained = failing.copy()
-        used = []
         for entry in self.entries:
-            if (
-                quantity not in entry.quantities
-                or not unexplained.any()
-                or entry.evidence not in EVIDENCE
-                or (entry.problems and case.problem not in entry.problems)
-            ):
+            if entry.evidence not in EVIDENCE or not entry.covers(case, who, method, quantity):
                 continue
-            explained = EVIDENCE[entry.evidence](case, quantity, actual, ref, ms, tol)
-            if explained is None or not (explained & unexplained).any():
+            with np.errstate(all="ignore"):
+                explained = EVIDENCE[entry.evidence](case, quantity, actual, ref, ms, tol)
+            if explained is None or not (explained & failing & ~out.explained).any():
                 continue
-            unexplained &= ~explained
-            used.append(entry)
-        return used if failing.any() and not unexplained.any() else []
+            out.explained |= explained
+            out.entries.append(entry)
+        out.complete = bool(failing.any() and out.explained.all())
+        return out
 
-    def match_dtype(self, case: Case, quantity: str, actual, ref, tol) -> KnownEntry | None:
-        """The entry whose evidence explains a result of the wrong dtype, if any."""
+    def match_dtype(
+        self, case: Case, backend: str, method: str, quantity: str, actual, ref, tol
+    ) -> KnownEntry | None:
+        """The in-scope entry whose evidence explains a result of the wrong dtype, if any."""
+        who = backend_identity(backend)
         for entry in self.entries:
-            if entry.evidence in DTYPE_EVIDENCE and quantity in entry.quantities:
+            if entry.evidence in DTYPE_EVIDENCE and entry.covers(case, who, method, quantity):
                 if DTYPE_EVIDENCE[entry.evidence](case, quantity, actual, ref, tol):
                     return entry
         return None
@@ -275,29 +163,77 @@ class Registry:
         for e in self.entries:
             if e.id == entry_id:
                 return e
-        raise GradxvalError(f"known entry {entry_id!r} not in registry")
-
-
-def load_registry(path: str | Path | None = None) -> Registry:
-    """Load known.toml (the packaged one by default) and check each entry's evidence name."""
-    path = Path(path) if path else Path(__file__).with_name("known.toml")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    entries = []
-    for raw in data.get("entry", []):
-        if raw["evidence"] not in EVIDENCE and raw["evidence"] not in DTYPE_EVIDENCE:
-            raise GradxvalError(
-                f"{path}: entry {raw['id']!r} has evidence={raw['evidence']!r}, "
-                f"expected one of {', '.join([*EVIDENCE, *DTYPE_EVIDENCE])}"
-            )
-        entries.append(
-            KnownEntry(
-                id=raw["id"],
-                title=raw["title"],
-                reason=" ".join(raw["reason"].split()),
-                evidence=raw["evidence"],
-                quantities=tuple(raw["quantities"]),
-                upstream=tuple(raw.get("upstream", ())),
-                problems=tuple(raw.get("problems", ())),
-            )
+        raise GradxvalError(
+            f"known entry {entry_id!r} not in registry; entries: "
+            + ", ".join(e.id for e in self.entries)
         )
+
+
+def _parse_entry(raw: dict, path, source: str, allowed: set[str] | None) -> KnownEntry:
+    where = f"{path}: entry {raw.get('id')!r}"
+    ev = raw.get("evidence")
+    if ev not in EVIDENCE and ev not in DTYPE_EVIDENCE:
+        names = ", ".join([*EVIDENCE, *DTYPE_EVIDENCE])
+        raise GradxvalError(f"{where} has evidence={ev!r}, expected one of {names}")
+    scopes = []
+    for s in raw.get("scope", []):
+        backends, methods = tuple(s.get("backends", ())), tuple(s.get("methods", ()))
+        if not backends or not methods:
+            raise GradxvalError(f"{where}: every [[entry.scope]] names backends and methods")
+        if allowed is not None and not set(backends) <= allowed:
+            raise GradxvalError(
+                f"{where} names backends {sorted(set(backends) - allowed)}; a registry may name "
+                f"only {', '.join(sorted(allowed))}"
+            )
+        scopes.append(Scope(backends, methods, tuple(sorted(s.get("versions", {}).items()))))
+    if not scopes:
+        raise GradxvalError(f"{where} has no [[entry.scope]]: say which library has the fault")
+    return KnownEntry(
+        id=raw["id"],
+        title=raw["title"],
+        reason=" ".join(raw["reason"].split()),
+        evidence=ev,
+        quantities=tuple(raw["quantities"]),
+        upstream=tuple(raw.get("upstream", ())),
+        scopes=tuple(scopes),
+        problems=tuple(raw.get("problems", ())),
+        dtypes=tuple(raw.get("dtypes", ())),
+        source=source,
+    )
+
+
+def _read(path: Path, source: str, allowed: set[str] | None) -> list[KnownEntry]:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return [_parse_entry(raw, path, source, allowed) for raw in data.get("entry", [])]
+
+
+def _plugin_registries() -> list[tuple[str, Path]]:
+    """(backend name, known.toml path) for each package in the gradxval.known group."""
+    from importlib.resources import files
+
+    out = []
+    for ep in entry_points(group=KNOWN_ENTRY_POINT_GROUP):
+        try:
+            path = Path(str(files(ep.value.partition(":")[0]) / "known.toml"))
+        except (ModuleNotFoundError, TypeError) as exc:
+            raise GradxvalError(
+                f"known-registry plug-in {ep.name!r} ({ep.value}) cannot be found: {exc}"
+            ) from None
+        out.append((ep.name, path))
+    return out
+
+
+def load_registry(path: str | Path | None = None, plugins: bool = True) -> Registry:
+    """Load the packaged known.toml (or ``path``) and every plug-in's own registry."""
+    from .backends import BUILTIN
+
+    main = Path(path) if path else Path(__file__).with_name("known.toml")
+    entries = _read(main, "gradxval", None if path else set(BUILTIN))
+    if plugins and path is None:
+        for name, p in _plugin_registries():
+            entries += _read(p, name, {name})
+    ids = [e.id for e in entries]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise GradxvalError(f"known entries defined twice: {', '.join(dup)}")
     return Registry(entries)

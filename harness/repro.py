@@ -276,9 +276,9 @@ def follow_up(
     Returns {(case_id, backend, method, quantity): {"shrunk_case", "standalone"}}.  Known
     disagreements carry their registry entry instead.
     """
+    from .compare import case_tolerance
     from .reference import compute_reference
     from .shrink import shrink_case
-    from .tolerance import tolerance_u
 
     out: dict[tuple, dict] = {}
     refs: dict[str, Reference] = {}
@@ -300,7 +300,7 @@ def follow_up(
         if written < MAX_REPRODUCERS:
             if case.id not in refs:
                 refs[case.id] = compute_reference(case, case.inputs())
-            tol = tolerance_u(r["quantity"], case.m, case.n, case.k)
+            tol = case_tolerance(case, r["quantity"])
             path = write_reproducer(
                 directory,
                 case,

@@ -32,6 +32,7 @@ from .reference import compute_reference
 __all__ = ["evaluate_backend", "run_cases", "RunStats", "reproduce_command"]
 
 DEFAULT_TIMEOUT = 120.0
+DEFAULT_STARTUP_TIMEOUT = 300.0  # importing a framework on a loaded machine can take minutes
 _IN_FLIGHT = 4  # cases submitted ahead of the one being judged
 
 
@@ -60,12 +61,19 @@ def parse_methods(spec: str) -> str | tuple[str, ...]:
     return names
 
 
+# every method a built-in backend has; plug-ins may add their own names
+KNOWN_METHODS = ("autodiff", "closed_form", "forward", "vmap", "eager")
+
+
 def select_methods(available, spec: str | Iterable[str] = "core") -> tuple[str, ...]:
-    """The methods to run: 'core' (autodiff, closed_form), 'all', or an iterable of names."""
+    """The methods to run: 'core' (autodiff and closed_form, those the backend has), 'all' (every
+    method it has), or names.  Names are kept whether or not the backend has them: a method
+    asked for by name that a backend lacks is recorded as unsupported, never replaced."""
     if spec == "all":
         return tuple(available)
-    wanted = CORE_METHODS if spec == "core" else tuple(spec)
-    return tuple(m for m in available if m in wanted)
+    if spec == "core":
+        return tuple(m for m in available if m in CORE_METHODS)
+    return tuple(spec)
 
 
 def evaluate_backend(backend, case: Case, inputs: Inputs, methods=None) -> dict[str, dict]:
@@ -76,7 +84,7 @@ def evaluate_backend(backend, case: Case, inputs: Inputs, methods=None) -> dict[
     them, or whose second call does not return the same bits, is recorded as an error.
     """
     out: dict[str, dict] = {}
-    for method in methods or select_methods(backend.methods):
+    for method in select_methods(backend.methods) if methods is None else methods:
         t0 = time.perf_counter()
         try:
             res = _call(backend, method, case, inputs)
@@ -94,7 +102,16 @@ def evaluate_backend(backend, case: Case, inputs: Inputs, methods=None) -> dict[
 
 def _call(backend, method: str, case: Case, inputs: Inputs) -> dict:
     A, x = case.present(inputs.A), inputs.x.copy()
+    # read-only: an in-place write raises at the backend's own line; the digests still catch
+    # writes through other views (a framework tensor sharing the memory)
+    A.flags.writeable = False
+    x.flags.writeable = False
     before = (_digest(A), _digest(x))
+    if method not in backend.methods:
+        raise Unsupported(
+            f"{backend.name or 'this backend'} has no method {method!r}; it has "
+            f"{', '.join(backend.methods)}"
+        )
     res = backend.evaluate_problem(load_problem(case.problem), method, A, x, case.dtype)
     missing = [q for q in QUANTITIES if q not in res]
     if missing:
@@ -167,8 +184,8 @@ def _worker_main(conn, name: str, path: list[str]) -> None:
 class _Worker:
     """One backend in a child process, restarted after a timeout or crash."""
 
-    def __init__(self, name: str, timeout: float):
-        self.name, self.timeout = name, timeout
+    def __init__(self, name: str, timeout: float, startup_timeout: float = DEFAULT_STARTUP_TIMEOUT):
+        self.name, self.timeout, self.startup_timeout = name, timeout, startup_timeout
         self.proc = None
         self.conn = None
         self.info = None
@@ -191,10 +208,21 @@ class _Worker:
     def ready(self) -> None:
         """Wait for the worker's BackendInfo; raise BackendUnavailable if it has none."""
         parent = self.conn
-        if not parent.poll(self.timeout):
+        try:
+            started = parent.poll(self.startup_timeout)
+            self.info = parent.recv() if started else None
+        except (EOFError, OSError):
+            code = self.proc.exitcode if self.proc is not None else None
             self.stop()
-            raise BackendUnavailable(f"backend {self.name!r} did not start in {self.timeout:g}s")
-        self.info = parent.recv()
+            raise BackendUnavailable(
+                f"backend {self.name!r} died while starting (exit code {code})"
+            ) from None
+        if not started:
+            self.stop()
+            raise BackendUnavailable(
+                f"backend {self.name!r} did not start in {self.startup_timeout:g}s "
+                "(--startup-timeout)"
+            )
         if not self.info.available:
             self.stop()
             raise BackendUnavailable(self.info.reason)
@@ -250,9 +278,9 @@ def _shard(case: Case, count: int) -> int:
 class _Pool:
     """A backend's worker processes: one, or one per core for backends that compile."""
 
-    def __init__(self, name: str, timeout: float):
+    def __init__(self, name: str, timeout: float, startup_timeout: float):
         self.name = name
-        self.workers = [_Worker(name, timeout)]
+        self.workers = [_Worker(name, timeout, startup_timeout)]
         self.info = None
 
     def launch(self) -> None:
@@ -262,7 +290,8 @@ class _Pool:
         self.workers[0].ready()
         self.info = self.workers[0].info
         if self.info.compiles and shards > 1:
-            extra = [_Worker(self.name, self.workers[0].timeout) for _ in range(shards - 1)]
+            w0 = self.workers[0]
+            extra = [_Worker(self.name, w0.timeout, w0.startup_timeout) for _ in range(shards - 1)]
             for w in extra:
                 w.launch()  # started lazily: submit() waits for it on first use
             self.workers += extra
@@ -290,6 +319,7 @@ def run_cases(
     *,
     isolate: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
     known: Registry | None = None,
     on_case: Callable[[Case], None] | None = None,
     skip_unavailable: bool = False,
@@ -314,7 +344,7 @@ def run_cases(
     launched = {}
     if isolate:  # start every worker first: their framework imports overlap
         for name in backend_names:
-            launched[name] = _Pool(name, timeout)
+            launched[name] = _Pool(name, timeout, startup_timeout)
             launched[name].launch()
     try:
         for name in backend_names:

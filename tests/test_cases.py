@@ -62,3 +62,33 @@ def test_sample_cases_is_deterministic_and_covers_everything():
     assert len({c.id for c in a}) == len(a)
     assert any(c.m == 1000 or c.n == 1000 for c in a)
     assert all(0 <= c.m <= 1000 and 0 <= c.n <= 1000 for c in a)
+
+
+@pytest.mark.parametrize("count", [30, 31, 47, 300])
+def test_every_run_of_thirty_cases_covers_every_shape_class_for_every_dtype(count):
+    from gradxval.cases import SHAPE_CLASSES, shape_classes
+    from gradxval.dtypes import DTYPES
+
+    covered = {d: set() for d in DTYPES}
+    for c in sample_cases(count, 7):
+        covered[c.dtype].update(shape_classes(c))
+    assert all(covered[d] == set(SHAPE_CLASSES) for d in DTYPES), covered
+
+
+def test_short_runs_reach_every_problem_round_robin():
+    problems = ("logistic", "tanh", "softplus", "logsigmoid")
+    cases = sample_cases(16, 3, problems=problems)
+    assert [c.problem for c in cases[:4]] == list(problems)
+    assert {c.problem for c in cases} == set(problems)
+
+
+def test_shape_classes_of_hand_picked_cases():
+    from gradxval.cases import shape_classes
+
+    assert set(shape_classes(Case.from_id("strided-float32-m5n5k2-s2"))) == {
+        "square",
+        "k>=2",
+        "strided",
+    }
+    assert set(shape_classes(Case.from_id("normal-float32-m1n300-s1"))) == {"m=1", "wide", "large"}
+    assert set(shape_classes(Case.from_id("empty-float32-m0n3-s1"))) == {"empty"}

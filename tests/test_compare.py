@@ -56,8 +56,23 @@ def test_consensus_against_the_reference_is_said_plainly():
     verdicts = _verdicts(["numpy", *names], ["saturated-float32-m10n50-s7"], isolate=False)
     auto = [v for v in verdicts if v.method == "autodiff" and v.quantity == "grad_x"]
     assert all(v.verdict == "known" for v in auto)
-    assert "agree with each other" in auto[0].attribution or "agrees with" in auto[0].attribution
-    assert "all of them are wrong" in auto[0].attribution
+    assert "agrees with" in auto[0].attribution
+    assert "results from 2 backends share the error" in auto[0].attribution
+    assert "agreeing with the reference: numpy/closed_form" in auto[0].attribution
+
+
+def test_attribution_of_one_backends_methods_says_so():
+    pytest.importorskip("torch")
+    verdicts = _verdicts(
+        ["numpy", "torch"], ["saturated-float32-m10n50-s7"], isolate=False, method_spec="all"
+    )
+    v = next(
+        v
+        for v in verdicts
+        if (v.method, v.quantity) == ("autodiff", "grad_x") and v.backend == "torch"
+    )
+    assert "methods of torch share the error; no other backend does" in v.attribution
+    assert "backends" not in v.attribution.split(";")[0]
 
 
 def test_measure_nan_patterns_and_overflow():
@@ -97,4 +112,66 @@ def test_known_match_needs_evidence_not_a_name(registry):
     assert v.verdict == "disagree" and v.classification is None
     zeros = np.zeros(case.x_shape, np.float32)
     v = judge(case, "torch", "autodiff", "grad_x", zeros, ref, registry)
-    assert "graph-cut-zero-gradient" in v.classification
+    assert v.verdict == "disagree" and v.classification is None
+    assert v.extra["diagnosis"] == ["all_zero_gradient"]
+    assert "diagnosis (a hint, not an excuse): every element is exactly 0" in v.message
+
+
+def test_known_needs_the_library_and_method_in_scope(registry):
+    """The same values are known from torch's autodiff, a diagnosis from anything else."""
+    from gradxval.compare import judge
+    from gradxval.reference import compute_reference
+
+    torch = pytest.importorskip("torch")
+    case = Case.from_id("saturated-float32-m10n50-s7")
+    inp = case.inputs()
+    ref = compute_reference(case, inp)
+    tA = torch.tensor(inp.A)
+    tx = torch.tensor(inp.x, requires_grad=True)
+    loss = ((tA @ torch.sigmoid(tx)) ** 2).sum()
+    (gx,) = torch.autograd.grad(loss, tx)
+    gx = gx.numpy()
+    assert judge(case, "torch", "autodiff", "grad_x", gx, ref, registry).verdict == "known"
+    for backend, method in [
+        ("torch", "closed_form"),
+        ("numpy", "closed_form"),
+        ("mutants:TorchClone", "autodiff"),
+        ("gradxval.backends.numpy_backend:NumpyBackend", "autodiff"),
+    ]:
+        v = judge(case, backend, method, "grad_x", gx, ref, registry)
+        assert v.verdict == "disagree", (backend, method, v.message)
+        assert v.extra["diagnosis"] == ["derivative_cancellation"]
+    # the built-in's own import string is the built-in
+    v = judge(
+        case,
+        "gradxval.backends.torch_backend:TorchBackend",
+        "autodiff",
+        "grad_x",
+        gx,
+        ref,
+        registry,
+    )
+    assert v.verdict == "known"
+
+
+def test_known_is_claimed_for_every_element_or_not_at_all(registry):
+    """sigma(1 - sigma) where x saturates, and a 40 u error elsewhere: the known entry explains
+    part of the array, so the verdict is disagree and the message shows the unexplained element."""
+    from gradxval.compare import judge
+    from gradxval.reference import compute_reference
+
+    case = Case.from_id("saturated-float64-m10n50-s7")
+    ref = compute_reference(case, case.inputs())
+    y = ref.sigma
+    gx = 2 * (y * (1 - y)) * ref.back
+    cancelled = np.flatnonzero(
+        np.abs(gx - ref.values["grad_x"]) > 1e-3 * np.abs(ref.values["grad_x"])
+    )
+    assert cancelled.size
+    ok = [j for j in range(case.n) if j not in set(cancelled.tolist())]
+    j = ok[0]
+    gx[j] += 40 * info("float64").u * ref.scale["grad_x"][j]
+    v = judge(case, "torch", "autodiff", "grad_x", gx, ref, registry)
+    assert v.verdict == "disagree", v.message
+    assert v.worst_index == [j]
+    assert "explains" in v.message and "not this one" in v.message

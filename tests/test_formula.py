@@ -26,11 +26,33 @@ def test_answer_b_is_right_everywhere():
     assert set(r.counts()) == {"agree"}
 
 
-def test_answer_c_is_right_but_cancels_for_large_x():
+def test_answer_c_cancels_for_large_x_and_is_not_excused():
+    """sigma - sigma^2 is what library autodiff does, but in a hand-written closed form it is
+    a disagreement with a diagnosis, never a known fault."""
     r = check_formula(answers.answer_c, **FAST)
-    assert r.ok and "loses accuracy in the saturated regime" in r.summary
-    assert {v.regime for v in r.verdicts if v.verdict == "known"} == {"saturated"}
+    assert not r.ok and "wrong in the saturated regime" in r.summary
+    assert not [v for v in r.verdicts if v.verdict == "known"]
+    bad = [v for v in r.verdicts if v.verdict == "disagree"]
+    assert {v.regime for v in bad} == {"saturated"}
+    assert all(v.extra["diagnosis"] == ["derivative_cancellation"] for v in bad)
     assert all(v.verdict == "agree" for v in r.verdicts if v.regime == "normal")
+
+
+def test_check_formula_cases_include_a_square_A():
+    """A Aᵀ where AᵀA belongs is caught as a wrong value, not only as a shape error."""
+    from gradxval.formula import check_formula
+
+    def aat(A, x, xp):
+        e = xp.exp(-xp.abs(x))
+        s = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        sn = xp.where(x >= 0, e / (1 + e), 1 / (1 + e))
+        if A.shape[0] == A.shape[1]:
+            return 2 * s * sn * (A @ (A.T @ s))
+        return 2 * s * sn * (A.T @ (A @ s))
+
+    r = check_formula(aat, **FAST)
+    assert not r.ok
+    assert any(v.verdict == "disagree" and "shape" not in v.message for v in r.verdicts)
 
 
 @pytest.mark.parametrize(

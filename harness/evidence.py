@@ -1,0 +1,280 @@
+"""What a wrong result looks like: evidence functions, used as diagnoses and by the registry.
+
+An evidence function models one wrong computation (a cancelling derivative rule, flushed
+subnormals, NaN from an infinity, ...) and says, for every element of a result, whether that
+computation explains it.  An element is explained when the result reproduces the wrong
+computation there, or when the wrong computation predicts no visible deviation from the
+reference and the result agrees with the reference.  An element where the model predicts a
+clear deviation (over twice the tolerance) and the result does not show it contradicts the
+model.
+
+Two uses, kept apart:
+- a **diagnosis** runs every evidence function on a disagreeing result of any backend and
+  names the ones that explain every element: a hint, never an excuse;
+- the **registry** (known.py) turns a disagreement into ``known`` only when an entry's evidence
+  explains every element and the entry's scope (library, versions, methods) covers the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .dtypes import info
+
+__all__ = ["EVIDENCE", "DTYPE_EVIDENCE", "DIAGNOSES", "diagnose"]
+
+# the model must miss the reference by this many tolerances before a result that agrees with
+# the reference counts against it: rounding differences near the tolerance decide nothing
+_CLEAR = 2.0
+
+
+def _err(actual, expected, ref, quantity, di, under=None):
+    """Per-element error in u of ``actual`` against ``expected``, in actual's own dtype."""
+    from .compare import measure
+
+    a = np.asarray(actual)
+    return measure(
+        a,
+        expected,
+        ref.scale[quantity],
+        ref.under[quantity] if under is None else under,
+        di,
+        a.dtype.name,
+    ).e
+
+
+def _explained(reproduced, model_e, ms, tol) -> np.ndarray:
+    """Reproduced by the model, or consistent with it: the model stays near the reference
+    there and so does the result."""
+    return reproduced | ((model_e <= _CLEAR * tol) & (ms.e <= tol))
+
+
+def _derivative_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """The result equals 2 d(y) * Re(A^H A phi(x)), y = phi(x) rounded to the dtype and d one of
+    the activation's cancelling derivative rules (sigma: y (1 - y) or y - y^2; tanh: 1 - y^2).
+
+    Library functions are not correctly rounded (torch's sigmoid is 1 ulp off at x = 12.84 in
+    float32; XLA's float64 tanh is 7 ulps below 1 at x = 19), so y is tried at its rounded value
+    and up to Activation.ulps ulps either side (2 for sigma, 8 for tanh); an element is
+    reproduced if any candidate reproduces it.
+    """
+    from .compare import expected_dtype, measure
+
+    forms = getattr(ref.activation, "cancelled", ())
+    if not forms or ref.sigma is None or quantity != "grad_x":
+        return None
+    di = info(case.dtype)
+    dt = di.np_real
+    with np.errstate(all="ignore"):
+        y0 = np.asarray(ref.sigma).astype(dt)
+        candidates = [y0]
+        for target in (-np.inf, np.inf):
+            y = y0
+            for _ in range(getattr(ref.activation, "ulps", 2)):
+                y = np.nextafter(y, np.asarray(target, dtype=dt))
+                candidates.append(y)
+    best = model = None
+    for y, form in ((y, f) for y in candidates for f in forms):
+        y = y.astype(np.float64)
+        sp = form(y, dt)
+        alt = 2 * sp * ref.back
+        scale = 2 * np.abs(sp) * ref.back_abs
+        m = measure(actual, alt, scale, ref.under[quantity], di, expected_dtype(case, quantity))
+        if m.mismatch:
+            return None
+        gap = _err(alt, ref.values[quantity], ref, quantity, di)
+        best = m.e if best is None else np.minimum(best, m.e)
+        model = gap if model is None else np.minimum(model, gap)
+    return _explained(best <= tol, model, ms, tol)
+
+
+def _flush(a: np.ndarray, below: float, where_zero: np.ndarray | None = None) -> np.ndarray:
+    """Zero the real and imaginary components of magnitude below ``below`` (only those that
+    are zero in ``where_zero``, when it is given)."""
+    a = np.array(a, copy=True)
+    parts = (a.real, a.imag) if np.iscomplexobj(a) else (a,)
+    if where_zero is None:
+        refs = (None,) * len(parts)
+    else:
+        refs = (where_zero.real, where_zero.imag) if np.iscomplexobj(where_zero) else (where_zero,)
+    for part, ref in zip(parts, refs, strict=True):
+        mask = np.abs(part) < below
+        if ref is not None:
+            mask &= np.asarray(ref) == 0
+        part[mask] = 0
+    return a
+
+
+def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """Elements that equal the reference recomputed with subnormals flushed to zero (XLA CPU's
+    FTZ/DAZ; torch's exp overflowing to 0 in sigma).
+
+    Flushed are: sigma and sigma' below the smallest normal number, and those result components
+    below twice it that the result has as zero -- the closed forms end in an exact doubling,
+    2 * (z s), so a subnormal z s is flushed before it is doubled into the normal range.  Or, for
+    grad_x, the result agrees once each subnormal product sigma'_j A_ij inside the sum may be lost
+    (it is at most the smallest normal number times |z_i|).
+    """
+    from .compare import expected_dtype, measure
+    from .reference import evaluate_plain
+
+    if ref.embedding is None or ref.sigma is None:
+        return None
+    di = info(case.dtype)
+    with np.errstate(all="ignore"):
+        s = _flush(ref.sigma, di.tiny)
+        sp = _flush(ref.sigma_prime, di.tiny)
+        alt = evaluate_plain(ref.embedding, s, sp, case.m, di.is_complex)[quantity]
+        alt = _flush(alt, 2 * di.tiny, where_zero=np.asarray(actual))
+        want = expected_dtype(case, quantity)
+        m = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di, want)
+        if m.mismatch:
+            return None
+        reproduced = m.e <= tol
+        # forward mode forms sigma'_j A_ij before multiplying by z_i: where that product is
+        # subnormal it is flushed, and the sum loses at most tiny |z_i| for each such term
+        if quantity == "grad_x":
+            R = np.abs(ref.embedding)
+            S = ref.sigma.reshape(case.n, case.k or 1)
+            SP = np.abs(ref.sigma_prime.reshape(case.n, case.k or 1))
+            Z = np.abs(ref.embedding @ S)
+            lost = np.zeros_like(SP)
+            for c in range(SP.shape[1]):
+                flushed = (SP[None, :, c] * R) < di.tiny  # (M, n)
+                lost[:, c] = 2 * di.tiny * (flushed.T.astype(float) @ Z[:, c])
+            under = np.asarray(ref.under[quantity]) + lost.reshape(case.x_shape) / di.eta
+            inside = measure(actual, ref.values[quantity], ref.scale[quantity], under, di, want).e
+            reproduced |= inside <= tol
+    # whether a value is flushed depends on the path it takes (a float16 subnormal is a normal
+    # float32 number inside XLA's upcast ops and survives), so each element may show the flush
+    # or the right value; every element must show one of the two
+    return reproduced | (ms.e <= tol)
+
+
+def _sequential_sum_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """The loss equals sum(z * z) accumulated one term at a time in the case's (real) dtype,
+    z = A sigma(x) rounded to the dtype: a reduction with no wider accumulator."""
+    from .compare import expected_dtype, measure
+
+    di = info(case.dtype)
+    if di.is_complex or quantity != "loss" or ref.embedding is None or ref.sigma is None:
+        return None
+    dt = di.np
+    S = ref.sigma.reshape(case.n, case.k or 1)
+    with np.errstate(all="ignore"):
+        z = (ref.embedding @ S).astype(dt)
+        squares = (z * z).astype(dt).ravel()
+        acc = np.zeros((), dtype=dt)
+        for term in squares:
+            acc = (acc + term).astype(dt)
+    alt = np.float64(acc)
+    want = expected_dtype(case, quantity)
+    m = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di, want)
+    if m.mismatch:
+        return None
+    return _explained(m.e <= tol, _err(alt, ref.values[quantity], ref, quantity, di), ms, tol)
+
+
+def _nan_parts(actual) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        a = np.asarray(actual).astype(np.complex128)
+    return np.isnan(a.real) | np.isnan(a.imag)
+
+
+def _nan_from_nonfinite_input(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """NaN elements of a result whose inputs hold an infinity (forward mode multiplies the zero
+    tangents of other entries by inf primals, and 0 * inf is NaN); every other element agrees
+    with the reference."""
+    if ref.embedding is None or np.isfinite(ref.embedding).all():
+        return None
+    return _nan_parts(actual) | (ms.e <= tol)
+
+
+def _nan_where_x_is_infinite(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """grad_x is NaN exactly where x is infinite (a VJP of the form g * exp(x - ans) evaluates
+    exp(inf - inf)) and agrees with the reference everywhere else."""
+    if quantity != "grad_x" or ref.x is None or not np.isinf(ref.x).any():
+        return None
+    inf_x = np.isinf(ref.x).reshape(np.shape(ms.e))
+    return np.where(inf_x, _nan_parts(actual), ms.e <= tol)
+
+
+def _all_zero_gradient(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """Every element of the gradient is exactly zero while the reference is not all zero: the
+    autodiff graph was cut somewhere between the inputs and the loss."""
+    a = np.asarray(actual)
+    if quantity == "loss" or not a.size or np.any(a != 0):
+        return None
+    if not np.any(np.asarray(ref.values[quantity]) != 0):
+        return None
+    return np.ones(np.shape(ms.e), dtype=bool)
+
+
+def _all_nan(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """Every element is NaN while the reference has finite values."""
+    a = np.asarray(actual)
+    if not a.size or not _nan_parts(a).all():
+        return None
+    if not np.isfinite(np.asarray(ref.values[quantity])).any():
+        return None
+    return np.ones(np.shape(ms.e), dtype=bool)
+
+
+def _promoted_dtype(case, quantity, actual, ref, tol) -> bool:
+    """The result came back in a wider float dtype (float64 for a float32 case), and rounded
+    to the case's dtype it agrees with the reference at every element."""
+    from .compare import expected_dtype, measure
+
+    di = info(case.dtype)
+    want = expected_dtype(case, quantity)
+    actual = np.asarray(actual)
+    if actual.dtype.kind not in "fc" or actual.dtype.itemsize <= info(want).np.itemsize:
+        return False
+    with np.errstate(all="ignore"):
+        rounded = actual.astype(info(want).np)
+    m = measure(rounded, ref.values[quantity], ref.scale[quantity], ref.under[quantity], di, want)
+    return m.mismatch is None and m.error_u <= tol
+
+
+# (case, quantity, actual, ref, ms, tol) -> bool mask over ms.e (explained elements) or None
+EVIDENCE: dict[str, Callable] = {
+    "all_zero_gradient": _all_zero_gradient,
+    "all_nan": _all_nan,
+    "nan_where_x_is_infinite": _nan_where_x_is_infinite,
+    "nan_from_nonfinite_input": _nan_from_nonfinite_input,
+    "sequential_sum_in_dtype": _sequential_sum_in_dtype,
+    "derivative_cancellation": _derivative_cancellation,
+    "subnormal_flush": _subnormal_flush,
+}
+# evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
+DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
+
+# what each evidence means, as a diagnosis shown on any backend's disagreement
+DIAGNOSES = {
+    "all_zero_gradient": "every element is exactly 0 (a cut autodiff graph, or a stub)",
+    "all_nan": "every element is NaN",
+    "nan_where_x_is_infinite": "NaN exactly where x is infinite, right elsewhere",
+    "nan_from_nonfinite_input": "NaN from an infinite input, right elsewhere",
+    "sequential_sum_in_dtype": "the loss equals a sum accumulated in the case's own dtype",
+    "derivative_cancellation": "equals the cancelling derivative rule from y = fl(phi(x)), "
+    "such as sigma(1 - sigma)",
+    "subnormal_flush": "equals the reference with subnormal values flushed to zero",
+    "promoted_dtype": "a wider dtype than the case's, right once rounded (a promoting scalar?)",
+}
+
+
+def diagnose(case, quantity, actual, ref, ms, tol) -> list[str]:
+    """The evidence names that explain every element of a disagreeing result (any backend)."""
+    if ms.mismatch:
+        if ms.mismatch.startswith("dtype"):
+            return [n for n, f in DTYPE_EVIDENCE.items() if f(case, quantity, actual, ref, tol)]
+        return []
+    out = []
+    for name, fn in EVIDENCE.items():
+        with np.errstate(all="ignore"):
+            explained = fn(case, quantity, actual, ref, ms, tol)
+        if explained is not None and bool(np.all(explained)):
+            out.append(name)
+    return out

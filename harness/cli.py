@@ -1,47 +1,96 @@
-"""The command line: gradxval run | backends | replay."""
+"""gradxval: cross-validate autodiff and closed-form gradients across array frameworks."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
+import traceback
+from dataclasses import fields
 from pathlib import Path
 
+from .campaign import DEFAULT_CASES, DEFAULT_SEED, Interrupted, Settings
 from .errors import GradxvalError, UsageError
 
 __all__ = ["main", "DEFAULT_CASES", "DEFAULT_SEED"]
 
-DEFAULT_CASES = 300
-DEFAULT_SEED = 20261126
+
+def _epilog() -> str:
+    from .report.summary import EXIT_CODES
+
+    return "exit status:\n" + "\n".join(f"  {k:>3}  {v}" for k, v in EXIT_CODES.items())
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gradxval", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="cross-validate every backend on randomized cases")
-    r.add_argument("--backends", default="all", help="comma list, 'all', or module:Class")
-    r.add_argument("--dtypes", default="all", help="comma list of dtype names, or 'all'")
-    r.add_argument("--regimes", default="all", help="comma list of regimes, or 'all'")
+    from . import __version__
+
+    p = argparse.ArgumentParser(
+        prog="gradxval", description=__doc__, epilog=_epilog(), formatter_class=_Help
+    )
+    p.add_argument("--version", action="version", version=f"gradxval {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help_, description=help_, epilog=_epilog(), formatter_class=_Help
+        )
+
+    r = cmd("run", "cross-validate every backend on randomized cases")
+    d = Settings()
+    # settings default to None here so that --resume can tell which were given
+    r.add_argument("--backends", help=f"comma list, 'all', or module:Class [{d.backends}]")
+    r.add_argument("--dtypes", help=f"comma list of dtype names, or 'all' [{d.dtypes}]")
+    r.add_argument("--regimes", help=f"comma list of regimes, or 'all' [{d.regimes}]")
     r.add_argument(
         "--problems",
-        default="logistic",
         help="comma list of problems (logistic, tanh, softplus, logsigmoid, plug-ins or "
-        "module:attr), or 'all'",
+        f"module:attr), or 'all' [{d.problems}]",
     )
     r.add_argument(
         "--methods",
-        default="core",
-        help="'core' (autodiff, closed_form), 'all' (adds forward, vmap, eager), or a comma list",
+        help="'core' (autodiff, closed_form), 'all' (adds forward, vmap, eager), or a comma "
+        f"list; a named method a backend lacks is reported unsupported [{d.methods}]",
     )
-    r.add_argument("--cases", type=int, default=DEFAULT_CASES, help="number of cases")
-    r.add_argument("--seed", type=int, default=DEFAULT_SEED, help="run seed")
-    r.add_argument("--out", type=Path, help="write results.jsonl, summary.json, report.md here")
-    r.add_argument("--strict", action="store_true", help="known disagreements fail the run")
+    r.add_argument("--cases", type=int, help=f"number of cases [{d.cases}]")
+    r.add_argument("--seed", type=int, help=f"run seed [{d.seed}]")
+    r.add_argument("--strict", action="store_true", default=None, help="known results fail too")
+    r.add_argument(
+        "--allow-accuracy-outliers",
+        action="store_true",
+        default=None,
+        help="report accuracy outliers without failing the run",
+    )
+    r.add_argument("--out", type=Path, help="write the run's files into this directory")
+    r.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
+    r.add_argument(
+        "--overwrite", action="store_true", help="move a run already in --out aside first"
+    )
     r.add_argument("--timeout", type=float, default=120.0, help="seconds per backend per case")
+    r.add_argument(
+        "--startup-timeout", type=float, default=300.0, help="seconds for a backend to start"
+    )
+    r.add_argument(
+        "--max-memory",
+        type=float,
+        default=None,
+        help="GiB of resident memory per backend worker (default: a quarter of this machine's)",
+    )
+    r.add_argument(
+        "--quarantine-after",
+        type=int,
+        default=2,
+        help="consecutive timeouts or crashes after which a backend's remaining cases are "
+        "recorded as errors without being run",
+    )
     r.add_argument(
         "--in-process",
         action="store_true",
-        help="run backends in this process (no hang/crash isolation)",
+        help="run backends in this process (no timeout, crash or memory isolation)",
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument(
@@ -49,24 +98,36 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip shrinking disagreements and writing repro_*.py files",
     )
-    sub.add_parser("backends", help="list backends, their versions, dtypes and status")
-    cf = sub.add_parser("check-formula", help="judge a hand-derived grad_x formula(A, x, xp)")
+
+    rep = cmd("report", "rebuild summary.json and report.md of a run from its results.jsonl")
+    rep.add_argument("dir", type=Path)
+
+    k = cmd("known", "list the known-fault registry, or check a run against it")
+    k.add_argument("--check", type=Path, metavar="DIR", help="a run directory to check")
+
+    cmd("backends", "list backends, their versions, dtypes and status")
+
+    cf = cmd("check-formula", "judge a hand-derived grad_x formula(A, x, xp)")
     cf.add_argument("formula", help="package.module:function or path/file.py:function")
     cf.add_argument("--backends", default="numpy,torch,jax")
     cf.add_argument("--dtypes", default="float32,float64")
     cf.add_argument("--regimes", default="normal,saturated")
     cf.add_argument("--cases", type=int, default=12)
     cf.add_argument("--seed", type=int, default=1)
-    cb = sub.add_parser("check-backend", help="conformance checks, then an agreement run")
+
+    cb = cmd("check-backend", "conformance checks, then an agreement run")
     cb.add_argument("name", help="a registered backend name or package.module:Class")
     cb.add_argument("--cases", type=int, default=36, help="cases in the agreement run")
     cb.add_argument("--seed", type=int, default=DEFAULT_SEED)
     cb.add_argument("--strict", action="store_true", help="known problems fail too")
-    rp = sub.add_parser("replay", help="recompute one case and print every value and error")
+    cb.add_argument("--timeout", type=float, default=120.0, help="seconds per check or case")
+
+    rp = cmd("replay", "recompute one case and print every value and error")
     rp.add_argument("case_id")
     rp.add_argument("--backends", default="all")
-    rp.add_argument("--methods", default="all", help="as for run; default all")
+    rp.add_argument("--methods", default="core", help="as for run ('all' on request)")
     rp.add_argument("--json", action="store_true", help="print the verdicts as JSON lines")
+    rp.add_argument("--timeout", type=float, default=120.0, help="seconds per backend")
     return p
 
 
@@ -76,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "known":
+            return _known(args)
         if args.command == "backends":
             return _backends()
         if args.command == "check-backend":
@@ -86,38 +151,95 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"gradxval: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print("gradxval: interrupted", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("gradxval: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # gradxval itself failed: one line, the traceback in a log
+        return _internal_error(exc, getattr(args, "out", None) or getattr(args, "resume", None))
+
+
+def _internal_error(exc: BaseException, directory) -> int:
+    text = "".join(traceback.format_exception(exc))
+    log = None
+    if directory is not None and Path(directory).is_dir():
+        try:
+            log = Path(directory) / "gradxval.log"
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(text)
+        except OSError:
+            log = None
+    if log is None:
+        fd, name = tempfile.mkstemp(prefix="gradxval-", suffix=".log")
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        log = Path(name)
+    kind = "" if isinstance(exc, GradxvalError) else " (a bug in gradxval: please report it)"
+    print(
+        f"gradxval: internal error{kind}: {type(exc).__name__}: {exc}; traceback in {log}",
+        file=sys.stderr,
+    )
+    return 3
+
+
+def _settings(args, manifest: dict | None) -> Settings:
+    given = {f.name: getattr(args, f.name) for f in fields(Settings)}
+    given = {k: v for k, v in given.items() if v is not None}
+    if manifest is None:
+        return Settings(**given)
+    saved = Settings(**manifest["settings"])
+    differ = {k: (v, getattr(saved, k)) for k, v in given.items() if getattr(saved, k) != v}
+    if differ:
+        raise UsageError(
+            "cannot resume with other settings: "
+            + ", ".join(
+                f"--{k.replace('_', '-')}={a!r} (the run has {b!r})" for k, (a, b) in differ.items()
+            )
+        )
+    return saved
 
 
 def _run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from .backends import parse_backends
-    from .cases import parse_regimes, sample_cases
-    from .dtypes import parse_dtypes
-    from .errors import BackendUnavailable
-    from .known import load_registry
-    from .problems import parse_problems
-    from .report import JsonlWriter, build_summary, environment, write_markdown
-    from .runner import parse_methods, run_cases
+    from .campaign import check_limits, execute, handle_signals, plan
+    from .rundir import RunDir
+    from .runner import Limits, default_max_memory
 
-    names, explicit = parse_backends(args.backends)
-    dtypes, regimes = parse_dtypes(args.dtypes), parse_regimes(args.regimes)
-    if args.cases < 0:
-        raise UsageError(f"cases={args.cases}, expected a count >= 0")
-    cases = sample_cases(
-        args.cases, args.seed, dtypes, regimes, problems=parse_problems(args.problems)
+    if args.resume is not None and args.out is not None and args.out != args.resume:
+        raise UsageError("give either --out DIR or --resume DIR, not both")
+    check_limits(args.timeout, args.startup_timeout, args.max_memory)
+    if args.quarantine_after < 1:
+        raise UsageError(f"--quarantine-after={args.quarantine_after}, expected >= 1")
+    out = None
+    manifest = None
+    if args.resume is not None:
+        out = RunDir(args.resume)
+        manifest = out.read_manifest() if (args.resume / "manifest.json").exists() else None
+        if manifest is None:
+            raise UsageError(f"--resume {args.resume}: no manifest.json, nothing to resume")
+    p = plan(_settings(args, manifest))  # every option is checked before any work starts
+    if args.resume is not None:
+        if manifest.get("cases") != len(p.cases):
+            raise UsageError(f"--resume {args.resume}: its case list differs from this plan's")
+        out.open(resume=True)
+    elif args.out is not None:
+        out = RunDir(args.out)
+        out.open(overwrite=args.overwrite)
+    max_memory = int(args.max_memory * 2**30) if args.max_memory else default_max_memory()
+    limits = Limits(
+        timeout=args.timeout,
+        startup_timeout=args.startup_timeout,
+        max_memory=max_memory,
+        quarantine_after=args.quarantine_after,
+        log_dir=str(out.path / "logs") if out is not None else None,
     )
-    registry = load_registry()
+    if out is not None:
+        (out.path / "logs").mkdir(exist_ok=True)
     console = Console(stderr=True)
-    records: list[dict] = []
-    writer = JsonlWriter(args.out / "results.jsonl") if args.out else None
-
-    def on_verdict(v) -> None:
-        records.append(v.to_json())
-        if writer:
-            writer.write(v)
-
     progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -126,57 +248,53 @@ def _run(args) -> int:
         console=console,
         disable=args.quiet,
     )
+    restore = handle_signals()
     try:
         with progress:
-            task = progress.add_task("cases", total=len(cases))
-            stats = run_cases(
-                cases,
-                names,
-                on_verdict,
+            task = progress.add_task("cases", total=len(p.cases))
+            if manifest is not None:
+                progress.advance(task, len(out.completed()[1]))
+            outcome = execute(
+                p,
+                out,
                 isolate=not args.in_process,
-                timeout=args.timeout,
-                known=registry,
+                limits=limits,
+                follow_up=not args.no_follow_up,
                 on_case=lambda c: progress.advance(task),
-                skip_unavailable=not explicit,
-                method_spec=parse_methods(args.methods),
+                resume_manifest=manifest,
             )
-    except BackendUnavailable as exc:
-        raise UsageError(str(exc)) from None
     finally:
-        if writer:
-            writer.close()
-    for name, why in stats.skipped.items():
-        console.print(f"[yellow]skipped backend {name}: {why}")
-    run_info = {
-        "methods": args.methods,
-        "cases": stats.cases,
-        "seed": args.seed,
-        "seconds": round(stats.seconds, 2),
-        "dtypes": list(dtypes),
-        "regimes": list(regimes),
-        "strict": args.strict,
-        "skipped_backends": stats.skipped,
-    }
-    if args.out and not args.no_follow_up:
-        from .repro import follow_up
+        restore()
+        if out is not None:
+            out.close()
+    _print_outcome(outcome, out)
+    return outcome.status
 
-        versions = {b.name: b.version for b in stats.backends}
-        extra = follow_up(records, args.out, registry, versions)
-        for r in records:
-            r.update(extra.get((r["case_id"], r["backend"], r["method"], r["quantity"]), {}))
-    summary = build_summary(records, environment(stats.backends), run_info)
-    if args.out:
-        (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-        write_markdown(args.out / "report.md", records, summary, registry)
+
+def _print_outcome(outcome, out) -> None:
+    from rich.console import Console
+
+    err = Console(stderr=True, highlight=False)
+    run = outcome.summary["run"]
+    for name, why in run.get("skipped_backends", {}).items():
+        if name not in run.get("dropped_backends", {}):
+            err.print(f"[yellow]skipped backend {name}[/yellow]: {why}")
+    for name, why in run.get("quarantined", {}).items():
+        err.print(f"[red]backend {name} {why}[/red]")
+    for name, path in run.get("logs", {}).items():
+        err.print(f"backend {name} wrote output: see {path}")
     # rich wraps at 80 columns when not on a terminal; the matrix needs more
-    _print_table(Console(width=None if sys.stdout.isatty() else 150), records, summary)
-    failing = summary["counts"]["disagree"] + summary["counts"]["error"]
-    if args.strict:
-        failing += summary["counts"]["known"]
-    return 1 if failing else 0
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    _print_table(console, outcome.records, outcome.summary)
+    if out is not None:
+        print(f"report: {out.path / 'report.md'}; summary: {out.path / 'summary.json'}")
+    for line in outcome.lines:
+        err.print(f"gradxval: {line}", markup=False)
 
 
 def _print_table(console, records, summary) -> None:
+    from collections import Counter
+
     from rich.table import Table
 
     from .report.markdown import cell_text, matrix
@@ -194,13 +312,87 @@ def _print_table(console, records, summary) -> None:
         ", ".join(f"{k} {v}" for k, v in counts.items())
         + f" in {summary['run']['seconds']} s over {summary['run']['cases']} cases"
     )
+    known: Counter = Counter()
+    for r in records:
+        for part in (r.get("classification") or "").split("+"):
+            if part and r["verdict"] == "known":
+                known[part] += 1
+    for entry, n in known.most_common():
+        console.print(f"known {entry}: {n} results", highlight=False)
+    for o in summary.get("accuracy_outliers", []):
+        console.print(f"[red]accuracy outlier[/red] {o['message']}", highlight=False)
     for r in records:
         if r["verdict"] in ("disagree", "error"):
-            console.print(
-                f"[red]{r['verdict']}[/red] {r['message']}\n  reproduce: {r['reproduce']}",
-                markup=True,
-                highlight=False,
-            )
+            lines = [f"[red]{r['verdict']}[/red] {r['message']}"]
+            if r.get("attribution"):
+                lines.append(f"  attribution: {r['attribution']}")
+            lines.append(f"  reproduce: {r['reproduce']}")
+            console.print("\n".join(lines), markup=True, highlight=False)
+
+
+def _report(args) -> int:
+    from .campaign import rebuild
+    from .rundir import RunDir
+
+    if not args.dir.is_dir():
+        raise UsageError(f"report {args.dir}: not a directory")
+    out = RunDir(args.dir)
+    outcome = rebuild(out)
+    print(f"rebuilt {args.dir / 'summary.json'} and {args.dir / 'report.md'}")
+    for line in outcome.lines:
+        print(f"gradxval: {line}", file=sys.stderr)
+    return outcome.status
+
+
+def _known(args) -> int:
+    from collections import Counter
+
+    from .known import load_registry
+
+    registry = load_registry()
+    if args.check is None:
+        for e in registry.entries:
+            print(f"{e.id}  [{e.source}]")
+            print(f"  {e.title}")
+            for sc in e.scopes:
+                print(f"  scope: {sc.text()}")
+            what = ", ".join(e.quantities)
+            if e.problems:
+                what += f"; problems {', '.join(e.problems)}"
+            if e.dtypes:
+                what += f"; dtypes {', '.join(e.dtypes)}"
+            print(f"  covers: {what}; evidence: {e.evidence}")
+            for u in e.upstream:
+                print(f"  upstream: {u}")
+        return 0
+    from .rundir import RunDir
+
+    records, _ = RunDir(args.check).completed()
+    if not records:
+        raise UsageError(f"known --check {args.check}: no results.jsonl with verdicts there")
+    seen: Counter = Counter()
+    for r in records:
+        if r["verdict"] == "known":
+            for part in (r.get("classification") or "").split("+"):
+                seen[part] += 1
+    diagnosed: Counter = Counter()
+    for r in records:
+        for d in (r.get("extra") or {}).get("diagnosis", []):
+            diagnosed[(d, f"{r['backend']}/{r['method']}")] += 1
+    print(f"entries seen in {args.check}:")
+    for e in registry.entries:
+        if seen[e.id]:
+            print(f"  {e.id}: {seen[e.id]} results")
+    unseen = [e for e in registry.entries if not seen[e.id]]
+    if unseen:
+        print("entries not seen (fixed upstream, out of version range, or not exercised):")
+        for e in unseen:
+            print(f"  {e.id} ({'; '.join(s.text() for s in e.scopes)})")
+    if diagnosed:
+        print("results only diagnosed (unexplained, with a hint):")
+        for (d, who), n in diagnosed.most_common():
+            print(f"  {who}: {d} ({n} results)")
+    return 0
 
 
 def _check_formula(args) -> int:
@@ -230,17 +422,24 @@ def _check_formula(args) -> int:
         print(f"  {b:8} {d:9} {r:10} " + ", ".join(f"{k} {n}" for k, n in sorted(c.items())))
     if report.counterexample:
         print(f"  smallest counterexample: {report.counterexample}")
+    if not report.verdicts:
+        print("gradxval: nothing tested: no backend could evaluate the formula", file=sys.stderr)
+        return 4
     return 0 if report.ok else 1
 
 
 def _check_backend(args) -> int:
+    from collections import Counter
+
     from .backends import parse_backends
+    from .campaign import check_limits
     from .cases import sample_cases
-    from .conformance import check_backend, failing
-    from .runner import run_cases
+    from .conformance import check_backend_isolated, failing
+    from .runner import Limits, run_cases
 
     parse_backends(args.name)  # an unknown name is a usage error
-    problems = check_backend(args.name)
+    check_limits(args.timeout, 300.0, None)
+    problems = check_backend_isolated(args.name, timeout=args.timeout)
     bad = failing(problems)
     print(
         f"conformance of {args.name}: {len(bad)} problem(s)"
@@ -251,15 +450,15 @@ def _check_backend(args) -> int:
     if bad or (args.strict and problems):
         return 1
     out: list = []
-    run_cases(
+    stats = run_cases(
         sample_cases(args.cases, args.seed),
         [args.name],
         out.append,
         isolate=True,
         method_spec="all",
+        limits=Limits(timeout=args.timeout),
+        skip_unavailable=True,
     )
-    from collections import Counter
-
     counts = Counter(v.verdict for v in out)
     print(
         f"agreement run, {args.cases} cases: "
@@ -268,8 +467,17 @@ def _check_backend(args) -> int:
     for v in out:
         if v.verdict in ("disagree", "error"):
             print(f"  {v.verdict}: {v.message}\n    reproduce: {v.reproduce}")
+    if stats.skipped:
+        print(f"gradxval: {next(iter(stats.skipped.values()))}", file=sys.stderr)
+        return 4
     strict_known = counts["known"] if args.strict else 0
-    return 1 if counts["disagree"] + counts["error"] + strict_known else 0
+    if counts["disagree"] + counts["error"] + strict_known:
+        return 1
+    judged = sum(counts[k] for k in ("agree", "overflow", "known"))
+    if not judged:
+        print("gradxval: nothing tested: every result unsupported", file=sys.stderr)
+        return 4
+    return 0
 
 
 def _backends() -> int:
@@ -299,50 +507,76 @@ def _replay(args) -> int:
     import numpy as np
 
     from .backends import parse_backends
+    from .campaign import check_limits
     from .cases import Case
     from .reference import compute_reference
-    from .runner import parse_methods, run_cases
+    from .runner import Limits, default_max_memory, parse_methods, run_cases
 
     case = Case.from_id(args.case_id)
+    check_limits(args.timeout, 300.0, None)
     names, explicit = parse_backends(args.backends)
+    method_spec = parse_methods(args.methods)
+    _check_size(case, default_max_memory())
     inputs = case.inputs()
     ref = compute_reference(case, inputs)
     verdicts = []
-    try:
-        run_cases(
-            [case],
-            names,
-            verdicts.append,
-            isolate=False,
-            skip_unavailable=not explicit,
-            method_spec=parse_methods(args.methods),
-        )
-    except GradxvalError as exc:
-        raise UsageError(str(exc)) from None
+    stats = run_cases(
+        [case],
+        names,
+        verdicts.append,
+        isolate=True,
+        skip_unavailable=True,
+        method_spec=method_spec,
+        limits=Limits(timeout=args.timeout, quarantine_after=1),
+    )
+    for name, why in stats.skipped.items():
+        if explicit:
+            print(f"gradxval: backend {name} did not run: {why}", file=sys.stderr)
+    bad = any(v.verdict in ("disagree", "error") for v in verdicts)
     if args.json:
         for v in verdicts:
             print(json.dumps(v.to_json(), sort_keys=True))
-        return 0
-    with np.printoptions(precision=17, threshold=20, edgeitems=3):
-        print(
-            f"case {case.id}: A {case.m}x{case.n} {case.dtype}, x {case.x_shape}, "
-            f"regime {case.regime}" + (f" ({case.special_kind})" if case.special_kind else "")
-        )
-        for q, val in ref.values.items():
-            print(f"reference {q}: {val!r}")
-    print()
+        return 1 if bad else (4 if explicit and stats.skipped else 0)
     print(
-        f"{'backend/method':24} {'quantity':8} {'verdict':11} {'error_u':>12} {'tol_u':>7}  "
+        f"case {case.id}: A {case.m}x{case.n} {case.dtype}, x {case.x_shape}, "
+        f"regime {case.regime}" + (f" ({case.special_kind})" if case.special_kind else "")
+    )
+    for q, val in ref.values.items():
+        print(f"reference {q}: {_plain(np.asarray(val))}")
+    print()
+    width = max([len(f"{v.backend}/{v.method}") for v in verdicts] + [14]) + 1
+    print(
+        f"{'backend/method':{width}} {'quantity':8} {'verdict':11} {'error_u':>12} {'tol_u':>7}  "
         "worst index: actual vs reference"
     )
     for v in verdicts:
         err = "" if v.error_u is None else f"{v.error_u:.6g}"
         tol = "" if v.tolerance_u is None else f"{v.tolerance_u:g}"
-        where = f"{v.worst_index}: {v.actual} vs {v.reference}" if v.worst_index is not None else ""
+        where = ""
+        if v.worst_index is not None:
+            where = f"{tuple(v.worst_index)}: {v.actual} vs {v.reference}"
         if v.verdict in ("unsupported", "error"):
             where = v.message
         print(
-            f"{v.backend + '/' + v.method:24} {v.quantity:8} {v.verdict:11} {err:>12} {tol:>7}  "
-            f"{where}"
+            f"{v.backend + '/' + v.method:{width}} {v.quantity:8} {v.verdict:11} {err:>12} "
+            f"{tol:>7}  {where}"
         )
-    return 0
+    return 1 if bad else (4 if explicit and stats.skipped else 0)
+
+
+def _plain(a) -> str:
+    import numpy as np
+
+    with np.printoptions(precision=17, threshold=20, edgeitems=3):
+        return np.array2string(a, separator=", ") if a.ndim else repr(a.item())
+
+
+def _check_size(case, limit: int) -> None:
+    from .dtypes import info
+
+    need = (case.m * case.n + case.n * (case.k or 1)) * info(case.dtype).np.itemsize * 8
+    if need > limit:
+        raise UsageError(
+            f"case {case.id} needs about {need / 2**30:.1f} GiB (inputs, reference and results), "
+            f"more than {limit / 2**30:.1f} GiB per process here"
+        )

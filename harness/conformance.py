@@ -9,7 +9,7 @@ from .dtypes import DTYPES, info
 from .errors import BackendUnavailable, Unsupported
 from .problems import QUANTITIES
 
-__all__ = ["check_backend", "failing"]
+__all__ = ["check_backend", "check_backend_isolated", "failing"]
 
 _PROBES = ("normal-{dtype}-m5n4k2-s1", "normal-{dtype}-m3n6-s2")
 
@@ -177,3 +177,41 @@ def _declined(b, dtype: str) -> list[str]:
         f"{dtype} is not in `supported` but evaluate() computed it; declare it or raise "
         "gradxval.Unsupported"
     ]
+
+
+def _kit_main(conn, name: str, path: list[str]) -> None:
+    import sys
+
+    sys.path[:] = path
+    conn.send(check_backend(name))
+
+
+def check_backend_isolated(name: str, timeout: float, startup_timeout: float = 300.0) -> list[str]:
+    """check_backend in a worker process: a backend that hangs or crashes is a problem line,
+    not a hung or dead command."""
+    import multiprocessing as mp
+    import sys
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_kit_main, args=(child, name, list(sys.path)), daemon=True)
+    proc.start()
+    child.close()
+    budget = startup_timeout + timeout
+    try:
+        if parent.poll(budget):
+            return parent.recv()
+        return [
+            f"the conformance kit did not finish in {budget:g}s: the backend hangs (a call "
+            "must return or raise); it was killed"
+        ]
+    except (EOFError, OSError):
+        proc.join(2)
+        return [
+            f"the backend's process died during the conformance kit (exit code "
+            f"{proc.exitcode}): a crash in the framework or the backend"
+        ]
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -29,7 +30,15 @@ from .known import Registry, load_registry
 from .problems import QUANTITIES, load_problem
 from .reference import compute_reference
 
-__all__ = ["evaluate_backend", "run_cases", "RunStats", "reproduce_command"]
+__all__ = [
+    "evaluate_backend",
+    "run_cases",
+    "RunStats",
+    "Limits",
+    "reproduce_command",
+    "stop_workers",
+    "default_max_memory",
+]
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_STARTUP_TIMEOUT = 300.0  # importing a framework on a loaded machine can take minutes
@@ -145,8 +154,15 @@ def _check_repeat(first: dict, second: dict) -> None:
             raise RuntimeError(f"not deterministic: repeating the call changed {q}{where}")
 
 
-def _worker_main(conn, name: str, path: list[str]) -> None:
+def _worker_main(conn, name: str, path: list[str], log: str | None = None) -> None:
     sys.path[:] = path
+    if log:  # the backend's own prints and warnings go to its log, not the terminal
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    # the parent decides when to stop: a Ctrl-C at the terminal reaches the whole process group
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from gradxval.backends import describe, load
 
     info = describe(name)
@@ -181,15 +197,53 @@ def _worker_main(conn, name: str, path: list[str]) -> None:
         return  # the parent is gone: nobody is left to report to
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a backend may cost: seconds per case and at start-up, memory, and how many
+    consecutive timeouts or crashes before its remaining cases are not run at all."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    max_memory: int | None = None  # bytes of resident memory per worker process
+    quarantine_after: int = 2
+    log_dir: str | None = None  # each backend's stdout and stderr go to <log_dir>/<name>.log
+
+
+def default_max_memory() -> int:
+    """A quarter of the machine's memory per worker: four workers cannot take it down."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 4 << 30
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def log_name(name: str) -> str:
+    """A file name for a backend's log: its spec with path-like characters replaced."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) + ".log"
+
+
 class _Worker:
     """One backend in a child process, restarted after a timeout or crash."""
 
-    def __init__(self, name: str, timeout: float, startup_timeout: float = DEFAULT_STARTUP_TIMEOUT):
-        self.name, self.timeout, self.startup_timeout = name, timeout, startup_timeout
+    def __init__(self, name: str, limits: Limits):
+        self.name, self.limits = name, limits
         self.proc = None
         self.conn = None
         self.info = None
         self.generation = 0  # bumped at each (re)start: replies of an older process are lost
+        self.failed_start: str | None = None
+
+    @property
+    def timeout(self) -> float:
+        return self.limits.timeout
 
     def start(self) -> None:
         self.launch()
@@ -199,17 +253,21 @@ class _Worker:
         self.generation += 1
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
+        log = None
+        if self.limits.log_dir:
+            log = os.path.join(self.limits.log_dir, log_name(self.name))
         self.proc = ctx.Process(
-            target=_worker_main, args=(child, self.name, list(sys.path)), daemon=True
+            target=_worker_main, args=(child, self.name, list(sys.path), log), daemon=True
         )
         self.proc.start()
+        child.close()
         self.conn = parent
 
     def ready(self) -> None:
         """Wait for the worker's BackendInfo; raise BackendUnavailable if it has none."""
         parent = self.conn
         try:
-            started = parent.poll(self.startup_timeout)
+            started = parent.poll(self.limits.startup_timeout)
             self.info = parent.recv() if started else None
         except (EOFError, OSError):
             code = self.proc.exitcode if self.proc is not None else None
@@ -220,7 +278,7 @@ class _Worker:
         if not started:
             self.stop()
             raise BackendUnavailable(
-                f"backend {self.name!r} did not start in {self.startup_timeout:g}s "
+                f"backend {self.name!r} did not start in {self.limits.startup_timeout:g}s "
                 "(--startup-timeout)"
             )
         if not self.info.available:
@@ -228,36 +286,80 @@ class _Worker:
             raise BackendUnavailable(self.info.reason)
 
     def submit(self, case: Case, inputs: Inputs, methods) -> int:
-        """Send a case; return the generation of the process that got it."""
-        if self.proc is None or not self.proc.is_alive():
-            self.start()
-        elif self.info is None:
-            self.ready()
-        self.conn.send((case.id, inputs.A, inputs.x, tuple(methods)))
+        """Send a case; return the generation of the process that got it (0: it could not
+        start, and ``failed_start`` says why)."""
+        try:
+            if self.proc is None or not self.proc.is_alive():
+                self.start()
+            elif self.info is None:
+                self.ready()
+            self.conn.send((case.id, inputs.A, inputs.x, tuple(methods)))
+        except (BackendUnavailable, OSError) as exc:
+            self.failed_start = f"worker could not be (re)started: {exc}"
+            self.stop()
+            return 0
         return self.generation
 
-    def collect(self, methods) -> dict[str, dict]:
+    def collect(self, methods) -> tuple[dict[str, dict], str | None]:
+        """The reply for the oldest case sent, or error results and why ('timeout', 'crash',
+        'memory')."""
+        limit = self.limits.max_memory
+        deadline = time.monotonic() + self.limits.timeout
         try:
-            if self.conn.poll(self.timeout):
-                return self.conn.recv()
-            why = f"timed out after {self.timeout:g}s; worker killed"
+            while True:
+                left = deadline - time.monotonic()
+                if self.conn.poll(min(0.05, max(left, 0))):
+                    return self.conn.recv(), None
+                if limit and (rss := _rss(self.proc.pid)) > limit:
+                    why, kind = (
+                        f"worker killed: resident memory {rss / 2**30:.2f} GiB exceeded "
+                        f"--max-memory {limit / 2**30:.2f} GiB",
+                        "memory",
+                    )
+                    break
+                if left <= 0:
+                    why, kind = f"timed out after {self.timeout:g}s; worker killed", "timeout"
+                    break
         except (EOFError, OSError) as exc:
-            why = f"worker process died ({type(exc).__name__}, exit code {self.proc.exitcode})"
+            code = self.proc.exitcode if self.proc is not None else None
+            if code is None and self.proc is not None:
+                self.proc.join(1)
+                code = self.proc.exitcode
+            why, kind = f"worker process died ({type(exc).__name__}, exit code {code})", "crash"
         self.stop()
-        return {m: {"error": why} for m in methods}
+        return {m: {"error": why} for m in methods}, kind
 
-    def stop(self) -> None:
+    def signal_stop(self) -> None:
+        """Ask the worker to finish (step one of stopping many workers at once)."""
+        if self.proc is not None and self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+
+    def stop(self, grace: float = 0.5) -> None:
         if self.proc is not None:
-            if self.proc.is_alive():
-                try:
-                    self.conn.send(None)
-                except OSError:
-                    pass
-                self.proc.join(0.5)
+            self.signal_stop()
+            self.proc.join(grace)
             if self.proc.is_alive():
                 self.proc.kill()
             self.proc.join(2)
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
         self.proc = None
+
+
+def stop_workers(workers, grace: float = 0.5) -> None:
+    """Stop many workers in parallel: ask all, wait once, then kill those still running."""
+    for w in workers:
+        w.signal_stop()
+    deadline = time.monotonic() + grace
+    for w in workers:
+        if w.proc is not None:
+            w.proc.join(max(0.0, deadline - time.monotonic()))
+    for w in workers:
+        w.stop(grace=0)
 
 
 @dataclass
@@ -266,6 +368,8 @@ class RunStats:
     seconds: float = 0.0
     backends: list = field(default_factory=list)  # BackendInfo of each backend that ran
     skipped: dict = field(default_factory=dict)  # name -> why it could not run
+    quarantined: dict = field(default_factory=dict)  # name -> why its cases were not run
+    logs: dict = field(default_factory=dict)  # name -> path of a non-empty worker log
 
 
 def _shard(case: Case, count: int) -> int:
@@ -276,12 +380,19 @@ def _shard(case: Case, count: int) -> int:
 
 
 class _Pool:
-    """A backend's worker processes: one, or one per core for backends that compile."""
+    """A backend's worker processes: one, or one per core for backends that compile.
 
-    def __init__(self, name: str, timeout: float, startup_timeout: float):
-        self.name = name
-        self.workers = [_Worker(name, timeout, startup_timeout)]
+    After ``quarantine_after`` consecutive timeouts or crashes, the backend is quarantined: its
+    remaining cases get an error verdict without being run, so a hung backend costs a few
+    timeouts, not one per case.
+    """
+
+    def __init__(self, name: str, limits: Limits):
+        self.name, self.limits = name, limits
+        self.workers = [_Worker(name, limits)]
         self.info = None
+        self.strikes = 0
+        self.quarantined: str | None = None
 
     def launch(self) -> None:
         self.workers[0].launch()
@@ -290,26 +401,39 @@ class _Pool:
         self.workers[0].ready()
         self.info = self.workers[0].info
         if self.info.compiles and shards > 1:
-            w0 = self.workers[0]
-            extra = [_Worker(self.name, w0.timeout, w0.startup_timeout) for _ in range(shards - 1)]
-            for w in extra:
-                w.launch()  # started lazily: submit() waits for it on first use
-            self.workers += extra
+            self.workers += [_Worker(self.name, self.limits) for _ in range(shards - 1)]
+            # started on first use: a shard with no work costs nothing
 
-    def submit(self, case: Case, inputs: Inputs, methods) -> tuple[_Worker, int]:
+    def submit(self, case: Case, inputs: Inputs, methods) -> tuple[_Worker, int] | None:
+        if self.quarantined:
+            return None
         w = self.workers[_shard(case, len(self.workers))]
         return w, w.submit(case, inputs, methods)
 
     def collect(self, token, case: Case, inputs: Inputs, methods) -> dict[str, dict]:
+        if self.quarantined or token is None:
+            why = self.quarantined or "quarantined"
+            return {m: {"error": why} for m in methods}
         w, generation = token
         if w.generation != generation or w.proc is None:
             # the process that had this case was killed for an earlier one: send it again
-            w.submit(case, inputs, methods)
-        return w.collect(methods)
-
-    def stop(self) -> None:
-        for w in self.workers:
-            w.stop()
+            generation = w.submit(case, inputs, methods)
+        if generation == 0:
+            out, kind = {m: {"error": w.failed_start} for m in methods}, "crash"
+        else:
+            out, kind = w.collect(methods)
+        if kind in ("timeout", "crash"):
+            self.strikes += 1
+            if self.strikes >= self.limits.quarantine_after:
+                self.quarantined = (
+                    f"quarantined after {self.strikes} consecutive "
+                    f"{'timeouts' if kind == 'timeout' else 'failures'} (--quarantine-after): "
+                    "not run"
+                )
+                stop_workers(self.workers)
+        else:
+            self.strikes = 0
+        return out
 
 
 def run_cases(
@@ -325,6 +449,8 @@ def run_cases(
     skip_unavailable: bool = False,
     shards: int | None = None,
     method_spec: str | Iterable[str] = "core",
+    limits: Limits | None = None,
+    on_ready: Callable[[list, dict], None] | None = None,
 ) -> RunStats:
     """Run every case through every backend; call ``on_verdict`` for each verdict as it is made.
 
@@ -332,10 +458,13 @@ def run_cases(
     out and listed in ``RunStats.skipped``.  With ``isolate``, a backend that compiles per shape
     runs in ``shards`` worker processes (default: the number of CPUs, at most 4).
     ``method_spec`` picks the methods: 'core' (autodiff and closed form), 'all' (with the
-    extra modes: forward mode, vmap, eager), or names.
+    extra modes: forward mode, vmap, eager), or names.  ``limits`` (isolated runs only) bounds
+    what each backend may cost; by default the timeouts given, no memory limit, quarantine after
+    2 consecutive timeouts.  Workers are stopped however the run ends, interrupts included.
     """
     from .backends import describe, load
 
+    limits = limits or Limits(timeout=timeout, startup_timeout=startup_timeout)
     known = known or load_registry()
     shards = shards or min(4, os.cpu_count() or 1)
     stats = RunStats()
@@ -344,7 +473,7 @@ def run_cases(
     launched = {}
     if isolate:  # start every worker first: their framework imports overlap
         for name in backend_names:
-            launched[name] = _Pool(name, timeout, startup_timeout)
+            launched[name] = _Pool(name, limits)
             launched[name].launch()
     try:
         for name in backend_names:
@@ -363,6 +492,8 @@ def run_cases(
             methods[name] = select_methods(info.methods, method_spec)
             stats.backends.append(info)
         names = list(methods)
+        if on_ready:  # every backend started (or was skipped): the caller may still refuse
+            on_ready(stats.backends, stats.skipped)
         # keep a few cases in flight so that sharded workers and the reference run in parallel
         window: deque = deque()
         ahead = _IN_FLIGHT if pools else 0
@@ -381,8 +512,14 @@ def run_cases(
         while window:
             finish_oldest()
     finally:
-        for pool in launched.values():
-            pool.stop()
+        stop_workers([w for pool in launched.values() for w in pool.workers])
+        for name, pool in launched.items():
+            if pool.quarantined:
+                stats.quarantined[name] = pool.quarantined
+            if limits.log_dir:
+                log = os.path.join(limits.log_dir, log_name(name))
+                if os.path.exists(log) and os.path.getsize(log):
+                    stats.logs[name] = log
     stats.seconds = time.perf_counter() - t0
     return stats
 

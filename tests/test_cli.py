@@ -49,7 +49,7 @@ def test_run_writes_three_parseable_files(report):
     out, code = report
     records = read_jsonl(out / "results.jsonl")
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["schema"] == "gradxval.summary/1"
+    assert summary["schema"] == "gradxval.summary/2"
     assert set(summary["counts"]) == set(VERDICTS)
     assert sum(summary["counts"].values()) == len(records)
     assert set(summary["environment"]) >= {"python", "platform", "gradxval", "backends", "flags"}
@@ -61,8 +61,13 @@ def test_run_writes_three_parseable_files(report):
     assert "## Agreement matrix" in md and "## Worst results" in md
     assert code == (1 if summary["counts"]["disagree"] + summary["counts"]["error"] else 0)
     assert summary["counts"]["disagree"] == 0 and summary["counts"]["error"] == 0
-    if known:
-        assert known[0]["case_id"] in md
+    # known entries are listed once each, with their count, under a heading that counts them
+    n_known = summary["counts"]["known"]
+    assert f"## Known disagreements ({n_known})" in md
+    assert "## Unexplained disagreements and errors (0)" in md
+    for entry in {p for d in known for p in d["classification"].split("+")}:
+        assert md.count(f"- **{entry}** (") == 1
+    assert "## Coverage" in md and "## Accuracy outliers (0)" in md
 
 
 def test_replay_reproduces_the_run_bit_for_bit(report, capsys):

@@ -178,7 +178,7 @@ def test_report_option_writes_the_run_report(pytester):
     out.assert_outcomes(passed=3)
     summary = json.loads((out_dir / "summary.json").read_text())
     assert (
-        summary["schema"] == "gradxval.summary/1"
+        summary["schema"] == "gradxval.summary/2"
         and summary["counts"]["agree"] + summary["counts"]["overflow"] == 9
     )
     assert len((out_dir / "results.jsonl").read_text().splitlines()) == 9

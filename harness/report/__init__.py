@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from .jsonl import JsonlWriter, read_jsonl
-from .markdown import write_markdown
+from .markdown import render_markdown, write_markdown
 from .summary import SCHEMA, build_summary, environment
 
-__all__ = ["JsonlWriter", "read_jsonl", "write_markdown", "SCHEMA", "build_summary", "environment"]
+__all__ = [
+    "JsonlWriter",
+    "read_jsonl",
+    "write_markdown",
+    "render_markdown",
+    "SCHEMA",
+    "build_summary",
+    "environment",
+]

@@ -33,11 +33,14 @@ class JsonlWriter:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read verdict records back; a truncated last line (a crash mid-write) is skipped."""
+    """Read verdict records back; a truncated last line (a crash mid-write) and the
+    ``case_done`` markers (rundir.py) are skipped."""
     out = []
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         try:
-            out.append(json.loads(line))
+            obj = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if "verdict" in obj:
+            out.append(obj)
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..dtypes import DTYPES
 
-__all__ = ["write_markdown", "matrix"]
+__all__ = ["write_markdown", "render_markdown", "matrix"]
 
 
 def matrix(records: list[dict]) -> tuple[list[str], list[str], dict]:
@@ -40,13 +40,27 @@ def _fmt_u(x) -> str:
 
 def write_markdown(path: str | Path, records: list[dict], summary: dict, registry) -> None:
     """Write report.md for humans."""
+    Path(path).write_text(render_markdown(records, summary, registry), encoding="utf-8")
+
+
+def render_markdown(records: list[dict], summary: dict, registry) -> str:
+    """report.md's text."""
     rows, cols, cells = matrix(records)
     env = summary["environment"]
-    lines = ["# gradxval agreement report", ""]
     run = summary["run"]
+    counts = summary["counts"]
+    lines = ["# gradxval agreement report", ""]
+    if run.get("interrupted"):
+        lines += [
+            f"**Interrupted**: {run.get('cases')} of {run.get('planned_cases')} cases judged; "
+            "resume with `gradxval run --resume DIR`.",
+            "",
+        ]
+    for why in summary.get("incomplete", []):
+        lines += [f"**Incomplete**: {why}", ""]
     lines += [
         f"Cases: {run.get('cases')}, seed {run.get('seed')}, wall time {run.get('seconds')} s. "
-        f"Verdicts: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items()) + ".",
+        f"Verdicts: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".",
         "",
         "Backends: "
         + ", ".join(f"{k} {v}" for k, v in env["backends"].items())
@@ -66,54 +80,149 @@ def write_markdown(path: str | Path, records: list[dict], summary: dict, registr
     ]
     for row in rows:
         lines.append(f"| {row} | " + " | ".join(cell_text(cells[(row, c)]) for c in cols) + " |")
+    lines += _outliers(summary)
+    lines += _worst(records)
+    lines += _coverage(summary)
+    unexplained = [r for r in records if r["verdict"] in ("disagree", "error")]
+    known = [r for r in records if r["verdict"] == "known"]
+    lines += ["", f"## Unexplained disagreements and errors ({len(unexplained)})", ""]
+    if not unexplained:
+        lines += ["None.", ""]
+    for r in unexplained[:50]:
+        lines += _card(r)
+    if len(unexplained) > 50:
+        lines += [f"... and {len(unexplained) - 50} more in results.jsonl.", ""]
+    lines += ["", f"## Known disagreements ({len(known)})", ""]
+    used: Counter = Counter()
+    for r in known:
+        for part in (r.get("classification") or "").split("+"):
+            if part:
+                used[part] += 1
+    for part, n in used.most_common():
+        try:
+            e = registry.get(part)
+        except Exception:  # an entry gone from the registry since the run
+            lines.append(f"- **{part}** ({n}): no longer in the registry")
+            continue
+        scope = "; ".join(sc.text() for sc in e.scopes)
+        lines.append(
+            f"- **{part}** ({n} results; {scope}): {e.title}. {e.reason} "
+            + " ".join(f"<{u}>" for u in e.upstream)
+        )
+    lines.append("")
+    lines += _accuracy(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _card(r: dict) -> list[str]:
+    out = [
+        f"### {r['verdict']}: {r['backend']}/{r['method']} {r['quantity']} on `{r['case_id']}`",
+        "",
+        r["message"] or "",
+        "",
+    ]
+    if r.get("attribution"):
+        out += [f"Attribution: {r['attribution']}", ""]
+    out += [f"Reproduce: `{r['reproduce']}`", ""]
+    if r.get("shrunk_case"):
+        out += [f"Shrunk case: `{r['shrunk_case']}`", ""]
+    if r.get("standalone"):
+        out += [f"Standalone reproducer (numpy and the framework only): `{r['standalone']}`", ""]
+    return out
+
+
+def _worst(records: list[dict]) -> list[str]:
+    """Unexplained first, then by error over tolerance; one row per case x quantity x value."""
     judged = [r for r in records if isinstance(r.get("error_u"), (int, float))]
-    worst = sorted(judged, key=lambda r: -(r["error_u"] / r["tolerance_u"]))[:10]
-    lines += [
+    rank = {"disagree": 0, "known": 1}
+    judged.sort(key=lambda r: (rank.get(r["verdict"], 2), -(r["error_u"] / r["tolerance_u"])))
+    rows: dict = {}
+    for r in judged:
+        key = (r["case_id"], r["quantity"], r["verdict"], r.get("actual"), r["error_u"])
+        rows.setdefault(key, []).append(f"{r['backend']}/{r['method']}")
+        if len(rows) >= 10:
+            break
+    out = [
         "",
         "## Worst results",
         "",
-        "| case | backend/method | quantity | verdict | error (u) | tolerance (u) |",
+        "| case | quantity | verdict | backend/method | error (u) | tolerance (u) |",
         "|---|---|---|---|---|---|",
     ]
-    for r in worst:
-        lines.append(
-            f"| `{r['case_id']}` | {r['backend']}/{r['method']} | {r['quantity']} | "
-            f"{r['verdict']} | {_fmt_u(r['error_u'])} | {_fmt_u(r['tolerance_u'])} |"
+    tol = {(r["case_id"], r["quantity"]): r["tolerance_u"] for r in judged}
+    for (cid, q, verdict, _, err), who in rows.items():
+        out.append(
+            f"| `{cid}` | {q} | {verdict} | {', '.join(who)} | {_fmt_u(err)} | "
+            f"{_fmt_u(tol[(cid, q)])} |"
         )
-    dis = [r for r in records if r["verdict"] in ("disagree", "known", "error")]
-    lines += ["", f"## Disagreements and errors ({len(dis)})", ""]
-    used = Counter(r["classification"] for r in dis if r.get("classification"))
-    if used:
-        lines += ["Known entries seen:", ""]
-        for cid, n in used.most_common():
-            for part in cid.split("+"):
-                e = registry.get(part)
-                lines.append(
-                    f"- **{part}** ({n}): {e.title}. {e.reason} "
-                    + " ".join(f"<{u}>" for u in e.upstream)
-                )
-        lines.append("")
-    unexplained = [r for r in dis if r["verdict"] != "known"]
-    shown = (
-        unexplained + [r for r in dis if r["verdict"] == "known"][: max(0, 50 - len(unexplained))]
-    )
-    for r in shown:
-        lines += [
-            f"### {r['verdict']}: {r['backend']}/{r['method']} {r['quantity']} on `{r['case_id']}`",
-            "",
-            r["message"] or "",
+    return out
+
+
+def _outliers(summary: dict) -> list[str]:
+    found = summary.get("accuracy_outliers", [])
+    out = ["", f"## Accuracy outliers ({len(found)})", ""]
+    if not found:
+        return out + [
+            "None: no backend x method x dtype x quantity is systematically less accurate than "
+            "the honest closed forms on the same cases (sign test, see gradxval/accuracy.py).",
             "",
         ]
-        if r.get("attribution"):
-            lines += [f"Attribution: {r['attribution']}", ""]
-        lines += [f"Reproduce: `{r['reproduce']}`", ""]
-        if r.get("shrunk_case"):
-            lines += [f"Shrunk case: `{r['shrunk_case']}`", ""]
-        if r.get("standalone"):
-            lines += [
-                f"Standalone reproducer (numpy and the framework only): `{r['standalone']}`",
-                "",
-            ]
-    if len(shown) < len(dis):
-        lines += [f"... and {len(dis) - len(shown)} more known disagreements in results.jsonl.", ""]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out + [f"- {o['message']}" for o in found] + [""]
+
+
+def _coverage(summary: dict) -> list[str]:
+    cov = summary.get("coverage") or {}
+    shapes = cov.get("shape_classes") or {}
+    if not shapes:
+        return []
+    classes = list(next(iter(shapes.values())))
+    out = [
+        "",
+        "## Coverage",
+        "",
+        "Judged cases per dtype and shape class:",
+        "",
+        "| dtype | " + " | ".join(classes) + " |",
+        "|---|" + "---|" * len(classes),
+    ]
+    for d in DTYPES:
+        if d in shapes:
+            out.append(f"| {d} | " + " | ".join(str(shapes[d][c]) for c in classes) + " |")
+    regimes = cov.get("regimes") or {}
+    names = sorted({r for v in regimes.values() for r in v})
+    out += ["", "Judged cases per dtype and regime:", ""]
+    out += ["| dtype | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for d in DTYPES:
+        if d in regimes:
+            out.append(f"| {d} | " + " | ".join(str(regimes[d].get(r, 0)) for r in names) + " |")
+    problems = cov.get("problems") or {}
+    pnames = sorted({p for v in problems.values() for p in v})
+    if len(pnames) > 1:
+        out += ["", "Judged cases per dtype and problem:", ""]
+        out += ["| dtype | " + " | ".join(pnames) + " |", "|---|" + "---|" * len(pnames)]
+        for d in DTYPES:
+            if d in problems:
+                out.append(
+                    f"| {d} | " + " | ".join(str(problems[d].get(p, 0)) for p in pnames) + " |"
+                )
+    return out
+
+
+def _accuracy(summary: dict) -> list[str]:
+    acc = summary.get("accuracy") or {}
+    if not acc:
+        return []
+    out = [
+        "## Error distribution",
+        "",
+        "error_u of every judged result, per backend/method and dtype.",
+        "",
+        "| backend/method dtype | results | median (u) | p99 (u) | max (u) |",
+        "|---|---|---|---|---|",
+    ]
+    for key, d in acc.items():
+        out.append(
+            f"| {key} | {d['results']} | {_fmt_u(d['median_u'])} | {_fmt_u(d['p99_u'])} | "
+            f"{_fmt_u(d['max_u'])} |"
+        )
+    return out + [""]

@@ -8,9 +8,29 @@ from collections import Counter
 
 from ..compare import VERDICTS
 
-__all__ = ["SCHEMA", "build_summary", "environment", "CONVENTIONS"]
+__all__ = [
+    "SCHEMA",
+    "EXIT_CODES",
+    "build_summary",
+    "environment",
+    "coverage",
+    "run_status",
+    "CONVENTIONS",
+]
 
-SCHEMA = "gradxval.summary/1"
+SCHEMA = "gradxval.summary/2"
+
+# the exit status of every command; documented in --help and README
+EXIT_CODES = {
+    0: "every requested backend, method and dtype was judged and nothing is unexplained",
+    1: "a wrong gradient: an unexplained disagreement, an error verdict or an accuracy outlier",
+    2: "usage: a bad option or argument",
+    3: "gradxval itself failed (the traceback is in a log file whose path is printed)",
+    4: "incomplete: nothing was judged, or a backend, method or dtype asked for was not",
+    130: "interrupted (SIGINT)",
+    143: "terminated (SIGTERM)",
+}
+JUDGED = ("agree", "overflow", "disagree", "known")
 
 CONVENTIONS = {
     "complex_gradient": (
@@ -34,8 +54,68 @@ def environment(backend_infos) -> dict:
     }
 
 
+def coverage(records: list[dict]) -> dict:
+    """What was judged: cases per dtype x shape class, dtype x regime and dtype x problem."""
+    from ..cases import SHAPE_CLASSES, Case, shape_classes
+
+    judged = {r["case_id"] for r in records if r["verdict"] in JUDGED}
+    shapes: dict = {}
+    regimes: dict = {}
+    problems: dict = {}
+    for cid in sorted(judged):
+        c = Case.from_id(cid)
+        row = shapes.setdefault(c.dtype, dict.fromkeys(SHAPE_CLASSES, 0))
+        for k in shape_classes(c):
+            row[k] += 1
+        regimes.setdefault(c.dtype, Counter())[c.regime] += 1
+        problems.setdefault(c.dtype, Counter())[c.problem] += 1
+    return {
+        "judged_cases": len(judged),
+        "shape_classes": shapes,
+        "regimes": {d: dict(v) for d, v in regimes.items()},
+        "problems": {d: dict(v) for d, v in problems.items()},
+    }
+
+
+def run_status(summary: dict) -> tuple[int, list[str]]:
+    """The exit status of a finished run and the lines that say why (0, 1 or 4)."""
+    counts, run = summary["counts"], summary["run"]
+    wrong = counts["disagree"] + counts["error"] + len(summary.get("accuracy_outliers", []))
+    if run.get("allow_accuracy_outliers"):
+        wrong -= len(summary.get("accuracy_outliers", []))
+    if run.get("strict"):
+        wrong += counts["known"]
+    why = list(summary.get("incomplete", []))
+    if wrong:
+        return 1, why
+    return (4, why) if why else (0, [])
+
+
+def _incomplete(records: list[dict], run: dict) -> list[str]:
+    """Why a run judged less than it was asked to judge; [] when it judged everything."""
+    if not run.get("cases"):
+        return ["nothing tested: the run had 0 cases"]
+    judged = [r for r in records if r["verdict"] in JUDGED]
+    out = []
+    for name, why in (run.get("dropped_backends") or {}).items():
+        out.append(f"backend {name} was asked for but did not run: {why}")
+    if not judged:
+        why = "every backend unavailable" if not records else "every result unsupported or error"
+        return [*out, f"nothing tested: no result was judged ({why})"]
+    asked = run.get("asked") or {}
+    for field, key in (("backends", "backend"), ("methods", "method"), ("dtypes", "dtype")):
+        for name in asked.get(field, ()):
+            if not any(r[key] == name for r in judged):
+                seen = [r for r in records if r[key] == name]
+                reason = seen[0]["message"] if seen else "no results"
+                out.append(f"{key} {name} was asked for by name but judged nothing: {reason}")
+    return out
+
+
 def build_summary(records: list[dict], env: dict, run: dict) -> dict:
     """Summarise verdict records (dicts as in results.jsonl)."""
+    from ..accuracy import accuracy_outliers, distributions
+
     counts = Counter(r["verdict"] for r in records)
     disagreements = [
         {
@@ -73,6 +153,10 @@ def build_summary(records: list[dict], env: dict, run: dict) -> dict:
             for r in records
             if r["verdict"] == "error"
         ],
+        "accuracy_outliers": accuracy_outliers(records),
+        "accuracy": distributions(records),
+        "coverage": coverage(records),
+        "incomplete": _incomplete(records, run),
         "run": run,
         "conventions": CONVENTIONS,
         "environment": env,

@@ -1,0 +1,122 @@
+"""Accuracy across a run: error distributions, and backends that are systematically worse.
+
+Each case alone is judged against a condition-scaled tolerance, so a fault that moves every
+result by a small relative amount (1e-3 in float16, 1e-7 in float32) passes case by case.  Over
+a run it shows: the mean signed relative error of each agreeing result (``bias_u``, in units of
+roundoff, compare.bias_u) sits on one side of the honest closed forms' on almost every case.
+
+The rule, per backend x method x dtype x quantity: on the cases that both it and the honest
+closed forms judged, take d = bias_u - (median bias_u of the honest closed forms, the group
+itself left out; 0 where none ran).  It is an **accuracy outlier** when
+
+- a two-sided sign test rejects "d is as often positive as negative" at ALPHA = 1e-6
+  (at least 24 cases of one sign, none of the other, are needed), and
+- the median |d| is at least MIN_SHIFT_U = 0.5 u: honest libraries round differently by
+  fractions of an ulp, and a shift that small is not a fault.
+
+ALPHA is a false-alarm rate per group; a default run tests about 100 groups.  The soak
+(docs/soak-normal.md) checks that no built-in backend trips it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+__all__ = ["ALPHA", "MIN_SHIFT_U", "HONEST", "distributions", "accuracy_outliers", "sign_test"]
+
+ALPHA = 1e-6
+MIN_SHIFT_U = 0.5
+MIN_CASES = 10
+# the honest closed forms: sigma(x) sigma(-x), written once (problems.py), in each framework
+HONEST = ("numpy/closed_form", "torch/closed_form", "jax/closed_form", "autograd/closed_form")
+
+
+def distributions(records: list[dict]) -> dict[str, dict]:
+    """Per 'backend/method dtype': count, median, p99 and max of error_u over judged results."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        e = r.get("error_u")
+        if r["verdict"] in ("agree", "overflow", "disagree", "known") and e is not None:
+            groups[f"{r['backend']}/{r['method']} {r['dtype']}"].append(
+                math.inf if e == "inf" else float(e)
+            )
+    out = {}
+    for key in sorted(groups):
+        a = np.asarray(groups[key])
+        finite = a[np.isfinite(a)]
+        out[key] = {
+            "results": int(a.size),
+            "median_u": _r(np.median(a)),
+            "p99_u": _r(np.percentile(finite, 99)) if finite.size else None,
+            "max_u": _r(a.max()),
+        }
+    return out
+
+
+def _r(x) -> float | str:
+    x = float(x)
+    return "inf" if math.isinf(x) else round(x, 4)
+
+
+def sign_test(positive: int, negative: int) -> float:
+    """Two-sided p-value of ``positive`` successes in positive + negative fair coin flips."""
+    n, k = positive + negative, min(positive, negative)
+    if n == 0:
+        return 1.0
+    log_terms = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2)
+        for i in range(k + 1)
+    ]
+    top = max(log_terms)
+    p = 2 * math.exp(top) * sum(math.exp(t - top) for t in log_terms)
+    return min(1.0, p)
+
+
+def accuracy_outliers(records: list[dict]) -> list[dict]:
+    """The backend x method x dtype x quantity groups that are systematically less accurate
+    than the honest closed forms on the same cases (see the module docstring)."""
+    bias: dict[tuple, dict[str, float]] = defaultdict(dict)  # (case, quantity) -> who -> bias
+    for r in records:
+        b = (r.get("extra") or {}).get("bias_u")
+        if b is not None and r["verdict"] in ("agree", "overflow"):
+            bias[(r["case_id"], r["quantity"])][f"{r['backend']}/{r['method']}"] = float(b)
+    diffs: dict[tuple, list[float]] = defaultdict(list)
+    dtype_of = {r["case_id"]: r["dtype"] for r in records}
+    for (case_id, quantity), by in bias.items():
+        for who, b in by.items():
+            peers = [v for w, v in by.items() if w in HONEST and w != who]
+            base = float(np.median(peers)) if peers else 0.0
+            diffs[(who, dtype_of[case_id], quantity)].append(b - base)
+    out = []
+    for (who, dtype, quantity), d in sorted(diffs.items()):
+        d_arr = np.asarray(d)
+        pos, neg = int((d_arr > 0).sum()), int((d_arr < 0).sum())
+        if pos + neg < MIN_CASES:
+            continue
+        p = sign_test(pos, neg)
+        shift = float(np.median(np.abs(d_arr)))
+        if p < ALPHA and shift >= MIN_SHIFT_U:
+            backend, method = who.split("/", 1)
+            out.append(
+                {
+                    "backend": backend,
+                    "method": method,
+                    "dtype": dtype,
+                    "quantity": quantity,
+                    "cases": int(d_arr.size),
+                    "higher": pos,
+                    "lower": neg,
+                    "median_shift_u": round(float(np.median(d_arr)), 3),
+                    "p_value": float(f"{p:.3g}"),
+                    "message": (
+                        f"{who} {quantity} in {dtype} is systematically "
+                        f"{'above' if pos > neg else 'below'} the honest closed forms: "
+                        f"{max(pos, neg)} of {pos + neg} cases on one side, median shift "
+                        f"{np.median(d_arr):+.3g} u (sign test p = {p:.2g} < {ALPHA:g})"
+                    ),
+                }
+            )
+    return out

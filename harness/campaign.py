@@ -1,0 +1,375 @@
+"""The library API behind ``gradxval run`` and ``gradxval report``: plan, run, resume, rebuild.
+
+The command line and the pytest plugin are front doors over these functions:
+- ``plan`` validates every option before any work starts (a usage error names the bad value);
+- ``execute`` runs the plan, streams results into a RunDir, survives interrupts, resumes;
+- ``rebuild`` writes summary.json and report.md again from a directory's results.jsonl.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from .errors import UsageError
+
+__all__ = [
+    "Settings",
+    "Plan",
+    "Outcome",
+    "Interrupted",
+    "plan",
+    "execute",
+    "rebuild",
+    "write_reports",
+    "handle_signals",
+]
+
+DEFAULT_CASES = 300
+DEFAULT_SEED = 20261126
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run judges.  Two runs with the same settings and versions give the same verdicts;
+    ``--resume`` refuses a directory whose manifest has other settings."""
+
+    backends: str = "all"
+    dtypes: str = "all"
+    regimes: str = "all"
+    problems: str = "logistic"
+    methods: str = "core"
+    cases: int = DEFAULT_CASES
+    seed: int = DEFAULT_SEED
+    strict: bool = False
+    allow_accuracy_outliers: bool = False
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    names: tuple[str, ...]
+    explicit: bool
+    dtypes: tuple[str, ...]
+    regimes: tuple[str, ...]
+    problems: tuple[str, ...]
+    method_spec: object
+    cases: list
+    asked: dict  # what was asked for by name: backends, methods, dtypes
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; ``code`` is the exit status to end with (130 or 143)."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class Outcome:
+    summary: dict
+    records: list[dict]
+    status: int
+    lines: list[str] = field(default_factory=list)  # why the status, one line each
+    stats: object = None
+
+
+def _list(name: str, spec: str) -> str:
+    spec = str(spec).strip()
+    if not spec or not [s for s in spec.split(",") if s.strip()]:
+        raise UsageError(f"{name}={spec!r} names nothing; give a comma list or 'all'")
+    return spec
+
+
+def plan(settings: Settings) -> Plan:
+    """Validate the settings and draw the cases; raise UsageError on any bad value."""
+    from .backends import BUILTIN, parse_backends
+    from .cases import parse_regimes, sample_cases
+    from .dtypes import parse_dtypes
+    from .problems import parse_problems
+    from .runner import KNOWN_METHODS, parse_methods
+
+    s = settings
+    for name in ("backends", "dtypes", "regimes", "problems", "methods"):
+        _list(name, getattr(s, name))
+    if not isinstance(s.cases, int) or s.cases < 0:
+        raise UsageError(f"cases={s.cases!r}, expected a count >= 0")
+    names, explicit = parse_backends(s.backends)
+    dtypes, regimes = parse_dtypes(s.dtypes), parse_regimes(s.regimes)
+    problems = parse_problems(s.problems)
+    method_spec = parse_methods(s.methods)
+    if isinstance(method_spec, tuple):
+        unknown = [m for m in method_spec if m not in KNOWN_METHODS]
+        if unknown and all(n in BUILTIN for n in names):
+            raise UsageError(
+                f"methods={','.join(unknown)!r}: no selected backend has such a method; "
+                f"expected core, all, or names from {', '.join(KNOWN_METHODS)}"
+            )
+    asked = {
+        "backends": list(names) if explicit else [],
+        "methods": list(method_spec) if isinstance(method_spec, tuple) else [],
+        "dtypes": list(dtypes) if s.dtypes != "all" else [],
+    }
+    cases = sample_cases(s.cases, s.seed, dtypes, regimes, problems=problems)
+    return Plan(s, names, explicit, dtypes, regimes, problems, method_spec, cases, asked)
+
+
+def check_limits(timeout: float, startup_timeout: float, max_memory: float | None) -> None:
+    for name, v in (("timeout", timeout), ("startup-timeout", startup_timeout)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise UsageError(f"--{name}={v!r}, expected a finite number of seconds > 0")
+    if max_memory is not None and not (math.isfinite(max_memory) and max_memory > 0):
+        raise UsageError(f"--max-memory={max_memory!r}, expected a size in GiB > 0")
+
+
+def _digest(cases) -> str:
+    return hashlib.sha256("\n".join(c.id for c in cases).encode()).hexdigest()[:16]
+
+
+def _manifest(p: Plan, infos, skipped: dict) -> dict:
+    from . import __version__
+
+    return {
+        "schema": "gradxval.manifest/1",
+        "gradxval": __version__,
+        "python": sys.version.split()[0],
+        "settings": asdict(p.settings),
+        "cases": len(p.cases),
+        "case_digest": _digest(p.cases),
+        "versions": {b.name: b.version for b in infos},
+        "skipped_backends": skipped,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": sys.argv[1:],
+    }
+
+
+def handle_signals() -> Callable[[], None]:
+    """Turn SIGTERM into Interrupted(143) and SIGINT into Interrupted(130); return a function
+    that restores the previous handlers."""
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted(130 if signum == signal.SIGINT else 143)
+
+    old = {sig: signal.signal(sig, raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+    return restore
+
+
+def execute(
+    p: Plan,
+    out=None,
+    *,
+    isolate: bool = True,
+    limits=None,
+    follow_up: bool = True,
+    on_case: Callable | None = None,
+    resume_manifest: dict | None = None,
+) -> Outcome:
+    """Run a plan; stream verdicts into ``out`` (a RunDir, opened) as they are made.
+
+    With ``resume_manifest`` the cases already judged in ``out`` are skipped; the backends'
+    versions must equal the manifest's.  An Interrupted exception (from handle_signals) ends
+    the run early: the summary is written with ``interrupted: true`` and the status is 130 or
+    143.  Failing to write the final files gives status 3 and one line; results.jsonl stays.
+    """
+    from .known import load_registry
+    from .report import environment
+    from .runner import run_cases
+
+    registry = load_registry()
+    records: list[dict] = []
+    done: set[str] = set()
+    if resume_manifest is not None:
+        records, done = out.completed(rewrite=True)
+    todo = [c for c in p.cases if c.id not in done]
+    case_records: list[dict] = []
+    finished = [len(done)]  # cases fully judged, this run and before
+    started = time.perf_counter()
+    ready: dict = {}
+
+    def on_ready(infos, skipped) -> None:
+        ready["infos"], ready["skipped"] = infos, skipped
+        _check_methods(p, infos)
+        if resume_manifest is not None:
+            have = {b.name: b.version for b in infos}
+            if have != resume_manifest.get("versions"):
+                raise UsageError(
+                    f"cannot resume {out.path}: backend versions {have} differ from the "
+                    f"manifest's {resume_manifest.get('versions')}"
+                )
+        elif out is not None:
+            out.write_manifest(_manifest(p, infos, skipped))
+
+    def on_verdict(v) -> None:
+        rec = v.to_json()
+        case_records.append(rec)
+        if out is not None:
+            out.append(rec)
+
+    def case_done(case) -> None:
+        records.extend(case_records)
+        case_records.clear()
+        finished[0] += 1
+        if out is not None:
+            out.append({"case_done": case.id})
+        if on_case:
+            on_case(case)
+
+    interrupted = None
+    stats = None
+    try:
+        stats = run_cases(
+            todo,
+            p.names,
+            on_verdict,
+            isolate=isolate,
+            known=registry,
+            on_case=case_done,
+            skip_unavailable=True,  # a backend asked for that does not start: exit 4
+            method_spec=p.method_spec,
+            limits=limits,
+            on_ready=on_ready,
+        )
+    except Interrupted as exc:
+        interrupted = exc.code
+    except KeyboardInterrupt:
+        interrupted = 130
+    infos = stats.backends if stats is not None else ready.get("infos", [])
+    skipped = stats.skipped if stats is not None else ready.get("skipped", {})
+    dropped = _dropped(p, skipped)
+    run = {
+        "cases": finished[0] if interrupted else len(p.cases),
+        "planned_cases": len(p.cases),
+        "seed": p.settings.seed,
+        "seconds": round(time.perf_counter() - started, 2),
+        "dtypes": list(p.dtypes),
+        "regimes": list(p.regimes),
+        "problems": list(p.problems),
+        "methods": p.settings.methods,
+        "strict": p.settings.strict,
+        "allow_accuracy_outliers": p.settings.allow_accuracy_outliers,
+        "asked": p.asked,
+        "skipped_backends": skipped,
+        "dropped_backends": dropped,
+        "quarantined": stats.quarantined if stats is not None else {},
+        "logs": stats.logs if stats is not None else {},
+        "interrupted": bool(interrupted),
+        "resumed": resume_manifest is not None,
+    }
+    if out is not None and follow_up and not interrupted:
+        from .repro import follow_up as _follow_up
+
+        extra = _follow_up(records, out.path, registry, {b.name: b.version for b in infos})
+        for r in records:
+            r.update(extra.get((r["case_id"], r["backend"], r["method"], r["quantity"]), {}))
+    env = environment(infos)
+    if resume_manifest is not None and not infos:
+        env["backends"] = resume_manifest.get("versions", {})
+    return _finish(records, env, run, out, registry, interrupted, stats)
+
+
+def _finish(records, env, run, out, registry, interrupted, stats) -> Outcome:
+    from .report import build_summary
+    from .report.summary import run_status
+
+    summary = build_summary(records, env, run)
+    status, lines = run_status(summary)
+    if interrupted:
+        status = interrupted
+        lines = [
+            f"interrupted after {run['cases']}/{run['planned_cases']} "
+            f"cases; resume with: gradxval run --resume {out.path if out else 'DIR'}"
+        ]
+    if out is not None:
+        try:
+            write_reports(out, records, summary, registry)
+        except OSError as exc:
+            lines.append(
+                f"could not write summary.json/report.md in {out.path}: {exc}; results.jsonl "
+                f"is kept, rebuild them with: gradxval report {out.path}"
+            )
+            status = 3
+    return Outcome(summary, records, status, lines, stats)
+
+
+def _check_methods(p: Plan, infos) -> None:
+    if not isinstance(p.method_spec, tuple) or not infos:
+        return
+    have = {m for b in infos for m in b.methods}
+    unknown = [m for m in p.method_spec if m not in have]
+    from .runner import KNOWN_METHODS
+
+    unknown = [m for m in unknown if m not in KNOWN_METHODS]
+    if unknown:
+        raise UsageError(
+            f"methods={','.join(unknown)!r}: no selected backend has such a method; the "
+            f"backends have {', '.join(sorted(have))}"
+        )
+
+
+def _dropped(p: Plan, skipped: dict) -> dict:
+    """Backends that did not run although asked for: by name, or registered plug-ins and
+    installed frameworks that failed to load (a broken install, not a missing extra)."""
+    from .backends import not_installed
+
+    return {n: why for n, why in skipped.items() if p.explicit or not not_installed(n)}
+
+
+def write_reports(out, records: list[dict], summary: dict, registry) -> None:
+    """summary.json and report.md, each written whole or not at all."""
+    from .report import render_markdown
+
+    out.write_atomic("summary.json", json.dumps(summary, indent=1) + "\n")
+    out.write_atomic("report.md", render_markdown(records, summary, registry))
+
+
+def rebuild(out) -> Outcome:
+    """Rebuild summary.json and report.md of a run directory from results.jsonl and the
+    manifest (after a SIGKILL, for an old run, or after a registry update)."""
+    from .known import load_registry
+
+    manifest = out.read_manifest() if (out.path / "manifest.json").exists() else {}
+    records, done = out.completed()
+    settings = manifest.get("settings", {})
+    planned = manifest.get("cases", len(done))
+    run = {
+        "cases": len(done),
+        "planned_cases": planned,
+        "seed": settings.get("seed"),
+        "seconds": None,
+        "methods": settings.get("methods"),
+        "strict": settings.get("strict", False),
+        "allow_accuracy_outliers": settings.get("allow_accuracy_outliers", False),
+        "asked": {},
+        "skipped_backends": manifest.get("skipped_backends", {}),
+        "dropped_backends": {},
+        "interrupted": len(done) < planned,
+        "rebuilt": True,
+    }
+    env = {
+        "python": manifest.get("python"),
+        "platform": None,
+        "gradxval": manifest.get("gradxval"),
+        "backends": manifest.get("versions", {}),
+        "flags": {},
+    }
+    if not records and not manifest:
+        raise UsageError(f"{out.path} holds no results.jsonl or manifest.json: not a gradxval run")
+    outcome = _finish(records, env, run, out, load_registry(), None, None)
+    if run["interrupted"]:
+        outcome.lines.append(
+            f"{len(done)}/{planned} cases judged; finish with: gradxval run --resume {out.path}"
+        )
+        outcome.status = 4 if outcome.status == 0 else outcome.status
+    return outcome

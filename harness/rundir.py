@@ -1,0 +1,163 @@
+"""The output directory of a run: a small database that never mixes two runs or loses one.
+
+- ``.gradxval.lock`` is held (flock) for the whole run: a second run into the same directory
+  stops at once.
+- ``manifest.json`` is written when the backends are ready: settings, seed, the case list's
+  digest, and every backend's version.  ``--resume`` checks it.
+- ``results.jsonl`` is append-only: one flushed line per verdict, and a ``{"case_done": id}``
+  line once every verdict of a case is written.  A resume keeps the verdicts of done cases
+  only (a case in flight when the run was killed is judged again).
+- ``summary.json``, ``report.md`` and the manifest are written to a temporary file and renamed:
+  never half-written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .errors import GradxvalError, UsageError
+
+__all__ = ["RunDir", "RUN_FILES", "DirectoryError"]
+
+RUN_FILES = ("manifest.json", "results.jsonl", "summary.json", "report.md", "gradxval.log")
+_LOCK = ".gradxval.lock"
+
+
+class DirectoryError(UsageError):
+    """The output directory cannot take this run (busy, holds another run, or not a directory)."""
+
+
+class RunDir:
+    """One run's output directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock = None
+        self._results = None
+
+    # -- opening -------------------------------------------------------------------------------
+    def open(self, *, resume: bool = False, overwrite: bool = False) -> None:
+        """Create and lock the directory; refuse one that holds another run unless told."""
+        if self.path.exists() and not self.path.is_dir():
+            raise DirectoryError(f"--out {self.path} exists and is not a directory")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = open(self.path / _LOCK, "a+", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise DirectoryError(f"--out {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.seek(0)
+            who = self._lock.read().strip() or "another process"
+            self._lock.close()
+            self._lock = None
+            raise DirectoryError(
+                f"--out {self.path} is in use by another gradxval run ({who}); wait for it or "
+                "choose another directory"
+            ) from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(f"pid {os.getpid()}\n")
+        self._lock.flush()
+        if resume:
+            if not (self.path / "manifest.json").exists():
+                raise DirectoryError(f"--resume {self.path}: no manifest.json, nothing to resume")
+            return
+        if self.holds_run():
+            if not overwrite:
+                raise DirectoryError(
+                    f"--out {self.path} holds another run; resume it with "
+                    f"`gradxval run --resume {self.path}`, or pass --overwrite to move it aside"
+                )
+            self.move_aside()
+
+    def holds_run(self) -> bool:
+        return any((self.path / f).exists() for f in RUN_FILES) or any(self.path.glob("repro_*.py"))
+
+    def move_aside(self) -> Path:
+        """Move the files of the run already here into previous-<time>/ (--overwrite)."""
+        dest = self.path / time.strftime("previous-%Y%m%d-%H%M%S")
+        n = 1
+        while dest.exists():
+            dest = dest.with_name(f"{dest.name.split('.')[0]}.{n}")
+            n += 1
+        dest.mkdir()
+        for p in self.path.iterdir():
+            if p.name == _LOCK or p.name.startswith("previous-"):
+                continue
+            shutil.move(str(p), dest / p.name)
+        return dest
+
+    def close(self) -> None:
+        if self._results is not None:
+            self._results.close()
+            self._results = None
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    # -- files -----------------------------------------------------------------------------------
+    def write_atomic(self, name: str, text: str) -> Path:
+        """Write a file whole or not at all (temporary file, fsync, rename)."""
+        target = self.path / name
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return target
+
+    def write_manifest(self, manifest: dict) -> None:
+        self.write_atomic("manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+    def read_manifest(self) -> dict:
+        try:
+            return json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DirectoryError(f"{self.path} has no manifest.json: not a gradxval run") from None
+        except json.JSONDecodeError as exc:
+            raise GradxvalError(f"{self.path}/manifest.json is corrupt: {exc}") from None
+
+    def append(self, record: dict) -> None:
+        """Append one line to results.jsonl, whole and flushed."""
+        if self._results is None:
+            self._results = open(self.path / "results.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._results.write(json.dumps(record, sort_keys=True) + "\n")
+        self._results.flush()
+
+    def completed(self, rewrite: bool = False) -> tuple[list[dict], set[str]]:
+        """The verdicts of the cases whose every verdict was written, and those case ids.
+
+        Files without case_done lines (written by the pytest plugin) count as complete.  With
+        ``rewrite``, results.jsonl is replaced (atomically) by exactly those lines: the torn
+        last line and a case in flight are dropped before a resume appends.
+        """
+        path = self.path / "results.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        objs = []
+        for line in lines:
+            try:
+                objs.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line torn by a kill
+        done = {o["case_done"] for o in objs if "case_done" in o}
+        if not done and not any("case_done" in o for o in objs):
+            done = {o["case_id"] for o in objs if "verdict" in o}
+        keep = [o for o in objs if o.get("case_done") in done or o.get("case_id") in done]
+        records = [o for o in keep if "verdict" in o]
+        if rewrite:
+            text = "".join(json.dumps(o, sort_keys=True) + "\n" for o in keep)
+            self.write_atomic("results.jsonl", text)
+        return records, done

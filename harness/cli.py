@@ -274,7 +274,7 @@ def _run(args) -> int:
 def _print_outcome(outcome, out) -> None:
     from rich.console import Console
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     run = outcome.summary["run"]
     for name, why in run.get("skipped_backends", {}).items():
         if name not in run.get("dropped_backends", {}):

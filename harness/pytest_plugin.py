@@ -89,9 +89,41 @@ class _XdistHooks:
         node.workerinput["gradxval_seed"] = node.config.stash[_STASH].seed
 
 
+class _JudgedCounter:
+    """Counts judged results over the session (xdist workers' reports included); a session
+    whose gradxval items judged nothing fails: it tested nothing."""
+
+    def __init__(self):
+        self.items = 0
+        self.judged = 0
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.when != "call":
+            return
+        for key, value in report.user_properties:
+            if key == "gradxval_judged":
+                self.items += 1
+                self.judged += int(value)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session, exitstatus) -> None:
+        if self.items and not self.judged and not hasattr(session.config, "workerinput"):
+            tr = session.config.pluginmanager.get_plugin("terminalreporter")
+            if tr is not None:
+                tr.write_line(
+                    f"gradxval: nothing tested: {self.items} items ran and none judged a "
+                    "result (every one unsupported)",
+                    red=True,
+                )
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "gradxval: a gradxval cross-validation item")
     s = config.stash[_STASH] = _Session(config)
+    s.validate()  # a bad option is one line before collection, not a traceback during it
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_JudgedCounter(), "gradxval-judged")
     if s.report is not None and not hasattr(config, "workerinput"):
         config.pluginmanager.register(_ReportCollector(s), "gradxval-report")
     if config.pluginmanager.hasplugin("xdist"):
@@ -130,9 +162,18 @@ class _Session:
         self.records: list[dict] = []
         self.order: dict[str, int] = {}
         self._backends = None
+        self.usage_error: str | None = None
+        from .errors import UsageError
         from .runner import parse_methods
 
-        self.method_spec = parse_methods(str(_opt(config, "methods")))
+        try:
+            self.method_spec = parse_methods(str(_opt(config, "methods")))
+        except UsageError as exc:
+            raise pytest.UsageError(f"gradxval: {exc}") from None
+
+    def validate(self) -> None:
+        """Check every option now (no framework is loaded); a usage error ends the session."""
+        self.selection()
 
     def selection(self):
         """(cases, backend names, explicit) from the options; usage errors stop the session."""
@@ -144,7 +185,20 @@ class _Session:
 
         try:
             names, explicit = parse_backends(_opt(self.config, "backends"))
-            count = int(_opt(self.config, "cases"))
+            raw = str(_opt(self.config, "cases"))
+            try:
+                count = int(raw)
+            except ValueError:
+                raise UsageError(f"--gradxval-cases={raw!r}, expected a count >= 1") from None
+            _check_method_names(self.method_spec, names)
+            if count < 1:
+                raise UsageError(
+                    f"--gradxval-cases={count}: nothing would be tested; give a count >= 1"
+                )
+            for name in ("dtypes", "regimes", "problems", "backends"):
+                spec = str(_opt(self.config, name)).strip()
+                if not [x for x in spec.split(",") if x.strip()]:
+                    raise UsageError(f"--gradxval-{name}={spec!r} names nothing")
             cases = sample_cases(
                 count,
                 self.seed,
@@ -158,9 +212,11 @@ class _Session:
         return cases, names, explicit
 
     def backends(self, names, explicit):
-        """name -> methods for the backends that load (all named ones must)."""
+        """name -> methods for the backends that load.  Every named one must, and so must
+        every registered plug-in and installed framework under 'all': a dropped backend fails
+        the session (only a built-in whose framework is not installed is left out)."""
         if self._backends is None:
-            from .backends import describe
+            from .backends import describe, not_installed
             from .runner import select_methods
 
             self._backends = {}
@@ -168,8 +224,18 @@ class _Session:
                 info = describe(n)
                 if info.available:
                     self._backends[n] = select_methods(info.methods, self.method_spec)
-                elif explicit:
-                    raise pytest.UsageError(f"gradxval: {info.reason}")
+                elif explicit or not not_installed(n):
+                    raise pytest.UsageError(f"gradxval: backend {n} did not load: {info.reason}")
+            if not self._backends:
+                raise pytest.UsageError("gradxval: nothing to test: no backend is available")
+            if isinstance(self.method_spec, tuple):
+                have = {m for n in self._backends for m in describe(n).methods}
+                unknown = [m for m in self.method_spec if m not in have]
+                if len(unknown) == len(self.method_spec):
+                    raise pytest.UsageError(
+                        f"gradxval: --gradxval-methods={','.join(unknown)!r}: no selected "
+                        f"backend has such a method; they have {', '.join(sorted(have))}"
+                    )
         return self._backends
 
     def verdicts(self, case_id: str, names) -> list:
@@ -190,12 +256,39 @@ class _Session:
         return self._verdicts[case_id]
 
 
+def _check_method_names(spec, names) -> None:
+    from .backends import BUILTIN
+    from .errors import UsageError
+    from .runner import KNOWN_METHODS
+
+    if isinstance(spec, tuple) and all(n in BUILTIN for n in names):
+        unknown = [m for m in spec if m not in KNOWN_METHODS]
+        if unknown:
+            raise UsageError(
+                f"--gradxval-methods={','.join(unknown)!r}: no selected backend has such a "
+                f"method; expected core, all, or names from {', '.join(KNOWN_METHODS)}"
+            )
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    s = config.stash.get(_STASH, None)
+    if s is not None and s.usage_error:
+        raise pytest.UsageError(s.usage_error)
+
+
 def pytest_generate_tests(metafunc) -> None:
     if "gradxval_check" not in metafunc.fixturenames:
         return
     s = metafunc.config.stash[_STASH]
-    cases, names, explicit = s.selection()
-    backends = s.backends(names, explicit)
+    try:
+        cases, names, explicit = s.selection()
+        backends = s.backends(names, explicit)
+    except pytest.UsageError as exc:
+        # found while collecting (backends load only when gradxval items are collected): a
+        # collector would show it with a traceback, so it is raised once collection is over
+        s.usage_error = str(exc)
+        metafunc.parametrize("gradxval_check", [], ids=[], indirect=True)
+        return
     params, ids = [], []
     for case in cases:
         shape = case.id.split("-")[2]
@@ -301,6 +394,8 @@ class GradxvalCheck:
                 props.append((f"gradxval_{v.quantity}_tolerance_u", f"{v.tolerance_u:.6g}"))
         if self.session.report is not None:
             props.append(("gradxval_verdicts", json.dumps([v.to_json() for v in mine])))
+        judged = sum(v.verdict in ("agree", "overflow", "disagree", "known") for v in mine)
+        props.append(("gradxval_judged", str(judged)))
         failing = [v for v in mine if v.verdict in ("disagree", "error")]
         known = [v for v in mine if v.verdict == "known"]
         if self.session.strict:

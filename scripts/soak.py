@@ -38,6 +38,7 @@ def main() -> int:
         a.cases, a.seed, parse_dtypes(a.dtypes), parse_regimes(a.regimes), pool_size=a.pool
     )
     worst: dict = defaultdict(lambda: (0.0, None))
+    records: list[dict] = []  # compact: what the accuracy-outlier test needs
     counts: Counter = Counter()
     unexplained = []
     a.out.mkdir(parents=True, exist_ok=True)
@@ -45,6 +46,18 @@ def main() -> int:
 
         def on_verdict(v) -> None:
             w.write(v)
+            if "bias_u" in v.extra:
+                records.append(
+                    {
+                        "case_id": v.case_id,
+                        "backend": v.backend,
+                        "method": v.method,
+                        "quantity": v.quantity,
+                        "dtype": v.dtype,
+                        "verdict": v.verdict,
+                        "extra": {"bias_u": v.extra["bias_u"]},
+                    }
+                )
             counts[v.verdict] += 1
             if v.verdict == "agree" and v.error_u is not None:
                 key = (v.dtype, v.quantity, v.method)
@@ -73,7 +86,11 @@ def main() -> int:
             on_case=on_case,
             skip_unavailable=not explicit,
         )
+    from gradxval.accuracy import accuracy_outliers
+
+    outliers = accuracy_outliers(records)
     result = {
+        "accuracy_outliers": outliers,
         "cases": stats.cases,
         "seconds": round(time.perf_counter() - t0, 1),
         "regimes": a.regimes,
@@ -90,7 +107,9 @@ def main() -> int:
     lines = [
         f"Soak: {stats.cases} cases ({a.regimes}), {result['seconds']} s, backends "
         f"{', '.join(result['backends'])}; verdicts {dict(counts)}; unexplained "
-        f"{len(unexplained)}.",
+        f"{len(unexplained)}; accuracy outliers {len(outliers)}"
+        + "".join(f"\n- {o['message']}" for o in outliers)
+        + ".",
         "",
         "| dtype/quantity/method | worst agreeing error / tolerance | where |",
         "|---|---|---|",
@@ -100,7 +119,7 @@ def main() -> int:
     ]
     (a.out / "soak.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 1 if unexplained else 0
+    return 1 if unexplained or outliers else 0
 
 
 if __name__ == "__main__":

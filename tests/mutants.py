@@ -148,6 +148,64 @@ class ReturnsList(_NumpyFault):
         return r
 
 
+class Crashes(_NumpyFault):
+    """Kills its own process, as a segfault in a framework would."""
+
+    name = "crashes"
+
+    def _evaluate(self, method, A, x, dtype):
+        import os
+
+        os._exit(139)
+
+
+class Aborts(_NumpyFault):
+    """Calls abort(): SIGABRT, as a failed assertion in C++ code does."""
+
+    name = "aborts"
+
+    def _evaluate(self, method, A, x, dtype):
+        import os
+
+        os.abort()
+
+
+class Noisy(_NumpyFault):
+    """Right results, with junk printed to stdout and stderr on every call."""
+
+    name = "noisy"
+
+    def fault(self, A, x, r):
+        import sys
+
+        print("\x1b[2J junk on stdout " + "#" * 200)
+        print("junk on stderr", file=sys.stderr)
+        return r
+
+
+class MemoryHog(_NumpyFault):
+    """Allocates and touches 8 GB on every call."""
+
+    name = "memory_hog"
+
+    def _evaluate(self, method, A, x, dtype):
+        block = np.ones(2**30, dtype=np.float64)  # 8 GiB, touched page by page
+        return {"loss": block[:1].sum(), "grad_x": x, "grad_A": A}
+
+
+class NotABackend:
+    """A class that is not a gradxval Backend: no evaluate, no methods."""
+
+    name = "not_a_backend"
+
+
+class VersionRaises(_NumpyFault):
+    name = "version_raises"
+
+    def version(self) -> str:
+        raise RuntimeError("no version today")
+
+
 def _stable_sigmoid(x):
     s, sn = stable_sigmoid_pair(x, np)
     return s, sn

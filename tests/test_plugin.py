@@ -213,3 +213,19 @@ def test_problems_option_selects_the_problems(pytester):
     bad = pytester.runpytest_subprocess("--pyargs", "gradxval", "--gradxval-problems", "nope")
     assert bad.ret != 0
     assert "problem='nope', expected one of logistic" in bad.stdout.str() + bad.stderr.str()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--gradxval-cases=0"], "nothing would be tested"),
+        (["--gradxval-dtypes=nope"], "dtype='nope', expected one of"),
+        (["--gradxval-backends=numpy", "--gradxval-methods=autodiff"], "no selected backend"),
+        (["--gradxval-backends=no.such.module:Backend"], "did not load"),
+    ],
+)
+def test_a_vacuous_or_bad_selection_is_one_usage_line(pytester, args, words):
+    out = _items(pytester, *args)
+    assert out.ret == pytest.ExitCode.USAGE_ERROR
+    err = out.stderr.str()
+    assert words in err and "Traceback" not in err and "pluggy" not in err, err

@@ -103,8 +103,11 @@ def _incomplete(records: list[dict], run: dict) -> list[str]:
         why = "every backend unavailable" if not records else "every result unsupported or error"
         return [*out, f"nothing tested: no result was judged ({why})"]
     asked = run.get("asked") or {}
+    dropped = run.get("dropped_backends") or {}
     for field, key in (("backends", "backend"), ("methods", "method"), ("dtypes", "dtype")):
         for name in asked.get(field, ()):
+            if key == "backend" and name in dropped:
+                continue  # said above, with the reason
             if not any(r[key] == name for r in judged):
                 seen = [r for r in records if r[key] == name]
                 reason = seen[0]["message"] if seen else "no results"

@@ -10,7 +10,7 @@ closed forms judged, take d = bias_u - (median bias_u of the honest closed forms
 itself left out; 0 where none ran).  It is an **accuracy outlier** when
 
 - a two-sided sign test rejects "d is as often positive as negative" at ALPHA = 1e-6
-  (at least 24 cases of one sign, none of the other, are needed), and
+  (at least 21 cases of one sign, none of the other, are needed), and
 - the median |d| is at least MIN_SHIFT_U = 0.5 u: honest libraries round differently by
   fractions of an ulp, and a shift that small is not a fault.
 

@@ -446,6 +446,21 @@ class RelativeNoise(_NumpyFault):
         return r
 
 
+class SystematicDrift(_NumpyFault):
+    """Every result times (1 + 4u): inside every per-case tolerance, worse than its peers on
+    every case (an accuracy outlier)."""
+
+    name = "systematic_drift"
+
+    def fault(self, A, x, r):
+        out = {}
+        for q, v in r.items():
+            u = float(np.finfo(v.real.dtype).eps) / 2 if v.dtype.kind in "fc" else 0.0
+            with np.errstate(all="ignore"):
+                out[q] = (v * (1 + 4 * u)).astype(v.dtype)
+        return out
+
+
 class Nondeterministic(_NumpyFault):
     """grad_x jitters by a relative 1e-12 from call to call: inside every tolerance, caught only
     because the same call must give the same bits."""

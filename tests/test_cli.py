@@ -98,6 +98,13 @@ def test_replay_prints_reference_and_every_method(capsys):
         (["run", "--regimes", "wild"], "regime='wild'"),
         (["run", "--cases", "-1"], "cases=-1"),
         (["replay", "bogus"], "malformed"),
+        (["run", "--dtypes", ","], "dtypes=',' names nothing"),
+        (["run", "--regimes", ","], "regimes=',' names nothing"),
+        (["run", "--timeout", "nan"], "--timeout=nan, expected a finite number"),
+        (["run", "--timeout", "0"], "--timeout=0.0"),
+        (["run", "--timeout", "-1"], "--timeout=-1.0"),
+        (["run", "--backends", "numpy", "--methods", "autodif"], "methods='autodif'"),
+        (["replay", "normal-float64-m100000n100000-s1"], "needs about"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(argv, words, capsys):
@@ -158,3 +165,95 @@ def test_crash_keeps_results_already_written(tmp_path):
     proc.wait()
     records = read_jsonl(path)
     assert len(records) > 5 and all("verdict" in r for r in records)
+
+
+def test_exit_codes_and_commands_are_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for word in ("run", "report", "known", "replay", "check-backend", "check-formula"):
+        assert word in text
+    for code in ("0", "1", "2", "3", "4", "130", "143"):
+        assert f"  {code:>3}  " in text
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: 120.0)" in text and "[300]" in text and "--startup-timeout" in text
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("gradxval ")
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (
+            ["run", "--backends", "numpy", "--cases", "0", "--quiet"],
+            "nothing tested: the run had 0",
+        ),
+        (
+            ["run", "--backends", "numpy", "--methods", "autodiff", "--cases", "3", "--quiet"],
+            "nothing tested",
+        ),
+        (
+            ["run", "--backends", "numpy,mutants:NotABackend", "--cases", "3", "--quiet"],
+            "is not a gradxval Backend: it lacks evaluate",
+        ),
+        (
+            ["run", "--backends", "numpy,mutants:VersionRaises", "--cases", "3", "--quiet"],
+            "RuntimeError: no version today",
+        ),
+        (
+            ["run", "--backends", "numpy,broken_plugin:Backend", "--cases", "3", "--quiet"],
+            "ImportError: broken_plugin: a dependency is missing",
+        ),
+        (
+            [
+                "run",
+                "--backends",
+                "numpy",
+                "--dtypes",
+                "float16,float32",
+                "--problems",
+                "logsumexp_problem:LogSumExp",
+                "--cases",
+                "4",
+                "--quiet",
+            ],
+            "dtype float16 was asked for by name but judged nothing",
+        ),
+    ],
+)
+def test_a_run_that_judged_less_than_asked_exits_4(argv, words, capsys, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "examples"))
+    assert main(argv) == 4
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_replay_exits_1_on_a_disagreement_and_names_a_crash(capsys):
+    assert main(["replay", "normal-float32-m3n2-s1", "--backends", "numpy,mutants:FactorTwo"]) == 1
+    assert "disagree" in capsys.readouterr().out
+    assert main(["replay", "normal-float32-m3n2-s1", "--backends", "mutants:Crashes"]) == 1
+    assert "worker process died" in capsys.readouterr().out
+
+
+def test_known_lists_every_entry_with_its_scope(capsys):
+    assert main(["known"]) == 0
+    text = capsys.readouterr().out
+    assert "sigmoid-grad-cancellation  [gradxval]" in text
+    assert "scope: torch [autodiff, forward, vmap] (torch >=2.3)" in text
+    assert "upstream: https://github.com/jax-ml/jax/issues/40385" in text
+
+
+def test_known_check_names_unseen_entries_and_diagnosed_results(tmp_path, capsys):
+    d = tmp_path / "run"
+    args = ["run", "--backends", "numpy,mutants:ZeroGradClosedForm", "--cases", "4", "--quiet"]
+    assert main([*args, "--out", str(d), "--no-follow-up"]) == 1
+    capsys.readouterr()
+    assert main(["known", "--check", str(d)]) == 0
+    text = capsys.readouterr().out
+    assert "entries not seen" in text and "sigmoid-grad-cancellation" in text
+    assert "mutants:ZeroGradClosedForm/closed_form: all_zero_gradient" in text

@@ -129,7 +129,7 @@ def check_limits(timeout: float, startup_timeout: float, max_memory: float | Non
         raise UsageError(f"--max-memory={max_memory!r}, expected a size in GiB > 0")
 
 
-def _digest(cases) -> str:
+def case_digest(cases) -> str:
     return hashlib.sha256("\n".join(c.id for c in cases).encode()).hexdigest()[:16]
 
 
@@ -142,7 +142,7 @@ def _manifest(p: Plan, infos, skipped: dict) -> dict:
         "python": sys.version.split()[0],
         "settings": asdict(p.settings),
         "cases": len(p.cases),
-        "case_digest": _digest(p.cases),
+        "case_digest": case_digest(p.cases),
         "versions": {b.name: b.version for b in infos},
         "skipped_backends": skipped,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

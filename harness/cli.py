@@ -223,8 +223,16 @@ def _run(args) -> int:
             raise UsageError(f"--resume {args.resume}: no manifest.json, nothing to resume")
     p = plan(_settings(args, manifest))  # every option is checked before any work starts
     if args.resume is not None:
-        if manifest.get("cases") != len(p.cases):
-            raise UsageError(f"--resume {args.resume}: its case list differs from this plan's")
+        from .campaign import case_digest
+
+        if (manifest.get("cases"), manifest.get("case_digest")) != (
+            len(p.cases),
+            case_digest(p.cases),
+        ):
+            raise UsageError(
+                f"--resume {args.resume}: its case list differs from what this gradxval draws "
+                "for the same settings (another gradxval version?)"
+            )
         out.open(resume=True)
     elif args.out is not None:
         out = RunDir(args.out)
@@ -320,7 +328,8 @@ def _print_table(console, records, summary) -> None:
     for entry, n in known.most_common():
         console.print(f"known {entry}: {n} results", highlight=False)
     for o in summary.get("accuracy_outliers", []):
-        console.print(f"[red]accuracy outlier[/red] {o['message']}", highlight=False)
+        tag = "known accuracy outlier" if o.get("known") else "[red]accuracy outlier[/red]"
+        console.print(f"{tag} {o['message']}", highlight=False)
     for r in records:
         if r["verdict"] in ("disagree", "error"):
             lines = [f"[red]{r['verdict']}[/red] {r['message']}"]

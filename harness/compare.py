@@ -167,6 +167,13 @@ def judge(
         bias = bias_u(actual, ref.values[quantity], ref.scale[quantity], di)
         if bias is not None:
             v.extra["bias_u"] = round(bias, 4)
+            entry = (
+                known.systematic(case, backend, method, quantity, actual, ref, ms, tol)
+                if known
+                else None
+            )
+            if entry:
+                v.extra["explained_by"] = entry
         return v
     match = (
         known.match(case, backend, method, quantity, np.asarray(actual), ref, ms, tol)

@@ -148,6 +148,22 @@ class Registry:
         out.complete = bool(failing.any() and out.explained.all())
         return out
 
+    def systematic(
+        self, case: Case, backend: str, method: str, quantity: str, actual, ref, ms, tol
+    ) -> str | None:
+        """The in-scope entry with systematic evidence (accuracy.SYSTEMATIC) that reproduces
+        every element of an agreeing result, if one does."""
+        from .accuracy import SYSTEMATIC
+
+        who = backend_identity(backend)
+        for entry in self.entries:
+            if entry.evidence in SYSTEMATIC and entry.covers(case, who, method, quantity):
+                with np.errstate(all="ignore"):
+                    explained = EVIDENCE[entry.evidence](case, quantity, actual, ref, ms, tol)
+                if explained is not None and bool(np.all(explained)):
+                    return entry.id
+        return None
+
     def match_dtype(
         self, case: Case, backend: str, method: str, quantity: str, actual, ref, tol
     ) -> KnownEntry | None:

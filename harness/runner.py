@@ -163,6 +163,7 @@ def _worker_main(conn, name: str, path: list[str], log: str | None = None) -> No
         os.close(fd)
     # the parent decides when to stop: a Ctrl-C at the terminal reaches the whole process group
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     from gradxval.backends import describe, load
 
     info = describe(name)
@@ -195,6 +196,18 @@ def _worker_main(conn, name: str, path: list[str], log: str | None = None) -> No
             conn.send(evaluate_backend(backend, case, Inputs(A=A, x=x), methods))
     except (EOFError, BrokenPipeError):
         return  # the parent is gone: nobody is left to report to
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when its parent dies, even by SIGKILL (a hung backend would
+    otherwise outlive the run).  Elsewhere the closed pipe ends idle workers."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover
+        pass
 
 
 @dataclass(frozen=True)

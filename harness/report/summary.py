@@ -80,9 +80,10 @@ def coverage(records: list[dict]) -> dict:
 def run_status(summary: dict) -> tuple[int, list[str]]:
     """The exit status of a finished run and the lines that say why (0, 1 or 4)."""
     counts, run = summary["counts"], summary["run"]
-    wrong = counts["disagree"] + counts["error"] + len(summary.get("accuracy_outliers", []))
-    if run.get("allow_accuracy_outliers"):
-        wrong -= len(summary.get("accuracy_outliers", []))
+    outliers = summary.get("accuracy_outliers", [])
+    wrong = counts["disagree"] + counts["error"]
+    if not run.get("allow_accuracy_outliers"):
+        wrong += sum(1 for o in outliers if not o.get("known") or run.get("strict"))
     if run.get("strict"):
         wrong += counts["known"]
     why = list(summary.get("incomplete", []))

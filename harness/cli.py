@@ -275,6 +275,10 @@ def _run(args) -> int:
         restore()
         if out is not None:
             out.close()
+            try:
+                (out.path / "logs").rmdir()  # only when no backend wrote anything
+            except OSError:
+                pass
     _print_outcome(outcome, out)
     return outcome.status
 

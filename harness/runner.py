@@ -533,6 +533,8 @@ def run_cases(
                 log = os.path.join(limits.log_dir, log_name(name))
                 if os.path.exists(log) and os.path.getsize(log):
                     stats.logs[name] = log
+                elif os.path.exists(log):
+                    os.remove(log)  # an empty log says nothing
     stats.seconds = time.perf_counter() - t0
     return stats
 

@@ -327,11 +327,13 @@ def _dropped(p: Plan, skipped: dict) -> dict:
 
 
 def write_reports(out, records: list[dict], summary: dict, registry) -> None:
-    """summary.json and report.md, each written whole or not at all."""
+    """summary.json, report.md and report.html, each written whole or not at all."""
     from .report import render_markdown
+    from .report.html import render_html
 
     out.write_atomic("summary.json", json.dumps(summary, indent=1) + "\n")
     out.write_atomic("report.md", render_markdown(records, summary, registry))
+    out.write_atomic("report.html", render_html(records, summary, registry))
 
 
 def rebuild(out) -> Outcome:

@@ -148,6 +148,10 @@ def judge(
     )
     if ref.confidence != "high precision":
         v.extra["reference"] = ref.confidence
+    if quantity == "grad_x" and case.regime in PROFILED and not ms.mismatch:
+        prof = relerr_profile(actual, ref)
+        if prof:
+            v.extra["profile"] = prof
     if ms.mismatch:
         v.verdict, v.message = "disagree", f"{backend}/{method} {quantity}: {ms.mismatch}"
         entry = (
@@ -227,6 +231,40 @@ def _add_diagnoses(v: Verdict, case, quantity, actual, ref, ms, tol) -> None:
         v.message += " -- diagnosis (a hint, not an excuse): " + "; ".join(
             DIAGNOSES[n] for n in names
         )
+
+
+# regimes whose grad_x keeps a relative-error profile against |x| (report.html plots it)
+PROFILED = ("saturated", "extreme")
+_BINS = np.linspace(-1.0, 3.0, 33)  # log10 |x| from 0.1 to 1000
+
+
+def relerr_profile(actual, ref) -> list[list[float]]:
+    """[[log10 |x| at the bin's left edge, worst relative error of grad_x in that bin], ...].
+
+    Where the reference is 0 the relative error is 0 for a 0 result and 1 otherwise; NaN or a
+    lost infinity counts as 10.  A few dozen numbers per result: where autodiff leaves the
+    truth as |x| grows is a picture (report.html).
+    """
+    if ref.x is None:
+        return []
+    with np.errstate(all="ignore"):
+        a = np.asarray(actual, dtype=np.float64).ravel()
+        r = np.asarray(ref.values["grad_x"], dtype=np.float64).ravel()
+        lx = np.log10(np.abs(np.asarray(ref.x, dtype=np.float64).ravel()))
+        rel = np.where(r != 0, np.abs(a - r) / np.abs(r), np.where(a == 0, 0.0, 1.0))
+        rel = np.where(np.isnan(rel) | (np.isfinite(r) & ~np.isfinite(a)), 10.0, rel)
+        rel = np.minimum(rel, 10.0)
+        ok = np.isfinite(lx) & np.isfinite(r) & (lx >= _BINS[0]) & (lx < _BINS[-1])
+    if a.shape != r.shape or not ok.any():
+        return []
+    idx = np.digitize(lx[ok], _BINS) - 1
+    worst = np.full(len(_BINS) - 1, -1.0)
+    np.maximum.at(worst, idx, rel[ok])
+    return [
+        [round(float(_BINS[i]), 3), float(f"{worst[i]:.3g}")]
+        for i in range(len(worst))
+        if worst[i] >= 0
+    ]
 
 
 def bias_u(actual, expected, scale, di) -> float | None:

@@ -510,4 +510,8 @@ def write_plugin_report(s: _Session, records: list[dict]) -> None:
     infos = [describe(b) for b in sorted(backends)]
     summary = build_summary(records, environment(infos), run)
     (s.report / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    write_markdown(s.report / "report.md", records, summary, load_registry())
+    registry = load_registry()
+    write_markdown(s.report / "report.md", records, summary, registry)
+    from .report.html import write_html
+
+    write_html(s.report / "report.html", records, summary, registry)

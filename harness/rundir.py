@@ -24,7 +24,14 @@ from .errors import GradxvalError, UsageError
 
 __all__ = ["RunDir", "RUN_FILES", "DirectoryError"]
 
-RUN_FILES = ("manifest.json", "results.jsonl", "summary.json", "report.md", "gradxval.log")
+RUN_FILES = (
+    "manifest.json",
+    "results.jsonl",
+    "summary.json",
+    "report.md",
+    "report.html",
+    "gradxval.log",
+)
 _LOCK = ".gradxval.lock"
 
 

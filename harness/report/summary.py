@@ -77,6 +77,43 @@ def coverage(records: list[dict]) -> dict:
     }
 
 
+def matrix_counts(records: list[dict]) -> dict:
+    """{backend/method: {dtype: {verdict: count}}}: the agreement matrix, as numbers."""
+    out: dict = {}
+    for r in records:
+        cell = out.setdefault(f"{r['backend']}/{r['method']}", {}).setdefault(r["dtype"], {})
+        cell[r["verdict"]] = cell.get(r["verdict"], 0) + 1
+    return {k: out[k] for k in sorted(out)}
+
+
+def known_seen(records: list[dict]) -> dict:
+    """{entry id: results it explains}; a result explained by two entries counts for both."""
+    seen: Counter = Counter()
+    for r in records:
+        if r["verdict"] == "known":
+            for part in (r.get("classification") or "").split("+"):
+                if part:
+                    seen[part] += 1
+    return dict(seen.most_common())
+
+
+def profiles(records: list[dict]) -> dict:
+    """{dtype: {backend/method: [[log10 |x|, worst relative error of grad_x], ...]}} over the
+    saturated and extreme cases (compare.relerr_profile), worst over cases per bin."""
+    out: dict = {}
+    for r in records:
+        prof = (r.get("extra") or {}).get("profile")
+        if not prof:
+            continue
+        row = out.setdefault(r["dtype"], {}).setdefault(f"{r['backend']}/{r['method']}", {})
+        for b, rel in prof:
+            row[b] = max(row.get(b, 0.0), rel)
+    return {
+        d: {who: sorted([b, v] for b, v in bins.items()) for who, bins in sorted(rows.items())}
+        for d, rows in out.items()
+    }
+
+
 def run_status(summary: dict) -> tuple[int, list[str]]:
     """The exit status of a finished run and the lines that say why (0, 1 or 4)."""
     counts, run = summary["counts"], summary["run"]
@@ -157,6 +194,9 @@ def build_summary(records: list[dict], env: dict, run: dict) -> dict:
             for r in records
             if r["verdict"] == "error"
         ],
+        "matrix": matrix_counts(records),
+        "known_seen": known_seen(records),
+        "profiles": profiles(records),
         "accuracy_outliers": accuracy_outliers(records),
         "accuracy": distributions(records),
         "coverage": coverage(records),

@@ -99,8 +99,24 @@ def _parser() -> argparse.ArgumentParser:
         help="skip shrinking disagreements and writing repro_*.py files",
     )
 
-    rep = cmd("report", "rebuild summary.json and report.md of a run from its results.jsonl")
+    r.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="compare with the run in DIR at the end (gradxval diff); fail only on what is new",
+    )
+
+    rep = cmd("report", "rebuild summary.json, report.md and report.html of a run from its results")
     rep.add_argument("dir", type=Path)
+
+    df = cmd("diff", "compare two runs: new and fixed disagreements, label changes, regressions")
+    df.add_argument("base", type=Path)
+    df.add_argument("new", type=Path)
+    df.add_argument("--markdown", type=Path, metavar="FILE", help="also write Markdown here")
+    df.add_argument("--json", type=Path, metavar="FILE", help="also write JSON here")
+    df.add_argument(
+        "--factor", type=float, default=4.0, help="error_u growth that counts as a regression"
+    )
 
     k = cmd("known", "list the known-fault registry, or check a run against it")
     k.add_argument("--check", type=Path, metavar="DIR", help="a run directory to check")
@@ -139,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "diff":
+            return _diff(args)
         if args.command == "known":
             return _known(args)
         if args.command == "backends":
@@ -212,6 +230,8 @@ def _run(args) -> int:
     if args.resume is not None and args.out is not None and args.out != args.resume:
         raise UsageError("give either --out DIR or --resume DIR, not both")
     check_limits(args.timeout, args.startup_timeout, args.max_memory)
+    if args.baseline is not None and not (args.baseline / "summary.json").exists():
+        raise UsageError(f"--baseline {args.baseline}: no summary.json there (not a run)")
     if args.quarantine_after < 1:
         raise UsageError(f"--quarantine-after={args.quarantine_after}, expected >= 1")
     out = None
@@ -280,6 +300,8 @@ def _run(args) -> int:
             except OSError:
                 pass
     _print_outcome(outcome, out)
+    if args.baseline is not None:
+        return _baseline(args, outcome, out)
     return outcome.status
 
 
@@ -341,6 +363,42 @@ def _print_table(console, records, summary) -> None:
                 lines.append(f"  attribution: {r['attribution']}")
             lines.append(f"  reproduce: {r['reproduce']}")
             console.print("\n".join(lines), markup=True, highlight=False)
+
+
+def _diff(args) -> int:
+    from .diff import diff_runs
+
+    d = diff_runs(args.base, args.new, factor=args.factor)
+    _write_diff(d, args.markdown, args.json)
+    print(d.text(), end="")
+    return 1 if d.has_new else 0
+
+
+def _write_diff(d, markdown: Path | None, as_json: Path | None) -> None:
+    if markdown is not None:
+        markdown.write_text(d.markdown(), encoding="utf-8")
+    if as_json is not None:
+        as_json.write_text(json.dumps(d.to_json(), indent=1) + "\n", encoding="utf-8")
+
+
+def _baseline(args, outcome, out) -> int:
+    """--baseline: diff against the base run; only what is new fails the run."""
+    from .diff import _load, diff_records
+
+    records, summary = _load(args.baseline)
+    d = diff_records(
+        records,
+        outcome.records,
+        base_summary=summary,
+        new_summary=outcome.summary,
+        names=(str(args.baseline), str(out.path) if out else "this run"),
+    )
+    if out is not None:
+        _write_diff(d, out.path / "diff.md", out.path / "diff.json")
+    print(d.text(), end="")
+    if outcome.status in (0, 1):
+        return 1 if d.has_new else 0
+    return outcome.status
 
 
 def _report(args) -> int:

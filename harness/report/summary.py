@@ -23,7 +23,8 @@ SCHEMA = "gradxval.summary/2"
 # the exit status of every command; documented in --help and README
 EXIT_CODES = {
     0: "every requested backend, method and dtype was judged and nothing is unexplained",
-    1: "a wrong gradient: an unexplained disagreement, an error verdict or an accuracy outlier",
+    1: "a wrong gradient: an unexplained disagreement, an error verdict or an accuracy outlier "
+    "(with --baseline, and for diff: something new)",
     2: "usage: a bad option or argument",
     3: "gradxval itself failed (the traceback is in a log file whose path is printed)",
     4: "incomplete: nothing was judged, or a backend, method or dtype asked for was not",

@@ -1,0 +1,209 @@
+"""Compare two runs: what a PR, an upgrade or a new plug-in changed (``gradxval diff``).
+
+Results are matched by case id x backend x method x quantity, on the cases both runs judged
+(runs of other case sets compare on their intersection).  Categories:
+
+- **new**: a result that is `disagree` or `error` in NEW and was not in BASE (or is not in
+  BASE at all), and accuracy outliers NEW has and BASE had not;
+- **fixed**: the reverse;
+- **label changes**: results whose known label (classification) changed, neither new nor fixed;
+- **regressions**: results that agree in both runs but whose error_u grew by more than
+  ``factor`` (and is above 1 u in NEW: growth among exact results is noise);
+- **versions**: every backend whose framework version differs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["RunDiff", "diff_runs", "diff_records", "REGRESSION_FACTOR"]
+
+REGRESSION_FACTOR = 4.0
+_BAD = ("disagree", "error")
+_OK = ("agree", "overflow")
+
+
+@dataclass
+class RunDiff:
+    base: str
+    new: str
+    compared_cases: int = 0
+    only_in_base: int = 0
+    only_in_new: int = 0
+    new_problems: list[dict] = field(default_factory=list)
+    fixed: list[dict] = field(default_factory=list)
+    label_changes: list[dict] = field(default_factory=list)
+    regressions: list[dict] = field(default_factory=list)
+    new_outliers: list[dict] = field(default_factory=list)
+    fixed_outliers: list[dict] = field(default_factory=list)
+    versions: dict = field(default_factory=dict)  # backend -> [base, new]
+    factor: float = REGRESSION_FACTOR
+
+    @property
+    def has_new(self) -> bool:
+        return bool(self.new_problems or self.new_outliers)
+
+    def to_json(self) -> dict:
+        return asdict(self) | {"has_new": self.has_new}
+
+    def text(self) -> str:
+        return "\n".join(self._lines(md=False)) + "\n"
+
+    def markdown(self) -> str:
+        return "\n".join(self._lines(md=True)) + "\n"
+
+    def _lines(self, md: bool) -> list[str]:
+        h = "### " if md else ""
+        code = (lambda s: f"`{s}`") if md else (lambda s: s)
+        out = [
+            f"{'## ' if md else ''}gradxval diff: {code(self.base)} -> {code(self.new)}",
+            "",
+            f"{self.compared_cases} cases compared; {self.only_in_base} only in the base and "
+            f"{self.only_in_new} only in the new run (not comparable).",
+            "",
+        ]
+        if self.versions:
+            out.append(f"{h}Version changes")
+            out += [f"- {b}: {v[0]} -> {v[1]}" for b, v in self.versions.items()]
+            out.append("")
+        sections = [
+            ("New disagreements and errors", self.new_problems, _problem),
+            ("New accuracy outliers", self.new_outliers, lambda o: o["message"]),
+            ("Fixed", self.fixed, _problem),
+            ("Accuracy outliers gone", self.fixed_outliers, lambda o: o["message"]),
+            ("Label changes", self.label_changes, _label),
+            (f"Regressions (error_u grew more than {self.factor:g}x)", self.regressions, _regr),
+        ]
+        for title, items, fmt in sections:
+            out.append(f"{h}{title} ({len(items)})")
+            out += [f"- {fmt(x)}" for x in items[:100]]
+            if len(items) > 100:
+                out.append(f"- ... and {len(items) - 100} more (see the JSON)")
+            out.append("")
+        out.append("Something is new: exit 1." if self.has_new else "Nothing new: exit 0.")
+        return out
+
+
+def _who(r: dict) -> str:
+    return f"{r['backend']}/{r['method']} {r['quantity']} on {r['case_id']}"
+
+
+def _problem(x: dict) -> str:
+    return f"{_who(x)}: {x['before']} -> {x['after']}" + (
+        f" ({x['message']})" if x.get("message") else ""
+    )
+
+
+def _label(x: dict) -> str:
+    return f"{_who(x)}: {x['before']} -> {x['after']}"
+
+
+def _regr(x: dict) -> str:
+    return f"{_who(x)}: error {x['before']} u -> {x['after']} u"
+
+
+def _key(r: dict) -> tuple:
+    return (r["case_id"], r["backend"], r["method"], r["quantity"])
+
+
+def _err(r: dict) -> float:
+    e = r.get("error_u")
+    return float("inf") if e == "inf" else float(e or 0.0)
+
+
+def _state(r: dict | None) -> str:
+    if r is None:
+        return "absent"
+    return f"known {r['classification']}" if r["verdict"] == "known" else r["verdict"]
+
+
+def diff_records(
+    base: list[dict],
+    new: list[dict],
+    *,
+    base_summary: dict | None = None,
+    new_summary: dict | None = None,
+    names: tuple[str, str] = ("BASE", "NEW"),
+    factor: float = REGRESSION_FACTOR,
+) -> RunDiff:
+    """Diff two lists of verdict records (and, when given, their summaries)."""
+    d = RunDiff(names[0], names[1], factor=factor)
+    cb, cn = {r["case_id"] for r in base}, {r["case_id"] for r in new}
+    common = cb & cn
+    d.compared_cases, d.only_in_base, d.only_in_new = len(common), len(cb - cn), len(cn - cb)
+    b = {_key(r): r for r in base if r["case_id"] in common}
+    n = {_key(r): r for r in new if r["case_id"] in common}
+    for key in sorted(set(b) | set(n)):
+        rb, rn = b.get(key), n.get(key)
+        bad_b = rb is not None and rb["verdict"] in _BAD
+        bad_n = rn is not None and rn["verdict"] in _BAD
+        item = {
+            "case_id": key[0],
+            "backend": key[1],
+            "method": key[2],
+            "quantity": key[3],
+            "before": _state(rb),
+            "after": _state(rn),
+        }
+        if bad_n and not bad_b:
+            d.new_problems.append(item | {"message": rn.get("message", "")})
+        elif bad_b and not bad_n:
+            d.fixed.append(item)
+        elif (
+            rb is not None
+            and rn is not None
+            and rb.get("classification") != rn.get("classification")
+        ):
+            d.label_changes.append(item)
+        elif (
+            rb is not None
+            and rn is not None
+            and rb["verdict"] in _OK
+            and rn["verdict"] in _OK
+            and _err(rn) > 1.0
+            and _err(rn) > factor * max(_err(rb), 1e-3)
+        ):
+            d.regressions.append(item | {"before": rb.get("error_u"), "after": rn.get("error_u")})
+    if base_summary is not None and new_summary is not None:
+        d.versions = {
+            k: [v, new_summary["environment"]["backends"].get(k)]
+            for k, v in base_summary["environment"]["backends"].items()
+            if k in new_summary["environment"]["backends"]
+            and new_summary["environment"]["backends"][k] != v
+        }
+
+        def groups(s):
+            return {
+                (o["backend"], o["method"], o["dtype"], o["quantity"]): o
+                for o in s.get("accuracy_outliers", [])
+                if not o.get("known")
+            }
+
+        gb, gn = groups(base_summary), groups(new_summary)
+        d.new_outliers = [gn[k] for k in sorted(set(gn) - set(gb))]
+        d.fixed_outliers = [gb[k] for k in sorted(set(gb) - set(gn))]
+    return d
+
+
+def _load(path: Path) -> tuple[list[dict], dict]:
+    from .errors import UsageError
+    from .rundir import RunDir
+
+    if not path.is_dir():
+        raise UsageError(f"diff: {path} is not a run directory")
+    records, _ = RunDir(path).completed()
+    summary_path = path / "summary.json"
+    if not records or not summary_path.exists():
+        raise UsageError(f"diff: {path} holds no results.jsonl and summary.json of a run")
+    return records, json.loads(summary_path.read_text(encoding="utf-8"))
+
+
+def diff_runs(base: str | Path, new: str | Path, factor: float = REGRESSION_FACTOR) -> RunDiff:
+    """Diff two run directories."""
+    rb, sb = _load(Path(base))
+    rn, sn = _load(Path(new))
+    return diff_records(
+        rb, rn, base_summary=sb, new_summary=sn, names=(str(base), str(new)), factor=factor
+    )

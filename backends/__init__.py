@@ -105,6 +105,7 @@ class BackendInfo:
     reason: str
     flags: dict
     compiles: bool = False  # compiles per shape and dtype: the runner may shard it over cores
+    declared: str = ""  # the name the backend's class declares (may differ from the spec)
 
 
 def describe(name: str) -> BackendInfo:
@@ -123,6 +124,7 @@ def describe(name: str) -> BackendInfo:
             "",
             dict(b.flags()),
             bool(getattr(b, "compiles", False)),
+            str(getattr(b, "name", "") or ""),
         )
     except Exception as exc:  # a plug-in whose version() or dtypes() raises
         return BackendInfo(

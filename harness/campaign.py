@@ -269,10 +269,16 @@ def execute(
     }
     if out is not None and follow_up and not interrupted:
         from .repro import follow_up as _follow_up
+        from .repro import known_reproducers
 
-        extra = _follow_up(records, out.path, registry, {b.name: b.version for b in infos})
+        versions = {b.name: b.version for b in infos}
+        extra = _follow_up(records, out.path, registry, versions)
         for r in records:
             r.update(extra.get((r["case_id"], r["backend"], r["method"], r["quantity"]), {}))
+        run["known_reproducers"] = {
+            f"{e} {b}": path
+            for (e, b), path in known_reproducers(records, out.path, versions).items()
+        }
     env = environment(infos)
     if resume_manifest is not None and not infos:
         env["backends"] = resume_manifest.get("versions", {})

@@ -118,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
         "--factor", type=float, default=4.0, help="error_u growth that counts as a regression"
     )
 
+    rr = cmd("repro", "write the shrunk standalone reproducer of a known fault seen in a run")
+    rr.add_argument("dir", type=Path)
+    rr.add_argument("--known", required=True, metavar="ENTRY", help="a registry entry id")
+    rr.add_argument("--backend", help="only this backend (default: every built-in that has it)")
+
     k = cmd("known", "list the known-fault registry, or check a run against it")
     k.add_argument("--check", type=Path, metavar="DIR", help="a run directory to check")
 
@@ -157,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "diff":
             return _diff(args)
+        if args.command == "repro":
+            return _repro(args)
         if args.command == "known":
             return _known(args)
         if args.command == "backends":
@@ -363,6 +370,21 @@ def _print_table(console, records, summary) -> None:
                 lines.append(f"  attribution: {r['attribution']}")
             lines.append(f"  reproduce: {r['reproduce']}")
             console.print("\n".join(lines), markup=True, highlight=False)
+
+
+def _repro(args) -> int:
+    from .known import load_registry
+    from .repro import repro_known
+
+    registry = load_registry()
+    registry.get(args.known)  # an unknown id lists the known ones
+    paths = repro_known(args.dir, args.known, args.backend, registry)
+    if not paths:
+        print("gradxval: no built-in recipe for that backend: nothing written", file=sys.stderr)
+        return 4
+    for p in paths:
+        print(p)
+    return 0
 
 
 def _diff(args) -> int:

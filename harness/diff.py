@@ -39,6 +39,8 @@ class RunDiff:
     new_outliers: list[dict] = field(default_factory=list)
     fixed_outliers: list[dict] = field(default_factory=list)
     versions: dict = field(default_factory=dict)  # backend -> [base, new]
+    added: dict = field(default_factory=dict)  # backend/method -> verdict counts, NEW only
+    removed: dict = field(default_factory=dict)  # backend/method -> verdict counts, BASE only
     factor: float = REGRESSION_FACTOR
 
     @property
@@ -68,6 +70,17 @@ class RunDiff:
             out.append(f"{h}Version changes")
             out += [f"- {b}: {v[0]} -> {v[1]}" for b, v in self.versions.items()]
             out.append("")
+        for title, rows in (
+            ("Results only in the new run", self.added),
+            ("Results only in the base run", self.removed),
+        ):
+            if rows:
+                out.append(f"{h}{title} (on the cases compared)")
+                out += [
+                    f"- {who}: " + ", ".join(f"{k} {n}" for k, n in sorted(c.items()))
+                    for who, c in rows.items()
+                ]
+                out.append("")
         sections = [
             ("New disagreements and errors", self.new_problems, _problem),
             ("New accuracy outliers", self.new_outliers, lambda o: o["message"]),
@@ -147,6 +160,11 @@ def diff_records(
             "before": _state(rb),
             "after": _state(rn),
         }
+        if rb is None or rn is None:
+            side = d.added if rb is None else d.removed
+            cell = side.setdefault(f"{key[1]}/{key[2]}", {})
+            v = (rn or rb)["verdict"]
+            cell[v] = cell.get(v, 0) + 1
         if bad_n and not bad_b:
             d.new_problems.append(item | {"message": rn.get("message", "")})
         elif bad_b and not bad_n:

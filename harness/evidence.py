@@ -184,10 +184,12 @@ def _nan_parts(actual) -> np.ndarray:
 
 
 def _nan_from_nonfinite_input(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """NaN elements of a result whose inputs hold an infinity (forward mode multiplies the zero
-    tangents of other entries by inf primals, and 0 * inf is NaN); every other element agrees
-    with the reference."""
-    if ref.embedding is None or np.isfinite(ref.embedding).all():
+    """NaN elements of a result whose inputs hold an infinity or a NaN (forward mode multiplies
+    the zero tangents of other entries by non-finite primals, and 0 * inf and 0 * NaN are NaN);
+    every other element agrees with the reference."""
+    finite_A = ref.embedding is None or np.isfinite(ref.embedding).all()
+    finite_x = ref.x is None or np.isfinite(ref.x).all()
+    if finite_A and finite_x:
         return None
     return _nan_parts(actual) | (ms.e <= tol)
 
@@ -256,7 +258,7 @@ DIAGNOSES = {
     "all_zero_gradient": "every element is exactly 0 (a cut autodiff graph, or a stub)",
     "all_nan": "every element is NaN",
     "nan_where_x_is_infinite": "NaN exactly where x is infinite, right elsewhere",
-    "nan_from_nonfinite_input": "NaN from an infinite input, right elsewhere",
+    "nan_from_nonfinite_input": "NaN from a non-finite input (inf or NaN), right elsewhere",
     "sequential_sum_in_dtype": "the loss equals a sum accumulated in the case's own dtype",
     "derivative_cancellation": "equals the cancelling derivative rule from y = fl(phi(x)), "
     "such as sigma(1 - sigma)",

@@ -179,7 +179,9 @@ class Registry:
         for e in self.entries:
             if e.id == entry_id:
                 return e
-        raise GradxvalError(
+        from .errors import UsageError
+
+        raise UsageError(
             f"known entry {entry_id!r} not in registry; entries: "
             + ", ".join(e.id for e in self.entries)
         )

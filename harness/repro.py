@@ -19,7 +19,14 @@ from .cases import Case
 from .dtypes import info
 from .reference import Reference
 
-__all__ = ["write_reproducer", "RECIPES", "reproducer_name", "follow_up"]
+__all__ = [
+    "write_reproducer",
+    "RECIPES",
+    "reproducer_name",
+    "follow_up",
+    "known_reproducers",
+    "repro_known",
+]
 
 _DECODE = """
 import base64, sys, zlib
@@ -314,3 +321,100 @@ def follow_up(
             written += path is not None
         out[key] = {"shrunk_case": shrunk.get(sig), "standalone": path.name if path else None}
     return out
+
+
+def _size(case_id: str) -> tuple:
+    c = Case.from_id(case_id)
+    return (c.m * c.n * (c.k or 1), c.m, c.n, c.k or 0, c.seed)
+
+
+def known_reproducers(records: list[dict], directory: Path, versions: dict[str, str]) -> dict:
+    """One standalone reproducer per known entry and built-in backend seen in a run, in
+    DIR/known/: from the smallest case that shows it (not shrunk: `gradxval repro --known`
+    shrinks).  Returns {(entry, backend): file name relative to DIR}."""
+    from .compare import case_tolerance
+    from .reference import compute_reference
+
+    best: dict[tuple, dict] = {}
+    for r in records:
+        if r["verdict"] != "known" or r["backend"] not in RECIPES:
+            continue
+        if r["method"] not in RECIPES[r["backend"]][1]:
+            continue
+        for entry in (r.get("classification") or "").split("+"):
+            key = (entry, r["backend"])
+            if key not in best or _size(r["case_id"]) < _size(best[key]["case_id"]):
+                best[key] = r
+    out = {}
+    target = Path(directory) / "known"
+    for (entry, backend), r in sorted(best.items()):
+        case = Case.from_id(r["case_id"])
+        ref = compute_reference(case, case.inputs())
+        target.mkdir(parents=True, exist_ok=True)
+        path = write_reproducer(
+            target,
+            case,
+            backend,
+            r["method"],
+            r["quantity"],
+            ref,
+            case_tolerance(case, r["quantity"]),
+            versions.get(backend, "?"),
+        )
+        if path is not None:
+            final = path.with_name(f"{entry}-{backend}.py")
+            path.replace(final)
+            out[(entry, backend)] = f"known/{final.name}"
+    return out
+
+
+def repro_known(directory: Path, entry: str, backend: str | None, registry) -> list[Path]:
+    """Shrink a known fault seen in a run to its smallest case and write its standalone
+    reproducer into DIR/known/, for filing upstream (``gradxval repro DIR --known ENTRY``)."""
+    from .compare import case_tolerance
+    from .errors import UsageError
+    from .reference import compute_reference
+    from .rundir import RunDir
+    from .shrink import shrink_case
+
+    records, _ = RunDir(directory).completed()
+    mine = [
+        r
+        for r in records
+        if r["verdict"] == "known"
+        and entry in (r.get("classification") or "").split("+")
+        and (backend is None or r["backend"] == backend)
+    ]
+    if not mine:
+        seen = sorted({p for r in records for p in (r.get("classification") or "").split("+") if p})
+        raise UsageError(
+            f"repro --known {entry}: no result of the run in {directory} is known by it"
+            + (f" on {backend}" if backend else "")
+            + f"; entries seen: {', '.join(seen) or 'none'}"
+        )
+    written = []
+    for b in sorted({r["backend"] for r in mine}):
+        if b not in RECIPES:
+            continue
+        r = min((r for r in mine if r["backend"] == b), key=lambda r: _size(r["case_id"]))
+        small = shrink_case(
+            Case.from_id(r["case_id"]), b, r["method"], r["quantity"], registry, entry=entry
+        )
+        ref = compute_reference(small, small.inputs())
+        target = Path(directory) / "known"
+        target.mkdir(parents=True, exist_ok=True)
+        path = write_reproducer(
+            target,
+            small,
+            b,
+            r["method"],
+            r["quantity"],
+            ref,
+            case_tolerance(small, r["quantity"]),
+            "?",
+        )
+        if path is not None:
+            final = path.with_name(f"{entry}-{b}.py")
+            path.replace(final)
+            written.append(final)
+    return written

@@ -152,7 +152,16 @@ class RunDir:
         last line and a case in flight are dropped before a resume appends.
         """
         path = self.path / "results.jsonl"
-        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+        elif path.with_suffix(".jsonl.gz").exists():  # a committed example keeps it gzipped
+            import gzip
+
+            lines = (
+                gzip.decompress(path.with_suffix(".jsonl.gz").read_bytes()).decode().splitlines()
+            )
+        else:
+            lines = []
         objs = []
         for line in lines:
             try:

@@ -8,6 +8,7 @@ precision) cannot leak between backends.  Workers run concurrently with the refe
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 import queue
@@ -43,12 +44,41 @@ __all__ = [
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_STARTUP_TIMEOUT = 300.0  # importing a framework on a loaded machine can take minutes
 _IN_FLIGHT = 4  # cases submitted ahead of the one being judged
+_LABELS: dict[str, str] = {}  # backend spec -> the name its class declares, where they differ
 
 
 def reproduce_command(case_id: str, backend: str | None = None) -> str:
-    """The one-line shell command that replays a case."""
+    """The one-line shell command that replays a case, from any directory: a backend given as
+    module:Class that is not installed gets the PYTHONPATH it was imported from."""
     tail = f" --backends {backend}" if backend else ""
-    return f"gradxval replay {case_id}{tail}"
+    prefix = ""
+    if backend and ":" in backend:
+        where = _import_root(backend.partition(":")[0])
+        if where:
+            prefix = f"PYTHONPATH={where} "
+    return f"{prefix}gradxval replay {case_id}{tail}"
+
+
+@functools.cache
+def _import_root(module: str) -> str | None:
+    """The sys.path entry a module was found on, unless it is an installed location."""
+    import importlib.util
+    import site
+
+    try:
+        spec = importlib.util.find_spec(module.partition(".")[0])
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    origin = os.path.abspath(spec.origin)
+    installed = [*site.getsitepackages(), site.getusersitepackages()]
+    if any(origin.startswith(os.path.abspath(p) + os.sep) for p in installed):
+        return None
+    root = os.path.dirname(origin)
+    if spec.submodule_search_locations:  # a package: its parent is on the path
+        root = os.path.dirname(root)
+    return root
 
 
 def _digest(a: np.ndarray) -> bytes:
@@ -504,6 +534,8 @@ def run_cases(
                 continue
             methods[name] = select_methods(info.methods, method_spec)
             stats.backends.append(info)
+            if info.declared and info.declared != name:
+                _LABELS[name] = info.declared
         names = list(methods)
         if on_ready:  # every backend started (or was skipped): the caller may still refuse
             on_ready(stats.backends, stats.skipped)
@@ -598,6 +630,8 @@ def _verdict(case, name, method, q, oc, ref, ref_error, known) -> Verdict:
     else:
         v = judge(case, name, method, q, oc["ok"][q], ref, known)
     v.reproduce = reproduce_command(case.id, name)
+    if name in _LABELS:  # a plug-in by import string: say which backend it calls itself
+        v.extra["backend_name"] = _LABELS[name]
     if "seconds" in oc:
         v.extra["seconds"] = round(oc["seconds"], 6)
     return v

@@ -23,21 +23,34 @@ def _smaller_cases(case: Case):
 
 
 def shrink_case(
-    case: Case, backend: str, method: str, quantity: str, known=None, max_examples: int = 120
+    case: Case,
+    backend: str,
+    method: str,
+    quantity: str,
+    known=None,
+    max_examples: int = 120,
+    entry: str | None = None,
 ) -> Case:
     """Return the smallest case (m, n, k, then seed) on which ``backend``/``method`` still
-    disagrees for ``quantity``; the case itself if nothing smaller does."""
+    disagrees for ``quantity`` (with ``entry``: is still known by that registry entry); the
+    case itself if nothing smaller does.  Only the method that disagreed runs."""
     from .runner import run_cases
 
     def disagrees(c: Case) -> bool:
         out: list = []
         try:
-            run_cases([c], [backend], out.append, isolate=False, known=known)
+            run_cases([c], [backend], out.append, isolate=False, known=known, method_spec=(method,))
         except UsageError:
             return False
-        return any(
-            v.method == method and v.quantity == quantity and v.verdict == "disagree" for v in out
-        )
+        for v in out:
+            if v.method != method or v.quantity != quantity:
+                continue
+            if entry is None and v.verdict == "disagree":
+                return True
+            if entry is not None and v.verdict == "known":
+                if entry in (v.classification or "").split("+"):
+                    return True
+        return False
 
     if not disagrees(case):
         return case

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from _support import available_backends
@@ -257,3 +258,20 @@ def test_known_check_names_unseen_entries_and_diagnosed_results(tmp_path, capsys
     text = capsys.readouterr().out
     assert "entries not seen" in text and "sigmoid-grad-cancellation" in text
     assert "mutants:ZeroGradClosedForm/closed_form: all_zero_gradient" in text
+
+
+def test_plugin_by_import_string_reproduces_from_anywhere(tmp_path):
+    """A verdict names the class's own name, and its reproduce line carries the PYTHONPATH."""
+    from gradxval.cases import Case
+    from gradxval.runner import run_cases
+
+    out: list = []
+    run_cases(
+        [Case.from_id("normal-float32-m7n5-s1")], ["mutants:FactorTwo"], out.append, isolate=False
+    )
+    v = next(v for v in out if v.quantity == "grad_x")
+    assert v.extra["backend_name"] == "factor2"
+    tests_dir = str(Path(__file__).parent)
+    assert v.reproduce.startswith(f"PYTHONPATH={tests_dir} gradxval replay ")
+    run = subprocess.run(v.reproduce, shell=True, cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 1 and "disagree" in run.stdout, run.stderr

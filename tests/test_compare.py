@@ -39,7 +39,9 @@ def test_planted_fault_is_detected_and_attributed(spec, case_id, quantity):
     assert v.attribution.startswith(f"outlier: {spec}/")
     assert "numpy/closed_form" in v.attribution  # the honest method is named as agreeing
     assert "reference" in v.message and "u" in v.message
-    assert v.reproduce == f"gradxval replay {case_id} --backends {spec}"
+    # mutants is importable from tests/ only: the line carries that PYTHONPATH
+    assert v.reproduce.endswith(f"gradxval replay {case_id} --backends {spec}")
+    assert v.reproduce.startswith("PYTHONPATH=") and v.reproduce.split()[0].endswith("tests")
     honest = [w for w in verdicts if w.backend == "numpy" and w.quantity == quantity]
     assert honest[0].verdict == "agree"
 

@@ -89,3 +89,28 @@ def test_follow_up_records_shrunk_case_and_skips_plugins_without_recipe(tmp_path
     extra = follow_up([rec], tmp_path, None, {})
     got = extra[("normal-float64-m20n9-s2", "mutants:FactorTwo", "closed_form", "grad_x")]
     assert got == {"shrunk_case": "normal-float64-m1n1-s0", "standalone": None}
+
+
+def test_known_faults_get_one_reproducer_per_entry_and_backend(tmp_path, capsys):
+    """Known faults are the ones to file upstream: DIR/known/<entry>-<backend>.py, and
+    `gradxval repro DIR --known ENTRY` shrinks it first."""
+    from gradxval.cli import main
+
+    pytest.importorskip("torch")
+    d = tmp_path / "run"
+    args = ["run", "--backends", "numpy,torch", "--regimes", "saturated", "--dtypes", "float32"]
+    assert main([*args, "--cases", "6", "--quiet", "--out", str(d)]) == 0
+    files = sorted(p.name for p in (d / "known").iterdir())
+    assert "sigmoid-grad-cancellation-torch.py" in files
+    assert len(files) == len(set(files))
+    run = subprocess.run([sys.executable, str(d / "known" / files[0])], capture_output=True)
+    assert run.returncode == 1  # the fault persists in this torch
+    capsys.readouterr()
+    assert (
+        main(["repro", str(d), "--known", "sigmoid-grad-cancellation", "--backend", "torch"]) == 0
+    )
+    path = capsys.readouterr().out.strip()
+    assert path.endswith("known/sigmoid-grad-cancellation-torch.py")
+    assert "saturated-float32-m1n" in open(path).read()  # shrunk to one row of A
+    assert main(["repro", str(d), "--known", "tanh-grad-cancellation"]) == 2
+    assert main(["repro", str(d), "--known", "no-such-entry"]) == 2

@@ -256,8 +256,10 @@ def render_html(records: list[dict], summary: dict, registry) -> str:
         parts.append("<p>None.</p>")
     for r in unexplained[:50]:
         parts.append('<div class="card">')
+        label = (r.get("extra") or {}).get("backend_name")
+        who = f"{r['backend']} ({label})" if label else r["backend"]
         parts.append(
-            f"<b>{_e(r['verdict'])}: {_e(r['backend'])}/{_e(r['method'])} {_e(r['quantity'])}"
+            f"<b>{_e(r['verdict'])}: {_e(who)}/{_e(r['method'])} {_e(r['quantity'])}"
             f"</b> on <code>{_e(r['case_id'])}</code><p>{_e(r['message'])}</p>"
         )
         if r.get("attribution"):

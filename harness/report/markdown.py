@@ -115,8 +115,10 @@ def render_markdown(records: list[dict], summary: dict, registry) -> str:
 
 
 def _card(r: dict) -> list[str]:
+    label = (r.get("extra") or {}).get("backend_name")
+    who = f"{r['backend']} ({label})" if label else r["backend"]
     out = [
-        f"### {r['verdict']}: {r['backend']}/{r['method']} {r['quantity']} on `{r['case_id']}`",
+        f"### {r['verdict']}: {who}/{r['method']} {r['quantity']} on `{r['case_id']}`",
         "",
         r["message"] or "",
         "",

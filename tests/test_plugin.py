@@ -87,7 +87,8 @@ def test_planted_fault_fails_with_the_full_message(pytester):
             "*attribution: outlier: badbackend:Doubled/closed_form against the reference;"
             " agreeing with the reference: numpy/closed_form; numeric witness at (*): *,"
             " siding with numpy/closed_form and the reference",
-            "*reproduce: PYTHONPATH=* gradxval replay normal-float64-* --backends badbackend:Doubled",
+            "*reproduce: PYTHONPATH=* gradxval replay normal-float64-*"
+            " --backends badbackend:Doubled",
         ]
     )
     assert "verify" not in out.stdout.str()  # the assertion helper hides itself

@@ -29,6 +29,9 @@ __all__ = [
     "rebuild",
     "write_reports",
     "handle_signals",
+    "merge",
+    "parse_shard",
+    "shard_cases",
 ]
 
 DEFAULT_CASES = 300
@@ -49,6 +52,29 @@ class Settings:
     seed: int = DEFAULT_SEED
     strict: bool = False
     allow_accuracy_outliers: bool = False
+    shard: str | None = None  # "I/N": the I-th of N disjoint, stable slices of the case list
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """'2/4' -> (2, 4); None -> None.  Shards are 1-based: 1/N .. N/N."""
+    if spec is None:
+        return None
+    try:
+        i, n = (int(x) for x in str(spec).split("/"))
+    except ValueError:
+        raise UsageError(f"shard={spec!r}, expected I/N such as 1/4") from None
+    if not 1 <= i <= n:
+        raise UsageError(f"shard={spec!r}: need 1 <= I <= N")
+    return i, n
+
+
+def shard_cases(cases: list, shard: tuple[int, int] | None) -> list:
+    """The I-th of N slices: every N-th case from the (I-1)-th.  Disjoint, together the whole
+    list, and stable: a case's shard depends on its index in the list only."""
+    if shard is None:
+        return list(cases)
+    i, n = shard
+    return [c for k, c in enumerate(cases) if k % n == i - 1]
 
 
 @dataclass
@@ -62,6 +88,7 @@ class Plan:
     method_spec: object
     cases: list
     asked: dict  # what was asked for by name: backends, methods, dtypes
+    all_cases: list = field(default_factory=list)  # the whole list, when this is a shard
 
 
 class Interrupted(BaseException):
@@ -117,8 +144,10 @@ def plan(settings: Settings) -> Plan:
         "methods": list(method_spec) if isinstance(method_spec, tuple) else [],
         "dtypes": list(dtypes) if s.dtypes != "all" else [],
     }
-    cases = sample_cases(s.cases, s.seed, dtypes, regimes, problems=problems)
-    return Plan(s, names, explicit, dtypes, regimes, problems, method_spec, cases, asked)
+    shard = parse_shard(s.shard)
+    every = sample_cases(s.cases, s.seed, dtypes, regimes, problems=problems)
+    cases = shard_cases(every, shard)
+    return Plan(s, names, explicit, dtypes, regimes, problems, method_spec, cases, asked, every)
 
 
 def check_limits(timeout: float, startup_timeout: float, max_memory: float | None) -> None:
@@ -135,6 +164,7 @@ def case_digest(cases) -> str:
 
 def _manifest(p: Plan, infos, skipped: dict) -> dict:
     from . import __version__
+    from .report import environment
 
     return {
         "schema": "gradxval.manifest/1",
@@ -143,7 +173,11 @@ def _manifest(p: Plan, infos, skipped: dict) -> dict:
         "settings": asdict(p.settings),
         "cases": len(p.cases),
         "case_digest": case_digest(p.cases),
+        "shard": p.settings.shard,
+        "plan_cases": len(p.all_cases),
+        "plan_digest": case_digest(p.all_cases),
         "versions": {b.name: b.version for b in infos},
+        "environment": environment(infos),
         "skipped_backends": skipped,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "argv": sys.argv[1:],
@@ -381,3 +415,96 @@ def rebuild(out) -> Outcome:
         )
         outcome.status = 4 if outcome.status == 0 else outcome.status
     return outcome
+
+
+def merge(out, dirs: list) -> Outcome:
+    """Combine shard runs into one run directory, as if unsharded (``gradxval merge``).
+
+    The shards must share settings (shard aside), backend versions and the whole case list,
+    each must be complete, and together they must cover every case exactly once.
+    """
+    from .known import load_registry
+    from .rundir import RunDir
+
+    shards = []
+    for d in dirs:
+        rd = RunDir(d)
+        m = rd.read_manifest()
+        records, done = rd.completed()
+        shards.append((d, m, records, done))
+    first = shards[0][1]
+
+    def same(m, key):
+        a, b = dict(m.get(key) or {}), dict(first.get(key) or {})
+        if key == "settings":
+            a.pop("shard", None)
+            b.pop("shard", None)
+        return a == b
+
+    for d, m, _, _ in shards:
+        for key in ("settings", "versions"):
+            if not same(m, key):
+                raise UsageError(f"merge: {d} has other {key} than {shards[0][0]}")
+        if (m.get("plan_cases"), m.get("plan_digest")) != (
+            first.get("plan_cases"),
+            first.get("plan_digest"),
+        ):
+            raise UsageError(f"merge: {d} comes from another case list than {shards[0][0]}")
+        if m.get("shard") is None:
+            raise UsageError(f"merge: {d} is not a shard (run with --shard I/N)")
+    settings = {k: v for k, v in first["settings"].items() if k != "shard"}
+    p = plan(Settings(**settings))
+    if (len(p.all_cases), case_digest(p.all_cases)) != (first["plan_cases"], first["plan_digest"]):
+        raise UsageError("merge: this gradxval draws another case list for these settings")
+    index = {c.id: k for k, c in enumerate(p.all_cases)}
+    owner: dict[str, str] = {}
+    for d, m, _, done in shards:
+        want = {c.id for c in shard_cases(p.all_cases, parse_shard(m["shard"]))}
+        if done != want:
+            raise UsageError(
+                f"merge: {d} (shard {m['shard']}) judged {len(done)} of its {len(want)} cases; "
+                f"finish it with gradxval run --resume {d}"
+            )
+        for cid in done:
+            if cid in owner:
+                raise UsageError(f"merge: case {cid} is in both {owner[cid]} and {d}")
+            owner[cid] = str(d)
+    if set(owner) != set(index):
+        raise UsageError(
+            f"merge: the shards cover {len(owner)} of {len(index)} cases; a shard is missing"
+        )
+    records = [r for _, _, recs, _ in shards for r in recs]
+    records.sort(key=lambda r: index[r["case_id"]])  # stable: keeps each case's own order
+    out.open(overwrite=False)
+    manifest = dict(first)
+    manifest.update(shard=None, cases=len(p.all_cases), case_digest=case_digest(p.all_cases))
+    manifest["merged_from"] = [str(d) for d, *_ in shards]
+    out.write_manifest(manifest)
+    for cid in sorted(owner, key=index.get):
+        for r in (r for r in records if r["case_id"] == cid):
+            out.append(r)
+        out.append({"case_done": cid})
+    run = {
+        "cases": len(p.all_cases),
+        "planned_cases": len(p.all_cases),
+        "seed": p.settings.seed,
+        "seconds": None,
+        "dtypes": list(p.dtypes),
+        "regimes": list(p.regimes),
+        "problems": list(p.problems),
+        "methods": p.settings.methods,
+        "strict": p.settings.strict,
+        "allow_accuracy_outliers": p.settings.allow_accuracy_outliers,
+        "asked": p.asked,
+        "skipped_backends": first.get("skipped_backends", {}),
+        "dropped_backends": _dropped(p, first.get("skipped_backends", {})),
+        "quarantined": {},
+        "logs": {},
+        "interrupted": False,
+        "resumed": False,
+    }
+    env = first.get("environment") or {"backends": first.get("versions", {})}
+    try:
+        return _finish(records, env, run, out, load_registry(), None, None)
+    finally:
+        out.close()

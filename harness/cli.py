@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="report accuracy outliers without failing the run",
     )
+    r.add_argument(
+        "--shard", metavar="I/N", help="run the I-th of N disjoint, stable slices of the cases"
+    )
     r.add_argument("--out", type=Path, help="write the run's files into this directory")
     r.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
     r.add_argument(
@@ -108,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = cmd("report", "rebuild summary.json, report.md and report.html of a run from its results")
     rep.add_argument("dir", type=Path)
+
+    mg = cmd("merge", "combine shard runs (--shard I/N) into one run directory")
+    mg.add_argument("out", type=Path)
+    mg.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
 
     df = cmd("diff", "compare two runs: new and fixed disagreements, label changes, regressions")
     df.add_argument("base", type=Path)
@@ -162,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(args)
         if args.command == "diff":
             return _diff(args)
+        if args.command == "merge":
+            return _merge(args)
         if args.command == "repro":
             return _repro(args)
         if args.command == "known":
@@ -385,6 +394,18 @@ def _repro(args) -> int:
     for p in paths:
         print(p)
     return 0
+
+
+def _merge(args) -> int:
+    from .campaign import merge
+    from .rundir import RunDir
+
+    for d in args.dirs:
+        if not (d / "manifest.json").exists():
+            raise UsageError(f"merge: {d} has no manifest.json (not a run directory)")
+    outcome = merge(RunDir(args.out), args.dirs)
+    _print_outcome(outcome, RunDir(args.out))
+    return outcome.status
 
 
 def _diff(args) -> int:

@@ -27,6 +27,7 @@ _OPTIONS = {
     "report": ("", "also write results.jsonl, summary.json and report.md into this directory"),
     "profile": ("quick", "Hypothesis profile of the property test: quick or thorough"),
     "max-size": ("64", "largest m and n the property test draws"),
+    "shard": ("", "run the I-th of N disjoint, stable slices of the cases, e.g. 2/4"),
 }
 _CACHE_KEY = "gradxval/seed"
 _STASH = pytest.StashKey["_Session"]()
@@ -208,8 +209,14 @@ class _Session:
             )
         except (UsageError, ValueError) as exc:
             raise pytest.UsageError(f"gradxval: {exc}") from None
+        from .campaign import parse_shard, shard_cases
+
+        try:
+            shard = parse_shard(str(_opt(self.config, "shard")).strip() or None)
+        except UsageError as exc:
+            raise pytest.UsageError(f"gradxval: {exc}") from None
         self.order = {c.id: i for i, c in enumerate(cases)}
-        return cases, names, explicit
+        return shard_cases(cases, shard), names, explicit
 
     def backends(self, names, explicit):
         """name -> methods for the backends that load.  Every named one must, and so must

@@ -127,7 +127,8 @@ class RunDir:
         return target
 
     def write_manifest(self, manifest: dict) -> None:
-        self.write_atomic("manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        # insertion order kept: a merged run's report lists backends as the run did
+        self.write_atomic("manifest.json", json.dumps(manifest, indent=1) + "\n")
 
     def read_manifest(self) -> dict:
         try:

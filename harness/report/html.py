@@ -76,8 +76,12 @@ def _matrix(summary: dict) -> str:
 
 
 def _svg(fig) -> str:
+    import matplotlib
+
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    # no date, fixed ids: the same run gives the same bytes (a merged run equals an unsharded one)
+    matplotlib.rcParams["svg.hashsalt"] = "gradxval"
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -209,6 +209,10 @@ def execute(
     follow_up: bool = True,
     on_case: Callable | None = None,
     resume_manifest: dict | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    workers: int = 2,
+    on_note: Callable[[str], None] | None = None,
 ) -> Outcome:
     """Run a plan; stream verdicts into ``out`` (a RunDir, opened) as they are made.
 
@@ -263,18 +267,32 @@ def execute(
     interrupted = None
     stats = None
     try:
-        stats = run_cases(
-            todo,
-            p.names,
-            on_verdict,
-            isolate=isolate,
-            known=registry,
-            on_case=case_done,
-            skip_unavailable=True,  # a backend asked for that does not start: exit 4
-            method_spec=p.method_spec,
-            limits=limits,
-            on_ready=on_ready,
-        )
+        if executor == "dask":
+            stats = _on_dask(
+                p,
+                todo,
+                limits,
+                scheduler,
+                workers,
+                on_ready,
+                on_note,
+                case_records,
+                out,
+                case_done,
+            )
+        else:
+            stats = run_cases(
+                todo,
+                p.names,
+                on_verdict,
+                isolate=isolate,
+                known=registry,
+                on_case=case_done,
+                skip_unavailable=True,  # a backend asked for that does not start: exit 4
+                method_spec=p.method_spec,
+                limits=limits,
+                on_ready=on_ready,
+            )
     except Interrupted as exc:
         interrupted = exc.code
     except KeyboardInterrupt:
@@ -313,6 +331,8 @@ def execute(
             f"{e} {b}": path
             for (e, b), path in known_reproducers(records, out.path, versions).items()
         }
+    order = {c.id: k for k, c in enumerate(p.cases)}
+    records.sort(key=lambda r: order.get(r["case_id"], len(order)))  # not scheduling order
     env = environment(infos)
     if resume_manifest is not None and not infos:
         env["backends"] = resume_manifest.get("versions", {})
@@ -508,3 +528,34 @@ def merge(out, dirs: list) -> Outcome:
         return _finish(records, env, run, out, load_registry(), None, None)
     finally:
         out.close()
+
+
+def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, case_records, out, done):
+    """execute's body on a Dask cluster (dask_executor.py); returns runner-like stats."""
+    from types import SimpleNamespace
+
+    from .cases import Case
+    from .dask_executor import run_on_dask
+    from .runner import Limits
+
+    def on_case(cid: str, recs: list[dict]) -> None:
+        for rec in recs:
+            case_records.append(rec)
+            if out is not None:
+                out.append(rec)
+        done(Case.from_id(cid))
+
+    infos, skipped, quarantined = run_on_dask(
+        todo,
+        p.names,
+        p.method_spec,
+        limits or Limits(),
+        on_case,
+        scheduler=scheduler,
+        workers=workers,
+        on_ready=on_ready,
+        on_note=on_note,
+    )
+    return SimpleNamespace(
+        backends=infos, skipped=skipped, quarantined=quarantined, logs={}, cases=len(todo)
+    )

@@ -91,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
         "recorded as errors without being run",
     )
     r.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="where cases run: worker processes here, or a Dask distributed cluster",
+    )
+    r.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler (tcp://HOST:8786); default: a LocalCluster of --workers processes",
+    )
+    r.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    r.add_argument(
         "--in-process",
         action="store_true",
         help="run backends in this process (no timeout, crash or memory isolation)",
@@ -248,6 +260,19 @@ def _run(args) -> int:
     check_limits(args.timeout, args.startup_timeout, args.max_memory)
     if args.baseline is not None and not (args.baseline / "summary.json").exists():
         raise UsageError(f"--baseline {args.baseline}: no summary.json there (not a run)")
+    if args.executor == "dask":
+        if args.in_process:
+            raise UsageError("--in-process and --executor dask exclude each other")
+        if args.workers < 1:
+            raise UsageError(f"--workers={args.workers}, expected >= 1")
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                '--executor dask needs Dask distributed: pip install "gradxval[dask]"'
+            ) from None
+    elif args.scheduler:
+        raise UsageError("--scheduler needs --executor dask")
     if args.quarantine_after < 1:
         raise UsageError(f"--quarantine-after={args.quarantine_after}, expected >= 1")
     out = None
@@ -306,6 +331,10 @@ def _run(args) -> int:
                 follow_up=not args.no_follow_up,
                 on_case=lambda c: progress.advance(task),
                 resume_manifest=manifest,
+                executor=args.executor,
+                scheduler=args.scheduler,
+                workers=args.workers,
+                on_note=lambda line: console.print(f"gradxval: {line}", markup=False),
             )
     finally:
         restore()

@@ -441,6 +441,8 @@ class _Pool:
         self.workers[0].launch()
 
     def ready(self, shards: int) -> None:
+        if self.info is not None:  # kept from an earlier call (pool_cache)
+            return
         self.workers[0].ready()
         self.info = self.workers[0].info
         if self.info.compiles and shards > 1:
@@ -494,6 +496,7 @@ def run_cases(
     method_spec: str | Iterable[str] = "core",
     limits: Limits | None = None,
     on_ready: Callable[[list, dict], None] | None = None,
+    pool_cache: dict | None = None,
 ) -> RunStats:
     """Run every case through every backend; call ``on_verdict`` for each verdict as it is made.
 
@@ -516,8 +519,14 @@ def run_cases(
     launched = {}
     if isolate:  # start every worker first: their framework imports overlap
         for name in backend_names:
+            kept = pool_cache.get(name) if pool_cache is not None else None
+            if kept is not None and kept.info is not None and not kept.quarantined:
+                launched[name] = kept  # a long-lived caller (a Dask worker) reuses its workers
+                continue
             launched[name] = _Pool(name, limits)
             launched[name].launch()
+            if pool_cache is not None:
+                pool_cache[name] = launched[name]
     try:
         for name in backend_names:
             try:
@@ -557,7 +566,8 @@ def run_cases(
         while window:
             finish_oldest()
     finally:
-        stop_workers([w for pool in launched.values() for w in pool.workers])
+        if pool_cache is None:
+            stop_workers([w for pool in launched.values() for w in pool.workers])
         for name, pool in launched.items():
             if pool.quarantined:
                 stats.quarantined[name] = pool.quarantined

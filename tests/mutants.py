@@ -461,6 +461,16 @@ class SystematicDrift(_NumpyFault):
         return out
 
 
+class Slow(_NumpyFault):
+    """Right, and 50 ms per call: a run long enough to lose a worker in."""
+
+    name = "slow"
+
+    def fault(self, A, x, r):
+        time.sleep(0.05)
+        return r
+
+
 class Nondeterministic(_NumpyFault):
     """grad_x jitters by a relative 1e-12 from call to call: inside every tolerance, caught only
     because the same call must give the same bits."""

@@ -1,0 +1,196 @@
+"""Campaigns on a Dask distributed cluster (``gradxval run --executor dask``).
+
+Placement: each Dask task is a batch of cases of one (shape, dtype); inside the Dask worker the
+backends run in the same isolated subprocesses as a local run (runner.run_cases), kept alive
+between tasks (a compiling backend compiles each program once per worker; a hung or crashing
+backend is still killed and recorded; jax x64 and torch precision cannot leak).
+
+Judging happens in the worker, next to the results: the reference needs the inputs, which the
+worker draws from the case id anyway, and a verdict is a few hundred bytes of JSON where a
+result is up to a megabyte of arrays.  Only records travel back; the client writes
+results.jsonl as batches arrive and sorts the records into case order before the summary, so
+the summary does not depend on scheduling.
+
+Consistent environments: every worker reports its Python and distribution versions at start;
+workers that differ from the client are left out, by name.  Dask reruns the task of a lost
+worker on another one; the client writes a batch once, when its task completes, so no case is
+judged twice in the output.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import UsageError
+
+__all__ = ["fingerprint", "run_on_dask", "BATCH"]
+
+BATCH = 8  # cases per task: enough to amortise scheduling, few enough to balance
+_DISTRIBUTIONS = (
+    "gradxval",
+    "numpy",
+    "ml_dtypes",
+    "mpmath",
+    "array-api-compat",
+    "jax",
+    "jaxlib",
+    "torch",
+    "autograd",
+    "scipy",
+    "mygrad",
+    "gradxval-mygrad",
+)
+_POOLS: dict = {}  # per Dask worker process: backend name -> runner pool, kept between tasks
+
+
+def fingerprint() -> dict:
+    """What must match between client and workers for verdicts to match."""
+    out = {"python": sys.version.split()[0]}
+    for d in _DISTRIBUTIONS:
+        try:
+            out[d] = version(d)
+        except PackageNotFoundError:
+            out[d] = None
+    return out
+
+
+def _worker_fingerprint() -> dict:
+    """fingerprint(), looked up by name in the worker's own copy of this module."""
+    return fingerprint()
+
+
+def _task(case_ids: list[str], names: list[str], method_spec, limits: dict, path: list[str]):
+    """Run and judge a batch in a Dask worker: [(case id, [record, ...]), ...] and the
+    backends' infos and skips."""
+    for p in path:  # the client's import path: plug-ins given as module:Class must resolve
+        if p not in sys.path:
+            sys.path.append(p)
+    from dataclasses import asdict
+
+    from .cases import Case
+    from .runner import Limits, run_cases
+
+    by_case: dict[str, list] = {cid: [] for cid in case_ids}
+    stats = run_cases(
+        [Case.from_id(c) for c in case_ids],
+        names,
+        lambda v: by_case[v.case_id].append(v.to_json()),
+        isolate=True,
+        skip_unavailable=True,
+        method_spec=method_spec,
+        limits=Limits(**limits),
+        pool_cache=_POOLS,
+    )
+    infos = [asdict(b) for b in stats.backends]
+    return [(cid, by_case[cid]) for cid in case_ids], infos, stats.skipped, stats.quarantined
+
+
+def _batches(cases: list) -> list[list[str]]:
+    """Cases grouped by (shape, dtype) in list order, cut into batches of BATCH."""
+    groups: dict[tuple, list[str]] = {}
+    for c in cases:
+        groups.setdefault((c.m, c.n, c.k, c.dtype), []).append(c.id)
+    out = []
+    for ids in groups.values():
+        out += [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
+    return out
+
+
+def _client(scheduler: str | None, workers: int):
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError(
+            '--executor dask needs Dask distributed: pip install "gradxval[dask]"'
+        ) from None
+    if scheduler:
+        return Client(scheduler, timeout="30s"), None
+    # backends run in subprocesses of the Dask workers, so workers must not be daemonic; and
+    # the nanny's one-thread BLAS environment would change results against a local run
+    dask.config.set({"distributed.worker.daemon": False, "distributed.nanny.pre-spawn-environ": {}})
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    return Client(cluster), cluster
+
+
+def run_on_dask(
+    cases: list,
+    names,
+    method_spec,
+    limits,
+    on_case: Callable[[str, list[dict]], None],
+    *,
+    scheduler: str | None = None,
+    workers: int = 2,
+    on_ready: Callable | None = None,
+    on_note: Callable[[str], None] | None = None,
+) -> tuple[list, dict, dict]:
+    """Run ``cases`` on a Dask cluster; call ``on_case(case_id, records)`` as batches arrive.
+
+    Returns (backend infos, skipped, quarantined).
+    """
+    from dataclasses import asdict
+
+    from distributed import as_completed
+
+    from .backends import BackendInfo
+
+    client, cluster = _client(scheduler, workers)
+    try:
+        mine = fingerprint()
+        theirs = client.run(_worker_fingerprint)
+        bad = {w: fp for w, fp in theirs.items() if fp != mine}
+        good = [w for w in theirs if w not in bad]
+        for w, fp in bad.items():
+            diff = {k: (fp.get(k), v) for k, v in mine.items() if fp.get(k) != v}
+            msg = f"worker {w} refused: its environment differs from the client's: {diff}"
+            if on_note:
+                on_note(msg)
+        if not good:
+            raise UsageError(
+                "no Dask worker has the client's environment; "
+                + "; ".join(f"{w}: {fp}" for w, fp in bad.items())
+            )
+        lim = asdict(limits)
+        lim["log_dir"] = None  # worker output goes to the Dask worker's log
+        spec = method_spec if isinstance(method_spec, str) else list(method_spec)
+        futures = [
+            client.submit(
+                _task,
+                batch,
+                list(names),
+                spec,
+                lim,
+                list(sys.path),
+                pure=False,
+                workers=good,
+                allow_other_workers=False,
+                retries=3,
+            )
+            for batch in _batches(cases)
+        ]
+        infos, skipped, quarantined, ready = [], {}, {}, False
+        try:
+            for fut in as_completed(futures):
+                results, b_infos, b_skipped, b_quar = fut.result()
+                if not ready:
+                    infos = [BackendInfo(**b) for b in b_infos]
+                    skipped.update(b_skipped)
+                    if on_ready:
+                        on_ready(infos, skipped)
+                    ready = True
+                quarantined.update(b_quar)
+                for cid, records in results:
+                    on_case(cid, records)
+        finally:
+            for f in futures:
+                f.cancel()
+        return infos, skipped, quarantined
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,98 @@
+"""--executor dask on a LocalCluster: the same summary as a local run, and a lost worker's
+cases are rerun, not lost or judged twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+
+import pytest
+from gradxval.campaign import Settings, execute, plan
+from gradxval.cli import main
+from gradxval.errors import UsageError
+from gradxval.rundir import RunDir
+
+pytest.importorskip("distributed", reason="Dask distributed is not installed (gradxval[dask])")
+
+ARGS = [
+    "run",
+    "--backends",
+    "numpy,mutants:FactorTwo",
+    "--cases",
+    "30",
+    "--seed",
+    "8",
+    "--quiet",
+    "--no-follow-up",
+]
+
+
+def _summary(d):
+    s = json.loads((d / "summary.json").read_text())
+    s["run"].pop("seconds")
+    return s
+
+
+def test_dask_and_local_runs_give_the_same_summary(tmp_path):
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    assert main([*ARGS, "--out", str(local)]) == 1
+    assert main([*ARGS, "--out", str(dask), "--executor", "dask", "--workers", "2"]) == 1
+    assert _summary(local) == _summary(dask)
+
+
+@pytest.fixture
+def cluster():
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set(
+        {"distributed.worker.daemon": False, "distributed.nanny.pre-spawn-environ": {}}
+    ):
+        c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(c)
+        yield c, client
+        client.close()
+        c.close()
+
+
+def test_a_killed_worker_has_its_cases_rerun_not_lost(tmp_path, cluster):
+    c, client = cluster
+    p = plan(Settings(backends="numpy,mutants:Slow", cases=40, seed=3))
+    out = RunDir(tmp_path / "run")
+    out.open()
+    seen: list = []
+    killed = threading.Event()
+
+    def kill_one(case) -> None:
+        seen.append(case.id)
+        if len(seen) == 3 and not killed.is_set():
+            killed.set()
+            victim = sorted(client.scheduler_info()["workers"])[0]
+            pid = client.run(os.getpid, workers=[victim])[victim]
+            os.kill(pid, signal.SIGKILL)
+
+    outcome = execute(
+        p, out, executor="dask", scheduler=c.scheduler_address, on_case=kill_one, follow_up=False
+    )
+    out.close()
+    assert killed.is_set()
+    lines = [json.loads(x) for x in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    done = [x["case_done"] for x in lines if "case_done" in x]
+    assert sorted(done) == sorted(c.id for c in p.cases) and len(done) == len(set(done))
+    verdicts = [x for x in lines if "verdict" in x]
+    keys = [(r["case_id"], r["backend"], r["method"], r["quantity"]) for r in verdicts]
+    assert len(keys) == len(set(keys)) == 40 * 2 * 3
+    assert outcome.status == 0
+
+
+def test_workers_with_another_environment_are_refused(tmp_path, cluster, monkeypatch):
+    import gradxval.dask_executor as dx
+
+    c, _ = cluster
+    real = dx.fingerprint
+    monkeypatch.setattr(dx, "fingerprint", lambda: {**real(), "torch": "0.0-not-this"})
+    p = plan(Settings(backends="numpy", cases=2))
+    with pytest.raises(UsageError, match="no Dask worker has the client's environment"):
+        execute(p, None, executor="dask", scheduler=c.scheduler_address, follow_up=False)

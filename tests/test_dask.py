@@ -96,3 +96,25 @@ def test_workers_with_another_environment_are_refused(tmp_path, cluster, monkeyp
     p = plan(Settings(backends="numpy", cases=2))
     with pytest.raises(UsageError, match="no Dask worker has the client's environment"):
         execute(p, None, executor="dask", scheduler=c.scheduler_address, follow_up=False)
+
+
+def test_resume_on_dask_equals_the_uninterrupted_run(tmp_path):
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main([*ARGS, "--out", str(whole)]) == 1
+    assert main([*ARGS, "--out", str(part)]) == 1
+    # keep the first 12 finished cases, as a SIGKILL would, and a torn line
+    lines = (part / "results.jsonl").read_text().splitlines()
+    keep, done = [], 0
+    for line in lines:
+        keep.append(line)
+        done += '"case_done"' in line
+        if done == 12:
+            break
+    (part / "results.jsonl").write_text("\n".join(keep) + '\n{"case_id": "torn')
+    (part / "summary.json").unlink()
+    assert (
+        main(["run", "--resume", str(part), "--executor", "dask", "--quiet", "--no-follow-up"]) == 1
+    )
+    a, b = _summary(whole), _summary(part)
+    a["run"].pop("resumed"), b["run"].pop("resumed")
+    assert a == b

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,12 +59,40 @@ def _vmapped(A, x):
 _FORWARD_MAX_A = 4096
 
 
+CACHE_ENV = "GRADXVAL_JAX_CACHE"  # "off" turns the persistent compilation cache off
+
+
+def _cache_dir() -> str | None:
+    """A per-user directory for jax's persistent compilation cache, or None when it is off."""
+    if os.environ.get(CACHE_ENV, "on") == "off":
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gradxval", "jax", jax.__version__)
+
+
+def _enable_cache() -> str | None:
+    """Compiled programs survive the process: a second run compiles nothing (XLA compiles are
+    most of a default run's CPU, issue 12).  Set in the backend's own worker process only."""
+    path = _cache_dir()
+    if path is None:
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    except (OSError, AttributeError):  # read-only home, or a jax without the options
+        return None
+    return path
+
+
 class JaxBackend(Backend):
     name = "jax"
     compiles = True
     methods = ("autodiff", "closed_form", "forward", "vmap", "eager")
 
     def __init__(self) -> None:
+        self._cache = _enable_cache()
         # one jit object per method: jax caches the compiled program per shape, dtype and x64
         # state, so a repeated shape never recompiles.  "eager" is the autodiff unjitted.
         self._fns = {
@@ -87,7 +117,9 @@ class JaxBackend(Backend):
 
             self._fns[key] = jax.jit(run)
         with jax.enable_x64(dtype in _X64):
-            loss, gx, gA = self._fns[key](jnp.asarray(A), jnp.asarray(x))
+            loss, gx, gA = self._fns[key](
+                jax.device_put(np.ascontiguousarray(A)), jax.device_put(x)
+            )
             return {"loss": np.asarray(loss), "grad_x": np.asarray(gx), "grad_A": np.asarray(gA)}
 
     def formula_namespace(self):
@@ -98,11 +130,14 @@ class JaxBackend(Backend):
             "jax_enable_x64": "scoped: on for float64/complex128 only",
             "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
             "jax_platform": jax.default_backend(),
+            "compilation_cache": "on" if self._cache else "off",
         }
 
     def _evaluate(self, method, A, x, dtype):
         with jax.enable_x64(dtype in _X64):
-            jA, jx = jnp.asarray(A), jnp.asarray(x)
+            # device_put, not asarray: asarray of a numpy array compiles a jit(stage) program
+            # per shape (issue 12)
+            jA, jx = jax.device_put(np.ascontiguousarray(A)), jax.device_put(x)
             if jA.dtype != A.dtype or jx.dtype != x.dtype:
                 # without x64, jax silently turns float64 inputs into float32
                 raise GradxvalError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -318,6 +319,7 @@ def execute(
         "logs": stats.logs if stats is not None else {},
         "interrupted": bool(interrupted),
         "resumed": resume_manifest is not None,
+        "check_determinism": os.environ.get("GRADXVAL_CHECK_DETERMINISM", "sampled"),
     }
     if out is not None and follow_up and not interrupted:
         from .repro import follow_up as _follow_up
@@ -522,6 +524,7 @@ def merge(out, dirs: list) -> Outcome:
         "logs": {},
         "interrupted": False,
         "resumed": False,
+        "check_determinism": os.environ.get("GRADXVAL_CHECK_DETERMINISM", "sampled"),
     }
     env = first.get("environment") or {"backends": first.get("versions", {})}
     try:

@@ -107,6 +107,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run backends in this process (no timeout, crash or memory isolation)",
     )
+    r.add_argument(
+        "--check-determinism",
+        choices=("sampled", "all"),
+        default="sampled",
+        help="repeat each call to check it gives the same bits: on small cases and one large "
+        "case in ten (sampled), or always (all)",
+    )
+    r.add_argument(
+        "--no-jax-cache",
+        action="store_true",
+        help="do not use jax's persistent compilation cache (~/.cache/gradxval/jax)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument(
         "--no-follow-up",
@@ -298,6 +310,14 @@ def _run(args) -> int:
     elif args.out is not None:
         out = RunDir(args.out)
         out.open(overwrite=args.overwrite)
+    import os
+
+    from .runner import DETERMINISM_ENV
+
+    # worker processes inherit these (Dask tasks get them passed)
+    os.environ[DETERMINISM_ENV] = args.check_determinism
+    if args.no_jax_cache:
+        os.environ["GRADXVAL_JAX_CACHE"] = "off"
     max_memory = int(args.max_memory * 2**30) if args.max_memory else default_max_memory()
     limits = Limits(
         timeout=args.timeout,

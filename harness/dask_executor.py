@@ -19,6 +19,7 @@ judged twice in the output.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -61,9 +62,15 @@ def _worker_fingerprint() -> dict:
     return fingerprint()
 
 
-def _task(case_ids: list[str], names: list[str], method_spec, limits: dict, path: list[str]):
+_ENV = ("GRADXVAL_CHECK_DETERMINISM", "GRADXVAL_JAX_CACHE")
+
+
+def _task(
+    case_ids: list[str], names: list[str], method_spec, limits: dict, path: list[str], env: dict
+):
     """Run and judge a batch in a Dask worker: [(case id, [record, ...]), ...] and the
     backends' infos and skips."""
+    os.environ.update(env)  # the client's --check-determinism and --no-jax-cache
     for p in path:  # the client's import path: plug-ins given as module:Class must resolve
         if p not in sys.path:
             sys.path.append(p)
@@ -158,6 +165,7 @@ def run_on_dask(
         lim = asdict(limits)
         lim["log_dir"] = None  # worker output goes to the Dask worker's log
         spec = method_spec if isinstance(method_spec, str) else list(method_spec)
+        env = {k: os.environ[k] for k in _ENV if k in os.environ}
         futures = [
             client.submit(
                 _task,
@@ -166,6 +174,7 @@ def run_on_dask(
                 spec,
                 lim,
                 list(sys.path),
+                env,
                 pure=False,
                 workers=good,
                 allow_other_workers=False,

@@ -195,6 +195,13 @@ def build_summary(records: list[dict], env: dict, run: dict) -> dict:
             for r in records
             if r["verdict"] == "error"
         ],
+        "determinism": {
+            "mode": run.get("check_determinism", "sampled"),
+            "results": sum(1 for r in records if r["verdict"] in JUDGED),
+            "repeat_checked": sum(
+                1 for r in records if (r.get("extra") or {}).get("repeat_checked")
+            ),
+        },
         "matrix": matrix_counts(records),
         "known_seen": known_seen(records),
         "profiles": profiles(records),

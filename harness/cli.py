@@ -386,7 +386,10 @@ def _print_outcome(outcome, out) -> None:
     console = Console(width=None if sys.stdout.isatty() else 150)
     _print_table(console, outcome.records, outcome.summary)
     if out is not None:
-        print(f"report: {out.path / 'report.md'}; summary: {out.path / 'summary.json'}")
+        print(
+            f"report: {out.path / 'report.html'} and {out.path / 'report.md'}; "
+            f"summary: {out.path / 'summary.json'}"
+        )
     for line in outcome.lines:
         err.print(f"gradxval: {line}", markup=False)
 

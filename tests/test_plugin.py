@@ -230,3 +230,24 @@ def test_a_vacuous_or_bad_selection_is_one_usage_line(pytester, args, words):
     assert out.ret == pytest.ExitCode.USAGE_ERROR
     err = out.stderr.str()
     assert words in err and "Traceback" not in err and "pluggy" not in err, err
+
+
+def test_shard_option_runs_a_disjoint_slice(pytester):
+    ids = []
+    for i in (1, 2):
+        out = _items(
+            pytester,
+            "--gradxval-backends=numpy",
+            "--gradxval-cases=6",
+            f"--gradxval-shard={i}/2",
+            "--collect-only",
+            "-q",
+        )
+        ids.append({line for line in out.outlines if "test_gradxval[" in line})
+    assert ids[0] and ids[1] and not ids[0] & ids[1]
+    whole = _items(
+        pytester, "--gradxval-backends=numpy", "--gradxval-cases=6", "--collect-only", "-q"
+    )
+    assert ids[0] | ids[1] == {line for line in whole.outlines if "test_gradxval[" in line}
+    bad = _items(pytester, "--gradxval-shard=3/2")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR

@@ -1,0 +1,83 @@
+"""Wall and CPU time of whole `gradxval run` processes, cold and warm.
+
+    python benchmarks/default_run.py > docs/performance-run.md
+
+Each row runs `gradxval run --out DIR --quiet --no-follow-up` in a fresh process (imports and
+worker start-up included; PYTHONDONTWRITEBYTECODE as this environment sets it) and reports wall
+seconds, CPU seconds of the process and its children, and whether its verdicts equal the first
+row's (results.jsonl without timings).  The jax compilation cache lives in a temporary
+XDG_CACHE_HOME: "cold" starts it empty, "warm" reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _verdicts(d: Path) -> list[str]:
+    out = []
+    for line in (d / "results.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if "verdict" in r:
+            r.pop("extra", None)
+            out.append(json.dumps(r, sort_keys=True))
+    return sorted(out)
+
+
+def _run(label: str, args: list[str], env: dict, tmp: Path) -> tuple:
+    d = tmp / label.replace(" ", "_")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gradxval",
+            "run",
+            "--out",
+            str(d),
+            "--quiet",
+            "--no-follow-up",
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    summary = json.loads((d / "summary.json").read_text())
+    return label, wall, cpu, summary["run"]["cases"], d
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="gradxval-bench-"))
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp / "cache"), PYTHONDONTWRITEBYTECODE="1")
+    rows = [
+        _run("default, jax cache cold", [], env, tmp),
+        _run("default, jax cache warm", [], env, tmp),
+        _run("default, --no-jax-cache", ["--no-jax-cache"], env, tmp),
+        _run("--methods all, jax cache warm", ["--methods", "all"], env, tmp),
+        _run("--methods all, --no-jax-cache", ["--methods", "all", "--no-jax-cache"], env, tmp),
+    ]
+    base = _verdicts(rows[0][4])
+    all_base = _verdicts(rows[3][4])
+    print("| run | wall (s) | CPU (s) | cases | verdicts equal |")
+    print("|---|---|---|---|---|")
+    for label, wall, cpu, cases, d in rows:
+        same = _verdicts(d) == (all_base if "methods all" in label else base)
+        print(f"| {label} | {wall:.1f} | {cpu:.1f} | {cases} | {'yes' if same else 'NO'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,8 +22,19 @@ def _epilog() -> str:
     return "exit status:\n" + "\n".join(f"  {k:>3}  {v}" for k, v in EXIT_CODES.items())
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in its help; flags and options without one say nothing."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        d = action.default
+        if (
+            "(default:" in text
+            or d in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: {d})"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,21 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     r = cmd("run", "cross-validate every backend on randomized cases")
     d = Settings()
     # settings default to None here so that --resume can tell which were given
-    r.add_argument("--backends", help=f"comma list, 'all', or module:Class [{d.backends}]")
-    r.add_argument("--dtypes", help=f"comma list of dtype names, or 'all' [{d.dtypes}]")
-    r.add_argument("--regimes", help=f"comma list of regimes, or 'all' [{d.regimes}]")
+    r.add_argument("--backends", help=f"comma list, 'all', or module:Class (default: {d.backends})")
+    r.add_argument("--dtypes", help=f"comma list of dtype names, or 'all' (default: {d.dtypes})")
+    r.add_argument("--regimes", help=f"comma list of regimes, or 'all' (default: {d.regimes})")
     r.add_argument(
         "--problems",
         help="comma list of problems (logistic, tanh, softplus, logsigmoid, plug-ins or "
-        f"module:attr), or 'all' [{d.problems}]",
+        f"module:attr), or 'all' (default: {d.problems})",
     )
     r.add_argument(
         "--methods",
         help="'core' (autodiff, closed_form), 'all' (adds forward, vmap, eager), or a comma "
-        f"list; a named method a backend lacks is reported unsupported [{d.methods}]",
+        f"list; a named method a backend lacks is reported unsupported (default: {d.methods})",
     )
-    r.add_argument("--cases", type=int, help=f"number of cases [{d.cases}]")
-    r.add_argument("--seed", type=int, help=f"run seed [{d.seed}]")
+    r.add_argument("--cases", type=int, help=f"number of cases (default: {d.cases})")
+    r.add_argument("--seed", type=int, help=f"run seed (default: {d.seed})")
     r.add_argument("--strict", action="store_true", default=None, help="known results fail too")
     r.add_argument(
         "--allow-accuracy-outliers",

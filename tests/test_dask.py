@@ -36,13 +36,14 @@ def _summary(d):
 
 
 def test_dask_and_local_runs_give_the_same_summary(tmp_path):
+    """Through the CLI, on the LocalCluster it starts itself."""
     local, dask = tmp_path / "local", tmp_path / "dask"
     assert main([*ARGS, "--out", str(local)]) == 1
     assert main([*ARGS, "--out", str(dask), "--executor", "dask", "--workers", "2"]) == 1
     assert _summary(local) == _summary(dask)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster():
     import dask
     from distributed import Client, LocalCluster
@@ -98,7 +99,7 @@ def test_workers_with_another_environment_are_refused(tmp_path, cluster, monkeyp
         execute(p, None, executor="dask", scheduler=c.scheduler_address, follow_up=False)
 
 
-def test_resume_on_dask_equals_the_uninterrupted_run(tmp_path):
+def test_resume_on_dask_equals_the_uninterrupted_run(tmp_path, cluster):
     whole, part = tmp_path / "whole", tmp_path / "part"
     assert main([*ARGS, "--out", str(whole)]) == 1
     assert main([*ARGS, "--out", str(part)]) == 1
@@ -113,7 +114,20 @@ def test_resume_on_dask_equals_the_uninterrupted_run(tmp_path):
     (part / "results.jsonl").write_text("\n".join(keep) + '\n{"case_id": "torn')
     (part / "summary.json").unlink()
     assert (
-        main(["run", "--resume", str(part), "--executor", "dask", "--quiet", "--no-follow-up"]) == 1
+        main(
+            [
+                "run",
+                "--resume",
+                str(part),
+                "--executor",
+                "dask",
+                "--quiet",
+                "--no-follow-up",
+                "--scheduler",
+                cluster[0].scheduler_address,
+            ]
+        )
+        == 1
     )
     a, b = _summary(whole), _summary(part)
     a["run"].pop("resumed"), b["run"].pop("resumed")

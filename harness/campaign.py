@@ -326,13 +326,17 @@ def execute(
         from .repro import known_reproducers
 
         versions = {b.name: b.version for b in infos}
-        extra = _follow_up(records, out.path, registry, versions)
-        for r in records:
-            r.update(extra.get((r["case_id"], r["backend"], r["method"], r["quantity"]), {}))
-        run["known_reproducers"] = {
-            f"{e} {b}": path
-            for (e, b), path in known_reproducers(records, out.path, versions).items()
-        }
+        try:  # shrinking can take minutes: an interrupt still leaves a summary
+            extra = _follow_up(records, out.path, registry, versions)
+            for r in records:
+                r.update(extra.get((r["case_id"], r["backend"], r["method"], r["quantity"]), {}))
+            made = known_reproducers(records, out.path, versions)
+            run["known_reproducers"] = {f"{e} {b}": path for (e, b), path in made.items()}
+        except Interrupted as exc:
+            run["follow_up"] = f"interrupted ({exc.code}); verdicts complete"
+        except KeyboardInterrupt:
+            run["follow_up"] = "interrupted; verdicts complete"
+
     order = {c.id: k for k, c in enumerate(p.cases)}
     records.sort(key=lambda r: order.get(r["case_id"], len(order)))  # not scheduling order
     env = environment(infos)
@@ -502,8 +506,11 @@ def merge(out, dirs: list) -> Outcome:
     manifest.update(shard=None, cases=len(p.all_cases), case_digest=case_digest(p.all_cases))
     manifest["merged_from"] = [str(d) for d, *_ in shards]
     out.write_manifest(manifest)
+    by_case: dict[str, list] = {}
+    for r in records:
+        by_case.setdefault(r["case_id"], []).append(r)
     for cid in sorted(owner, key=index.get):
-        for r in (r for r in records if r["case_id"] == cid):
+        for r in by_case.get(cid, ()):
             out.append(r)
         out.append({"case_done": cid})
     run = {

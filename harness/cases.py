@@ -250,7 +250,10 @@ def sample_cases(
     for i in range(count):
         problem = problems[i % len(problems)]
         dtype = dtypes[(i // len(problems)) % len(dtypes)]
-        regime = order[seen[dtype] % len(order)]
+        # a dtype's cases come in blocks of one per problem: shifting by the block index lets
+        # every problem meet every regime (plain seen % R would pair them in fixed cycles)
+        block, slot = divmod(seen[dtype], len(problems))
+        regime = order[(block + slot) % len(order)]
         seen[dtype] += 1
         case_seed = int(np.random.SeedSequence([seed, i + 1]).generate_state(1)[0]) % 10**6
         m, n, k = pool[int(rng.integers(0, len(pool)))]

@@ -171,13 +171,12 @@ def judge(
         bias = bias_u(actual, ref.values[quantity], ref.scale[quantity], di)
         if bias is not None:
             v.extra["bias_u"] = round(bias, 4)
-            entry = (
-                known.systematic(case, backend, method, quantity, actual, ref, ms, tol)
-                if known
-                else None
-            )
-            if entry:
-                v.extra["explained_by"] = entry
+            hit = known.systematic(case, backend, method, quantity, ref) if known else None
+            if hit is not None:
+                model = bias_u(np.asarray(hit[1]), ref.values[quantity], ref.scale[quantity], di)
+                if model is not None:
+                    v.extra["explained_by"] = hit[0]
+                    v.extra["model_bias_u"] = round(model, 4)
         return v
     match = (
         known.match(case, backend, method, quantity, np.asarray(actual), ref, ms, tol)

@@ -186,9 +186,9 @@ def run_on_dask(
         try:
             for fut in as_completed(futures):
                 results, b_infos, b_skipped, b_quar = fut.result()
+                skipped.update(b_skipped)  # a backend that fails on any worker is reported
                 if not ready:
                     infos = [BackendInfo(**b) for b in b_infos]
-                    skipped.update(b_skipped)
                     if on_ready:
                         on_ready(infos, skipped)
                     ready = True

@@ -3,8 +3,8 @@
 Results are matched by case id x backend x method x quantity, on the cases both runs judged
 (runs of other case sets compare on their intersection).  Categories:
 
-- **new**: a result that is `disagree` or `error` in NEW and was not in BASE (or is not in
-  BASE at all), and accuracy outliers NEW has and BASE had not;
+- **new**: a result that is `disagree` or `error` in NEW and was not in BASE, including results
+  on cases BASE never judged, and accuracy outliers NEW has and BASE had not;
 - **fixed**: the reverse;
 - **label changes**: results whose known label (classification) changed, neither new nor fixed;
 - **regressions**: results that agree in both runs but whose error_u grew by more than
@@ -148,6 +148,20 @@ def diff_records(
     d.compared_cases, d.only_in_base, d.only_in_new = len(common), len(cb - cn), len(cn - cb)
     b = {_key(r): r for r in base if r["case_id"] in common}
     n = {_key(r): r for r in new if r["case_id"] in common}
+    # a disagreement on a case the base never judged is new: nothing excuses it
+    for r in new:
+        if r["case_id"] not in common and r["verdict"] in _BAD:
+            d.new_problems.append(
+                {
+                    "case_id": r["case_id"],
+                    "backend": r["backend"],
+                    "method": r["method"],
+                    "quantity": r["quantity"],
+                    "before": "not in the base run",
+                    "after": _state(r),
+                    "message": r.get("message", ""),
+                }
+            )
     for key in sorted(set(b) | set(n)):
         rb, rn = b.get(key), n.get(key)
         bad_b = rb is not None and rb["verdict"] in _BAD

@@ -153,11 +153,9 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     return reproduced | (ms.e <= tol)
 
 
-def _sequential_sum_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """The loss equals sum(z * z) accumulated one term at a time in the case's (real) dtype,
-    z = A sigma(x) rounded to the dtype: a reduction with no wider accumulator."""
-    from .compare import expected_dtype, measure
-
+def sequential_sum_value(case, quantity, ref) -> float | None:
+    """The loss as sum(z * z) accumulated one term at a time in the case's (real) dtype,
+    z = A sigma(x) rounded to the dtype; None where the model does not apply."""
     di = info(case.dtype)
     if di.is_complex or quantity != "loss" or ref.embedding is None or ref.sigma is None:
         return None
@@ -169,12 +167,28 @@ def _sequential_sum_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray
         acc = np.zeros((), dtype=dt)
         for term in squares:
             acc = (acc + term).astype(dt)
-    alt = np.float64(acc)
+    return np.float64(acc)
+
+
+def _sequential_sum_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """The loss equals sum(z * z) accumulated one term at a time in the case's (real) dtype,
+    z = A sigma(x) rounded to the dtype: a reduction with no wider accumulator."""
+    from .compare import expected_dtype, measure
+
+    alt = sequential_sum_value(case, quantity, ref)
+    if alt is None:
+        return None
+    di = info(case.dtype)
     want = expected_dtype(case, quantity)
     m = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di, want)
     if m.mismatch:
         return None
     return _explained(m.e <= tol, _err(alt, ref.values[quantity], ref, quantity, di), ms, tol)
+
+
+# the value a systematic fault's model predicts, so that the run can compare the bias it
+# predicts with the bias it sees (accuracy.py)
+MODEL_VALUE = {"sequential_sum_in_dtype": sequential_sum_value}
 
 
 def _nan_parts(actual) -> np.ndarray:

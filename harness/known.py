@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .cases import Case
-from .errors import GradxvalError
+from .errors import GradxvalError, UsageError
 from .evidence import DTYPE_EVIDENCE, EVIDENCE
 
 if sys.version_info >= (3, 11):
@@ -136,6 +136,7 @@ class Registry:
         who = backend_identity(backend)
         out = Match(explained=np.zeros(np.shape(ms.e), dtype=bool))
         failing = ms.e > tol
+        contradicted = np.zeros(np.shape(ms.e), dtype=bool)
         for entry in self.entries:
             if entry.evidence not in EVIDENCE or not entry.covers(case, who, method, quantity):
                 continue
@@ -143,25 +144,29 @@ class Registry:
                 explained = EVIDENCE[entry.evidence](case, quantity, actual, ref, ms, tol)
             if explained is None or not (explained & failing & ~out.explained).any():
                 continue
+            # an element that agrees with the reference where this entry's model predicts a
+            # clear deviation contradicts the entry; another entry cannot paper over it
+            contradicted |= ~explained & ~failing
             out.explained |= explained
             out.entries.append(entry)
+        out.explained &= ~contradicted
         out.complete = bool(failing.any() and out.explained.all())
         return out
 
-    def systematic(
-        self, case: Case, backend: str, method: str, quantity: str, actual, ref, ms, tol
-    ) -> str | None:
-        """The in-scope entry with systematic evidence (accuracy.SYSTEMATIC) that reproduces
-        every element of an agreeing result, if one does."""
+    def systematic(self, case: Case, backend: str, method: str, quantity: str, ref):
+        """(entry id, the value its model predicts) for the in-scope entry with systematic
+        evidence (accuracy.SYSTEMATIC), or None.  The run then compares the bias the model
+        predicts with the bias the results show (accuracy.py)."""
         from .accuracy import SYSTEMATIC
+        from .evidence import MODEL_VALUE
 
         who = backend_identity(backend)
         for entry in self.entries:
             if entry.evidence in SYSTEMATIC and entry.covers(case, who, method, quantity):
                 with np.errstate(all="ignore"):
-                    explained = EVIDENCE[entry.evidence](case, quantity, actual, ref, ms, tol)
-                if explained is not None and bool(np.all(explained)):
-                    return entry.id
+                    value = MODEL_VALUE[entry.evidence](case, quantity, ref)
+                if value is not None:
+                    return entry.id, value
         return None
 
     def match_dtype(
@@ -179,33 +184,47 @@ class Registry:
         for e in self.entries:
             if e.id == entry_id:
                 return e
-        from .errors import UsageError
-
         raise UsageError(
             f"known entry {entry_id!r} not in registry; entries: "
             + ", ".join(e.id for e in self.entries)
         )
 
 
+_REQUIRED = ("id", "title", "reason", "evidence", "quantities")
+
+
 def _parse_entry(raw: dict, path, source: str, allowed: set[str] | None) -> KnownEntry:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     where = f"{path}: entry {raw.get('id')!r}"
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise UsageError(f"{where} lacks {', '.join(missing)}")
+    for s in raw.get("scope", []):
+        for dist, spec in s.get("versions", {}).items():
+            try:
+                SpecifierSet(spec)
+            except InvalidSpecifier:
+                raise UsageError(
+                    f"{where}: versions {dist} = {spec!r} is not a PEP 440 range such as '>=2.3'"
+                ) from None
     ev = raw.get("evidence")
     if ev not in EVIDENCE and ev not in DTYPE_EVIDENCE:
         names = ", ".join([*EVIDENCE, *DTYPE_EVIDENCE])
-        raise GradxvalError(f"{where} has evidence={ev!r}, expected one of {names}")
+        raise UsageError(f"{where} has evidence={ev!r}, expected one of {names}")
     scopes = []
     for s in raw.get("scope", []):
         backends, methods = tuple(s.get("backends", ())), tuple(s.get("methods", ()))
         if not backends or not methods:
-            raise GradxvalError(f"{where}: every [[entry.scope]] names backends and methods")
+            raise UsageError(f"{where}: every [[entry.scope]] names backends and methods")
         if allowed is not None and not set(backends) <= allowed:
-            raise GradxvalError(
+            raise UsageError(
                 f"{where} names backends {sorted(set(backends) - allowed)}; a registry may name "
                 f"only {', '.join(sorted(allowed))}"
             )
         scopes.append(Scope(backends, methods, tuple(sorted(s.get("versions", {}).items()))))
     if not scopes:
-        raise GradxvalError(f"{where} has no [[entry.scope]]: say which library has the fault")
+        raise UsageError(f"{where} has no [[entry.scope]]: say which library has the fault")
     return KnownEntry(
         id=raw["id"],
         title=raw["title"],
@@ -221,16 +240,42 @@ def _parse_entry(raw: dict, path, source: str, allowed: set[str] | None) -> Know
 
 
 def _read(path: Path, source: str, allowed: set[str] | None) -> list[KnownEntry]:
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"known registry {path} cannot be read: {exc}") from None
     return [_parse_entry(raw, path, source, allowed) for raw in data.get("entry", [])]
 
 
+def _dist_name(ep) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else None
+
+
 def _plugin_registries() -> list[tuple[str, Path]]:
-    """(backend name, known.toml path) for each package in the gradxval.known group."""
+    """(backend name, known.toml path) for each package in the gradxval.known group.
+
+    A registry may speak only for a plug-in backend of its own distribution: its entry-point
+    name must be a backend that the same distribution registers in gradxval.backends, and never
+    a built-in (a package cannot excuse torch's results by calling its registry "torch").
+    """
     from importlib.resources import files
 
+    from .backends import BUILTIN, ENTRY_POINT_GROUP
+
+    backends_of = {ep.name: _dist_name(ep) for ep in entry_points(group=ENTRY_POINT_GROUP)}
     out = []
     for ep in entry_points(group=KNOWN_ENTRY_POINT_GROUP):
+        if ep.name in BUILTIN:
+            raise UsageError(
+                f"known-registry plug-in {ep.name!r} ({ep.value}, from {_dist_name(ep)}): a "
+                "plug-in registry cannot speak for a built-in backend"
+            )
+        if ep.name not in backends_of or backends_of[ep.name] != _dist_name(ep):
+            raise UsageError(
+                f"known-registry plug-in {ep.name!r} ({ep.value}, from {_dist_name(ep)}): its "
+                "distribution registers no gradxval.backends entry point of that name"
+            )
         try:
             path = Path(str(files(ep.value.partition(":")[0]) / "known.toml"))
         except (ModuleNotFoundError, TypeError) as exc:

@@ -546,7 +546,7 @@ def run_cases(
     if isolate:  # start every worker first: their framework imports overlap
         for name in backend_names:
             kept = pool_cache.get(name) if pool_cache is not None else None
-            if kept is not None and kept.info is not None and not kept.quarantined:
+            if kept is not None and kept.info is not None:  # quarantine lasts the whole run
                 launched[name] = kept  # a long-lived caller (a Dask worker) reuses its workers
                 continue
             launched[name] = _Pool(name, limits)

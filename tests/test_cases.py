@@ -92,3 +92,11 @@ def test_shape_classes_of_hand_picked_cases():
     }
     assert set(shape_classes(Case.from_id("normal-float32-m1n300-s1"))) == {"m=1", "wide", "large"}
     assert set(shape_classes(Case.from_id("empty-float32-m0n3-s1"))) == {"empty"}
+
+
+def test_every_problem_meets_every_regime():
+    problems = ("logistic", "tanh", "softplus", "logsigmoid")
+    met = {p: set() for p in problems}
+    for c in sample_cases(300, 1, problems=problems):
+        met[c.problem].add(c.regime)
+    assert all(m == set(REGIMES) for m in met.values()), met

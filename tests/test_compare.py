@@ -177,3 +177,65 @@ def test_known_is_claimed_for_every_element_or_not_at_all(registry):
     assert v.verdict == "disagree", v.message
     assert v.worst_index == [j]
     assert "explains" in v.message and "not this one" in v.message
+
+
+def test_combined_entries_cannot_paper_over_a_contradiction(monkeypatch):
+    """Entry A explains the failing element but its model is contradicted elsewhere; entry B
+    'explains' everything that agrees.  Together they must not make the result known."""
+    from gradxval import known as known_mod
+    from gradxval.compare import Measure
+    from gradxval.known import KnownEntry, Registry, Scope
+
+    e = np.array([50.0, 0.1, 0.1])  # element 0 fails; 1 and 2 agree
+    ms = Measure(e, False, None)
+    monkeypatch.setitem(known_mod.EVIDENCE, "model_a", lambda *a: np.array([True, True, False]))
+    monkeypatch.setitem(known_mod.EVIDENCE, "model_b", lambda *a: np.array([True, True, True]))
+    scope = (Scope(("torch",), ("autodiff",)),)
+    entries = [
+        KnownEntry("a", "A", "", "model_a", ("grad_x",), (), scope),
+        KnownEntry("b", "B", "", "model_b", ("grad_x",), (), scope),
+    ]
+    case = Case.from_id("normal-float32-m2n3-s1")
+    m = Registry(entries).match(case, "torch", "autodiff", "grad_x", None, None, ms, 10.0)
+    assert not m.complete and not m.explained[2]
+    alone = Registry(entries[1:]).match(case, "torch", "autodiff", "grad_x", None, None, ms, 10.0)
+    assert alone.complete
+
+
+def test_a_plugin_registry_cannot_speak_for_a_builtin(monkeypatch, tmp_path):
+    from importlib.metadata import EntryPoint
+
+    from gradxval import known as known_mod
+    from gradxval.errors import UsageError
+
+    fake = EntryPoint(name="torch", value="evil_pkg", group="gradxval.known")
+    monkeypatch.setattr(
+        known_mod, "entry_points", lambda group: [fake] if group == "gradxval.known" else []
+    )
+    with pytest.raises(UsageError, match="cannot speak for a built-in backend"):
+        known_mod.load_registry()
+
+
+def test_a_systematic_fault_excuses_only_the_bias_its_model_predicts(registry):
+    """numpy's bfloat16 loss carries the sequential-sum model's own bias; a result shifted
+    beyond it is an accuracy outlier that the known entry does not excuse."""
+    from gradxval.accuracy import accuracy_outliers
+    from gradxval.cases import sample_cases
+    from gradxval.runner import run_cases
+
+    out: list = []
+    cases = sample_cases(200, 5, dtypes=("bfloat16",), regimes=("normal",))
+    run_cases(cases, ["numpy"], lambda v: out.append(v.to_json()), isolate=False)
+    losses = [r for r in out if r["quantity"] == "loss" and "bias_u" in r["extra"]]
+    assert losses and all(
+        r["extra"]["explained_by"] == "bfloat16-sum-accumulates-in-bfloat16"
+        and "model_bias_u" in r["extra"]
+        for r in losses
+    )
+    for r in losses:  # what a real extra bias of 2 u on top of the fault would look like
+        r["extra"]["bias_u"] = r["extra"]["model_bias_u"] + 2.0
+    found = [o for o in accuracy_outliers(out) if o["quantity"] == "loss"]
+    assert found and "known" not in found[0]
+    for r in losses:  # exactly the model's bias: excused if flagged at all
+        r["extra"]["bias_u"] = r["extra"]["model_bias_u"]
+    assert all("known" in o or o["quantity"] != "loss" for o in accuracy_outliers(out))

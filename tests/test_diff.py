@@ -61,8 +61,10 @@ def test_each_category_on_a_constructed_pair():
         new_summary=_s({"torch": "2.13.0", "jax": "0.10.2"}, [OUT]),
     )
     assert (d.compared_cases, d.only_in_base, d.only_in_new) == (5, 1, 1)
-    assert [x["case_id"] for x in d.new_problems] == ["c1", "c5"]
-    assert d.new_problems[0]["before"] == "agree" and d.new_problems[0]["after"] == "disagree"
+    # c7 was never judged by the base: its disagreement is new too
+    assert [x["case_id"] for x in d.new_problems] == ["c7", "c1", "c5"]
+    assert d.new_problems[0]["before"] == "not in the base run"
+    assert d.new_problems[1]["before"] == "agree" and d.new_problems[1]["after"] == "disagree"
     assert [x["case_id"] for x in d.fixed] == ["c2"]
     assert [x["case_id"] for x in d.label_changes] == ["c3"]
     assert d.label_changes[0]["after"] == "known sigmoid-grad-cancellation+xla-cpu-flush-to-zero"
@@ -70,7 +72,7 @@ def test_each_category_on_a_constructed_pair():
     assert d.versions == {"torch": ["2.12.0", "2.13.0"]}
     assert d.new_outliers == [OUT] and d.has_new
     md = d.markdown()
-    assert "### New disagreements and errors (2)" in md and "- torch: 2.12.0 -> 2.13.0" in md
+    assert "### New disagreements and errors (3)" in md and "- torch: 2.12.0 -> 2.13.0" in md
     assert json.loads(json.dumps(d.to_json()))["has_new"] is True
 
 
@@ -80,10 +82,11 @@ def test_the_reverse_diff_swaps_new_and_fixed():
     assert [x["case_id"] for x in d.new_problems] == ["c2"] and d.has_new
 
 
-def test_disjoint_runs_compare_nothing():
+def test_disjoint_runs_compare_nothing_and_new_cases_still_count():
     d = diff_records([_r("a", "disagree")], [_r("b", "disagree")])
     assert (d.compared_cases, d.only_in_base, d.only_in_new) == (0, 1, 1)
-    assert not d.has_new
+    assert d.has_new and [x["case_id"] for x in d.new_problems] == ["b"]
+    assert not diff_records([_r("a", "disagree")], [_r("b", "agree")]).has_new
     assert "0 cases compared; 1 only in the base and 1 only in the new run" in d.text()
 
 

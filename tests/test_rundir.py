@@ -267,3 +267,18 @@ def test_a_greedy_backend_is_stopped_at_the_memory_limit(tmp_path):
     assert code == 1
     hog = [r for r in read_jsonl(d / "results.jsonl") if r["backend"] == "mutants:MemoryHog"]
     assert hog and all("exceeded --max-memory 0.50 GiB" in r["message"] for r in hog)
+
+
+def test_a_run_killed_in_its_first_case_resumes_from_nothing(tmp_path):
+    """No case_done marker yet: the verdict lines of the first case are not taken as done."""
+    from gradxval.rundir import RunDir
+
+    d = RunDir(tmp_path)
+    d.open()
+    d.write_manifest({"settings": {}})
+    d.append({"case_id": "c0", "backend": "numpy", "verdict": "agree"})
+    (tmp_path / "results.jsonl").open("a").write('{"case_id": "c0", "torn')
+    records, done = d.completed(rewrite=True)
+    assert (records, done) == ([], set())
+    assert (tmp_path / "results.jsonl").read_text() == ""
+    d.close()

@@ -56,7 +56,9 @@ def main() -> int:
                         "dtype": v.dtype,
                         "verdict": v.verdict,
                         "extra": {
-                            k: v.extra[k] for k in ("bias_u", "explained_by") if k in v.extra
+                            k: v.extra[k]
+                            for k in ("bias_u", "explained_by", "model_bias_u")
+                            if k in v.extra
                         },
                     }
                 )

@@ -10,3 +10,7 @@ rm -f reports/default/.gradxval.lock
 rmdir reports/default/logs 2>/dev/null || true
 # results.jsonl of the default run is a few MB; keep it compressed in the repository
 gzip -9 -f reports/default/results.jsonl
+# the README's screenshot, where Playwright and the distribution's Chromium are installed
+if python -c "import playwright" 2>/dev/null && [ -x /usr/bin/chromium ]; then
+  python scripts/screenshot.py reports/default/report.html reports/default/report.png
+fi

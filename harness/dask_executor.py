@@ -166,6 +166,16 @@ def run_on_dask(
         lim["log_dir"] = None  # worker output goes to the Dask worker's log
         spec = method_spec if isinstance(method_spec, str) else list(method_spec)
         env = {k: os.environ[k] for k in _ENV if k in os.environ}
+        # a probe starts the backends on one worker before any work is sent: the caller checks
+        # versions (resume) and writes the manifest first, even when no case is left to run
+        probe = client.submit(
+            _task, [], list(names), spec, lim, list(sys.path), env, pure=False, workers=good[:1]
+        )
+        _, p_infos, p_skipped, _ = probe.result()
+        infos = [BackendInfo(**b) for b in p_infos]
+        skipped: dict = dict(p_skipped)
+        if on_ready:
+            on_ready(infos, skipped)
         futures = [
             client.submit(
                 _task,
@@ -182,16 +192,11 @@ def run_on_dask(
             )
             for batch in _batches(cases)
         ]
-        infos, skipped, quarantined, ready = [], {}, {}, False
+        quarantined: dict = {}
         try:
             for fut in as_completed(futures):
-                results, b_infos, b_skipped, b_quar = fut.result()
+                results, _, b_skipped, b_quar = fut.result()
                 skipped.update(b_skipped)  # a backend that fails on any worker is reported
-                if not ready:
-                    infos = [BackendInfo(**b) for b in b_infos]
-                    if on_ready:
-                        on_ready(infos, skipped)
-                    ready = True
                 quarantined.update(b_quar)
                 for cid, records in results:
                     on_case(cid, records)

@@ -132,3 +132,26 @@ def test_resume_on_dask_equals_the_uninterrupted_run(tmp_path, cluster):
     a, b = _summary(whole), _summary(part)
     a["run"].pop("resumed"), b["run"].pop("resumed")
     assert a == b
+
+
+def test_backends_start_before_any_work_even_with_nothing_to_run(tmp_path, cluster):
+    d = tmp_path / "run"
+    code = main(
+        [
+            "run",
+            "--backends",
+            "numpy",
+            "--cases",
+            "0",
+            "--executor",
+            "dask",
+            "--scheduler",
+            cluster[0].scheduler_address,
+            "--quiet",
+            "--out",
+            str(d),
+        ]
+    )
+    assert code == 4  # nothing tested
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["versions"]["numpy"]

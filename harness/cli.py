@@ -705,6 +705,7 @@ def _replay(args) -> int:
         skip_unavailable=True,
         method_spec=method_spec,
         limits=Limits(timeout=args.timeout, quarantine_after=1),
+        references={case.id: ref},  # computed once, for the printout and the verdicts
     )
     for name, why in stats.skipped.items():
         if explicit:

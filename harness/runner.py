@@ -523,6 +523,7 @@ def run_cases(
     limits: Limits | None = None,
     on_ready: Callable[[list, dict], None] | None = None,
     pool_cache: dict | None = None,
+    references: dict | None = None,
 ) -> RunStats:
     """Run every case through every backend; call ``on_verdict`` for each verdict as it is made.
 
@@ -580,7 +581,7 @@ def run_cases(
 
         def finish_oldest() -> None:
             flight = window.popleft()
-            _finish(flight, names, methods, pools, inline, known, on_verdict)
+            _finish(flight, names, methods, pools, inline, known, on_verdict, references)
             stats.cases += 1
             if on_case:
                 on_case(flight[0])
@@ -613,11 +614,12 @@ def _dispatch(case: Case, pools: dict, methods: dict) -> tuple:
     return case, inputs, tokens
 
 
-def _finish(flight, names, methods, pools, inline, known, on_verdict) -> None:
+def _finish(flight, names, methods, pools, inline, known, on_verdict, references=None) -> None:
     case, inputs, tokens = flight
     ref_error = None
     try:
-        ref = compute_reference(case, inputs)
+        # a caller that has the reference already (replay prints it) passes it in
+        ref = (references or {}).get(case.id) or compute_reference(case, inputs)
     except Unsupported as exc:  # the problem is not defined for this dtype
         ref, ref_error = None, f"unsupported: {exc}"
     except Exception as exc:  # keep going: the backends' verdicts say what went wrong

@@ -276,3 +276,21 @@ def test_plugin_by_import_string_reproduces_from_anywhere(tmp_path):
     assert v.reproduce.startswith(f"PYTHONPATH={tests_dir} gradxval replay ")
     run = subprocess.run(v.reproduce, shell=True, cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 1 and "disagree" in run.stdout, run.stderr
+
+
+def test_replay_computes_the_reference_once(monkeypatch, capsys):
+    import gradxval.reference as reference
+
+    calls = []
+    real = reference.compute_reference
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(reference, "compute_reference", counting)
+    import gradxval.runner as runner
+
+    monkeypatch.setattr(runner, "compute_reference", counting)
+    assert main(["replay", "normal-float32-m3n2-s1", "--backends", "numpy"]) == 0
+    assert len(calls) == 1

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from gradxval.errors import GradxvalError, Unsupported
 from gradxval.problems import closed_form, loss_from_sigmoid
+from gradxval.runner import JAX_CACHE_ENV
 
 from .base import Backend
 
@@ -59,12 +60,9 @@ def _vmapped(A, x):
 _FORWARD_MAX_A = 4096
 
 
-CACHE_ENV = "GRADXVAL_JAX_CACHE"  # "off" turns the persistent compilation cache off
-
-
 def _cache_dir() -> str | None:
     """A per-user directory for jax's persistent compilation cache, or None when it is off."""
-    if os.environ.get(CACHE_ENV, "on") == "off":
+    if os.environ.get(JAX_CACHE_ENV, "on") == "off":
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "gradxval", "jax", jax.__version__)

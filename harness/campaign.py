@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -250,8 +249,7 @@ def execute(
         elif out is not None:
             out.write_manifest(_manifest(p, infos, skipped))
 
-    def on_verdict(v) -> None:
-        rec = v.to_json()
+    def keep(rec: dict) -> None:
         case_records.append(rec)
         if out is not None:
             out.append(rec)
@@ -270,22 +268,13 @@ def execute(
     try:
         if executor == "dask":
             stats = _on_dask(
-                p,
-                todo,
-                limits,
-                scheduler,
-                workers,
-                on_ready,
-                on_note,
-                case_records,
-                out,
-                case_done,
+                p, todo, limits, scheduler, workers, on_ready, on_note, keep, case_done
             )
         else:
             stats = run_cases(
                 todo,
                 p.names,
-                on_verdict,
+                lambda v: keep(v.to_json()),
                 isolate=isolate,
                 known=registry,
                 on_case=case_done,
@@ -300,27 +289,17 @@ def execute(
         interrupted = 130
     infos = stats.backends if stats is not None else ready.get("infos", [])
     skipped = stats.skipped if stats is not None else ready.get("skipped", {})
-    dropped = _dropped(p, skipped)
-    run = {
-        "cases": finished[0] if interrupted else len(p.cases),
-        "planned_cases": len(p.cases),
-        "seed": p.settings.seed,
-        "seconds": round(time.perf_counter() - started, 2),
-        "dtypes": list(p.dtypes),
-        "regimes": list(p.regimes),
-        "problems": list(p.problems),
-        "methods": p.settings.methods,
-        "strict": p.settings.strict,
-        "allow_accuracy_outliers": p.settings.allow_accuracy_outliers,
-        "asked": p.asked,
-        "skipped_backends": skipped,
-        "dropped_backends": dropped,
-        "quarantined": stats.quarantined if stats is not None else {},
-        "logs": stats.logs if stats is not None else {},
-        "interrupted": bool(interrupted),
-        "resumed": resume_manifest is not None,
-        "check_determinism": os.environ.get("GRADXVAL_CHECK_DETERMINISM", "sampled"),
-    }
+    run = _run_info(
+        p,
+        cases=finished[0] if interrupted else len(p.cases),
+        planned=len(p.cases),
+        seconds=round(time.perf_counter() - started, 2),
+        skipped=skipped,
+        quarantined=stats.quarantined if stats is not None else {},
+        logs=stats.logs if stats is not None else {},
+        interrupted=bool(interrupted),
+        resumed=resume_manifest is not None,
+    )
     if out is not None and follow_up and not interrupted:
         from .repro import follow_up as _follow_up
         from .repro import known_reproducers
@@ -343,6 +322,34 @@ def execute(
     if resume_manifest is not None and not infos:
         env["backends"] = resume_manifest.get("versions", {})
     return _finish(records, env, run, out, registry, interrupted, stats)
+
+
+def _run_info(
+    p: Plan, *, cases, planned, seconds, skipped, quarantined, logs, interrupted, resumed
+) -> dict:
+    """summary.json's "run": the same keys for a run, a resumed run and merged shards."""
+    from .runner import determinism_mode
+
+    return {
+        "cases": cases,
+        "planned_cases": planned,
+        "seed": p.settings.seed,
+        "seconds": seconds,
+        "dtypes": list(p.dtypes),
+        "regimes": list(p.regimes),
+        "problems": list(p.problems),
+        "methods": p.settings.methods,
+        "strict": p.settings.strict,
+        "allow_accuracy_outliers": p.settings.allow_accuracy_outliers,
+        "asked": p.asked,
+        "skipped_backends": skipped,
+        "dropped_backends": _dropped(p, skipped),
+        "quarantined": quarantined,
+        "logs": logs,
+        "interrupted": interrupted,
+        "resumed": resumed,
+        "check_determinism": determinism_mode(),
+    }
 
 
 def _finish(records, env, run, out, registry, interrupted, stats) -> Outcome:
@@ -513,26 +520,17 @@ def merge(out, dirs: list) -> Outcome:
         for r in by_case.get(cid, ()):
             out.append(r)
         out.append({"case_done": cid})
-    run = {
-        "cases": len(p.all_cases),
-        "planned_cases": len(p.all_cases),
-        "seed": p.settings.seed,
-        "seconds": None,
-        "dtypes": list(p.dtypes),
-        "regimes": list(p.regimes),
-        "problems": list(p.problems),
-        "methods": p.settings.methods,
-        "strict": p.settings.strict,
-        "allow_accuracy_outliers": p.settings.allow_accuracy_outliers,
-        "asked": p.asked,
-        "skipped_backends": first.get("skipped_backends", {}),
-        "dropped_backends": _dropped(p, first.get("skipped_backends", {})),
-        "quarantined": {},
-        "logs": {},
-        "interrupted": False,
-        "resumed": False,
-        "check_determinism": os.environ.get("GRADXVAL_CHECK_DETERMINISM", "sampled"),
-    }
+    run = _run_info(
+        p,
+        cases=len(p.all_cases),
+        planned=len(p.all_cases),
+        seconds=None,
+        skipped=first.get("skipped_backends", {}),
+        quarantined={},
+        logs={},
+        interrupted=False,
+        resumed=False,
+    )
     env = first.get("environment") or {"backends": first.get("versions", {})}
     try:
         return _finish(records, env, run, out, load_registry(), None, None)
@@ -540,7 +538,7 @@ def merge(out, dirs: list) -> Outcome:
         out.close()
 
 
-def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, case_records, out, done):
+def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, keep, done):
     """execute's body on a Dask cluster (dask_executor.py); returns runner-like stats."""
     from types import SimpleNamespace
 
@@ -550,9 +548,7 @@ def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, case_record
 
     def on_case(cid: str, recs: list[dict]) -> None:
         for rec in recs:
-            case_records.append(rec)
-            if out is not None:
-                out.append(rec)
+            keep(rec)
         done(Case.from_id(cid))
 
     infos, skipped, quarantined = run_on_dask(

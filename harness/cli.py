@@ -288,12 +288,9 @@ def _run(args) -> int:
             raise UsageError("--in-process and --executor dask exclude each other")
         if args.workers < 1:
             raise UsageError(f"--workers={args.workers}, expected >= 1")
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
-            raise UsageError(
-                '--executor dask needs Dask distributed: pip install "gradxval[dask]"'
-            ) from None
+        from .dask_executor import require_dask
+
+        require_dask()  # before any work starts
     elif args.scheduler:
         raise UsageError("--scheduler needs --executor dask")
     if args.quarantine_after < 1:
@@ -323,12 +320,12 @@ def _run(args) -> int:
         out.open(overwrite=args.overwrite)
     import os
 
-    from .runner import DETERMINISM_ENV
+    from .runner import DETERMINISM_ENV, JAX_CACHE_ENV
 
     # worker processes inherit these (Dask tasks get them passed)
     os.environ[DETERMINISM_ENV] = args.check_determinism
     if args.no_jax_cache:
-        os.environ["GRADXVAL_JAX_CACHE"] = "off"
+        os.environ[JAX_CACHE_ENV] = "off"
     max_memory = int(args.max_memory * 2**30) if args.max_memory else default_max_memory()
     limits = Limits(
         timeout=args.timeout,
@@ -406,7 +403,6 @@ def _print_outcome(outcome, out) -> None:
 
 
 def _print_table(console, records, summary) -> None:
-    from collections import Counter
 
     from rich.table import Table
 
@@ -425,12 +421,7 @@ def _print_table(console, records, summary) -> None:
         ", ".join(f"{k} {v}" for k, v in counts.items())
         + f" in {summary['run']['seconds']} s over {summary['run']['cases']} cases"
     )
-    known: Counter = Counter()
-    for r in records:
-        for part in (r.get("classification") or "").split("+"):
-            if part and r["verdict"] == "known":
-                known[part] += 1
-    for entry, n in known.most_common():
+    for entry, n in summary["known_seen"].items():
         console.print(f"known {entry}: {n} results", highlight=False)
     for o in summary.get("accuracy_outliers", []):
         tag = "known accuracy outlier" if o.get("known") else "[red]accuracy outlier[/red]"
@@ -525,6 +516,7 @@ def _known(args) -> int:
     from collections import Counter
 
     from .known import load_registry
+    from .report.summary import known_seen
 
     registry = load_registry()
     if args.check is None:
@@ -547,20 +539,16 @@ def _known(args) -> int:
     records, _ = RunDir(args.check).completed()
     if not records:
         raise UsageError(f"known --check {args.check}: no results.jsonl with verdicts there")
-    seen: Counter = Counter()
-    for r in records:
-        if r["verdict"] == "known":
-            for part in (r.get("classification") or "").split("+"):
-                seen[part] += 1
+    seen = known_seen(records)
     diagnosed: Counter = Counter()
     for r in records:
         for d in (r.get("extra") or {}).get("diagnosis", []):
             diagnosed[(d, f"{r['backend']}/{r['method']}")] += 1
     print(f"entries seen in {args.check}:")
     for e in registry.entries:
-        if seen[e.id]:
+        if seen.get(e.id):
             print(f"  {e.id}: {seen[e.id]} results")
-    unseen = [e for e in registry.entries if not seen[e.id]]
+    unseen = [e for e in registry.entries if not seen.get(e.id)]
     if unseen:
         print("entries not seen (fixed upstream, out of version range, or not exercised):")
         for e in unseen:

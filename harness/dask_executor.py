@@ -26,7 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import UsageError
 
-__all__ = ["fingerprint", "run_on_dask", "BATCH"]
+__all__ = ["fingerprint", "run_on_dask", "require_dask", "BATCH"]
 
 BATCH = 8  # cases per task: enough to amortise scheduling, few enough to balance
 _DISTRIBUTIONS = (
@@ -60,9 +60,6 @@ def fingerprint() -> dict:
 def _worker_fingerprint() -> dict:
     """fingerprint(), looked up by name in the worker's own copy of this module."""
     return fingerprint()
-
-
-_ENV = ("GRADXVAL_CHECK_DETERMINISM", "GRADXVAL_JAX_CACHE")
 
 
 def _task(
@@ -105,14 +102,21 @@ def _batches(cases: list) -> list[list[str]]:
     return out
 
 
-def _client(scheduler: str | None, workers: int):
+def require_dask() -> None:
+    """Raise a usage error naming the extra when Dask distributed is not installed."""
     try:
-        import dask
-        from distributed import Client, LocalCluster
+        import distributed  # noqa: F401
     except ImportError:
         raise UsageError(
             '--executor dask needs Dask distributed: pip install "gradxval[dask]"'
         ) from None
+
+
+def _client(scheduler: str | None, workers: int):
+    require_dask()
+    import dask
+    from distributed import Client, LocalCluster
+
     if scheduler:
         return Client(scheduler, timeout="30s"), None
     # backends run in subprocesses of the Dask workers, so workers must not be daemonic; and
@@ -145,6 +149,7 @@ def run_on_dask(
     from distributed import as_completed
 
     from .backends import BackendInfo
+    from .runner import WORKER_ENV
 
     client, cluster = _client(scheduler, workers)
     try:
@@ -165,7 +170,7 @@ def run_on_dask(
         lim = asdict(limits)
         lim["log_dir"] = None  # worker output goes to the Dask worker's log
         spec = method_spec if isinstance(method_spec, str) else list(method_spec)
-        env = {k: os.environ[k] for k in _ENV if k in os.environ}
+        env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
         # a probe starts the backends on one worker before any work is sent: the caller checks
         # versions (resume) and writes the manifest first, even when no case is left to run
         probe = client.submit(

@@ -100,11 +100,17 @@ def _digest(a: np.ndarray) -> bytes:
 # seed: the same cases in every run, local, sharded or on Dask; "all" repeats every call.  The
 # CLI sets it with --check-determinism; worker processes inherit it.
 DETERMINISM_ENV = "GRADXVAL_CHECK_DETERMINISM"
+JAX_CACHE_ENV = "GRADXVAL_JAX_CACHE"  # "off": no persistent compilation cache (jax_backend)
+WORKER_ENV = (DETERMINISM_ENV, JAX_CACHE_ENV)  # what worker processes must see of the client's
 _SMALL = 4096
 
 
+def determinism_mode() -> str:
+    return os.environ.get(DETERMINISM_ENV, "sampled")
+
+
 def _should_repeat(case: Case) -> bool:
-    if os.environ.get(DETERMINISM_ENV, "sampled") == "all":
+    if determinism_mode() == "all":
         return True
     return case.m * case.n * (case.k or 1) <= _SMALL or case.seed % 10 == 0
 
@@ -310,10 +316,6 @@ class _Worker:
         self.generation = 0  # bumped at each (re)start: replies of an older process are lost
         self.failed_start: str | None = None
 
-    @property
-    def timeout(self) -> float:
-        return self.limits.timeout
-
     def start(self) -> None:
         self.launch()
         self.ready()
@@ -387,7 +389,10 @@ class _Worker:
                     )
                     break
                 if left <= 0:
-                    why, kind = f"timed out after {self.timeout:g}s; worker killed", "timeout"
+                    why, kind = (
+                        f"timed out after {self.limits.timeout:g}s; worker killed",
+                        "timeout",
+                    )
                     break
         except (EOFError, OSError) as exc:
             code = self.proc.exitcode if self.proc is not None else None

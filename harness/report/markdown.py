@@ -93,12 +93,7 @@ def render_markdown(records: list[dict], summary: dict, registry) -> str:
     if len(unexplained) > 50:
         lines += [f"... and {len(unexplained) - 50} more in results.jsonl.", ""]
     lines += ["", f"## Known disagreements ({len(known)})", ""]
-    used: Counter = Counter()
-    for r in known:
-        for part in (r.get("classification") or "").split("+"):
-            if part:
-                used[part] += 1
-    for part, n in used.most_common():
+    for part, n in summary["known_seen"].items():
         try:
             e = registry.get(part)
         except Exception:  # an entry gone from the registry since the run

@@ -80,11 +80,10 @@ def coverage(records: list[dict]) -> dict:
 
 def matrix_counts(records: list[dict]) -> dict:
     """{backend/method: {dtype: {verdict: count}}}: the agreement matrix, as numbers."""
-    out: dict = {}
-    for r in records:
-        cell = out.setdefault(f"{r['backend']}/{r['method']}", {}).setdefault(r["dtype"], {})
-        cell[r["verdict"]] = cell.get(r["verdict"], 0) + 1
-    return {k: out[k] for k in sorted(out)}
+    from .markdown import matrix
+
+    rows, cols, cells = matrix(records)
+    return {row: {d: dict(cells[(row, d)]) for d in cols if (row, d) in cells} for row in rows}
 
 
 def known_seen(records: list[dict]) -> dict:

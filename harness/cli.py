@@ -226,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gradxval: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`gradxval known | head`): end as a shell would, quietly;
+        # point stdout at /dev/null so that flushing it at exit cannot raise again
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # gradxval itself failed: one line, the traceback in a log
         return _internal_error(exc, getattr(args, "out", None) or getattr(args, "resume", None))
 

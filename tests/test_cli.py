@@ -294,3 +294,11 @@ def test_replay_computes_the_reference_once(monkeypatch, capsys):
     monkeypatch.setattr(runner, "compute_reference", counting)
     assert main(["replay", "normal-float32-m3n2-s1", "--backends", "numpy"]) == 0
     assert len(calls) == 1
+
+
+def test_a_closed_output_pipe_is_not_an_internal_error():
+    run = subprocess.run(
+        f"{sys.executable} -m gradxval known | head -1", shell=True, capture_output=True, text=True
+    )
+    assert "internal error" not in run.stderr and "Traceback" not in run.stderr
+    assert run.stdout.startswith("sigmoid-grad-cancellation")

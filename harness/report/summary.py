@@ -30,6 +30,7 @@ EXIT_CODES = {
     4: "incomplete: nothing was judged, or a backend, method or dtype asked for was not",
     130: "interrupted (SIGINT)",
     143: "terminated (SIGTERM)",
+    141: "the output pipe was closed by its reader (as with `| head`)",
 }
 JUDGED = ("agree", "overflow", "disagree", "known")
 

@@ -56,10 +56,10 @@ class Case:
         info(self.dtype)
         if self.m < 0 or self.n < 0 or (self.k is not None and self.k < 1):
             raise UsageError(f"shape m={self.m}, n={self.n}, k={self.k}: need m, n >= 0, k >= 1")
-        if self.problem != "logistic":
-            from .problems import load_problem
-
-            load_problem(self.problem)  # an unknown name lists the known ones
+        # the problem name is checked where it is used (problems.load_problem lists the known
+        # ones): a case id is only a description, and cases import no problem
+        if not self.problem:
+            raise UsageError("problem='' in a case; expected a problem name")
         if self.regime == "empty" and self.m and self.n:
             raise UsageError(f"regime 'empty' needs m == 0 or n == 0, got m={self.m}, n={self.n}")
 

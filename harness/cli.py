@@ -681,7 +681,7 @@ def _replay(args) -> int:
     from .backends import parse_backends
     from .campaign import check_limits
     from .cases import Case
-    from .reference import compute_reference
+    from .problems import reference_for
     from .runner import Limits, default_max_memory, parse_methods, run_cases
 
     case = Case.from_id(args.case_id)
@@ -690,7 +690,7 @@ def _replay(args) -> int:
     method_spec = parse_methods(args.methods)
     _check_size(case, default_max_memory())
     inputs = case.inputs()
-    ref = compute_reference(case, inputs)
+    ref = reference_for(case, inputs)
     verdicts = []
     stats = run_cases(
         [case],

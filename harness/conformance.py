@@ -149,9 +149,9 @@ def _explained_dtype(case, inputs, quantity, value, backend: str, method: str):
     """The in-scope known entry that explains a result of the wrong dtype, if one does."""
     from .compare import case_tolerance
     from .known import load_registry
-    from .reference import compute_reference
+    from .problems import reference_for
 
-    ref = compute_reference(case, inputs)
+    ref = reference_for(case, inputs)
     tol = case_tolerance(case, quantity)
     return load_registry().match_dtype(case, backend, method, quantity, value, ref, tol)
 

@@ -19,7 +19,7 @@ import numpy as np
 from .cases import Case, sample_cases
 from .compare import Verdict, judge
 from .errors import Unsupported, UsageError
-from .reference import compute_reference
+from .problems import reference_for
 
 __all__ = ["FormulaReport", "check_formula", "load_formula"]
 
@@ -134,7 +134,7 @@ def check_formula(
     ]
     for case in picked:
         inputs = case.inputs()
-        ref = compute_reference(case, inputs)
+        ref = reference_for(case, inputs)
         for b in names:
             backend = load(b)
             try:
@@ -153,7 +153,7 @@ def check_formula(
                 return False
             inp = c.inputs()
             return (
-                _judge(fn, name, backend, c, inp, compute_reference(c, inp), registry).verdict
+                _judge(fn, name, backend, c, inp, reference_for(c, inp), registry).verdict
                 == "disagree"
             )
 

@@ -29,6 +29,7 @@ __all__ = [
     "load_problem",
     "known_problems",
     "PROBLEM_ENTRY_POINT_GROUP",
+    "reference_for",
 ]
 
 QUANTITIES = ("loss", "grad_x", "grad_A")
@@ -244,9 +245,9 @@ def _softplus_library(x, xp):
 
 def _one_minus_square_fused(y, dt):
     """1 - y^2 rounded once, as an fma computes it (y^2 split exactly by Dekker's product)."""
-    from .reference import _two_prod
+    from .numerics import two_prod
 
-    p, e = _two_prod(y, y)
+    p, e = two_prod(y, y)
     return _round((1 - p) - e, dt)
 
 
@@ -334,6 +335,12 @@ def load_problem(name: str) -> Problem:
     module, _, attr = target.partition(":")
     obj = getattr(importlib.import_module(module), attr)
     return obj() if isinstance(obj, type) else obj
+
+
+def reference_for(case, inputs):
+    """The reference a case is judged against, from its problem (an unknown name lists the
+    known ones)."""
+    return load_problem(case.problem).reference(case, inputs)
 
 
 def parse_problems(spec: str | None) -> tuple[str, ...]:

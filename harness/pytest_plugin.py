@@ -362,7 +362,7 @@ class GradxvalCheck:
         if v.verdict not in ("disagree", "known"):
             return None
         from .cases import Case
-        from .reference import compute_reference
+        from .problems import reference_for
         from .repro import write_reproducer
 
         config = self.item.config
@@ -374,7 +374,7 @@ class GradxvalCheck:
         else:
             return None
         case = Case.from_id(v.case_id)
-        ref = compute_reference(case, case.inputs())
+        ref = reference_for(case, case.inputs())
         return write_reproducer(
             directory, case, v.backend, v.method, v.quantity, ref, v.tolerance_u, ""
         )

@@ -284,7 +284,7 @@ def follow_up(
     disagreements carry their registry entry instead.
     """
     from .compare import case_tolerance
-    from .reference import compute_reference
+    from .problems import reference_for
     from .shrink import shrink_case
 
     out: dict[tuple, dict] = {}
@@ -306,7 +306,7 @@ def follow_up(
         path = None
         if written < MAX_REPRODUCERS:
             if case.id not in refs:
-                refs[case.id] = compute_reference(case, case.inputs())
+                refs[case.id] = reference_for(case, case.inputs())
             tol = case_tolerance(case, r["quantity"])
             path = write_reproducer(
                 directory,
@@ -333,7 +333,7 @@ def known_reproducers(records: list[dict], directory: Path, versions: dict[str, 
     DIR/known/: from the smallest case that shows it (not shrunk: `gradxval repro --known`
     shrinks).  Returns {(entry, backend): file name relative to DIR}."""
     from .compare import case_tolerance
-    from .reference import compute_reference
+    from .problems import reference_for
 
     best: dict[tuple, dict] = {}
     for r in records:
@@ -349,7 +349,7 @@ def known_reproducers(records: list[dict], directory: Path, versions: dict[str, 
     target = Path(directory) / "known"
     for (entry, backend), r in sorted(best.items()):
         case = Case.from_id(r["case_id"])
-        ref = compute_reference(case, case.inputs())
+        ref = reference_for(case, case.inputs())
         target.mkdir(parents=True, exist_ok=True)
         path = write_reproducer(
             target,
@@ -373,7 +373,7 @@ def repro_known(directory: Path, entry: str, backend: str | None, registry) -> l
     reproducer into DIR/known/, for filing upstream (``gradxval repro DIR --known ENTRY``)."""
     from .compare import case_tolerance
     from .errors import UsageError
-    from .reference import compute_reference
+    from .problems import reference_for
     from .rundir import RunDir
     from .shrink import shrink_case
 
@@ -400,7 +400,7 @@ def repro_known(directory: Path, entry: str, backend: str | None, registry) -> l
         small = shrink_case(
             Case.from_id(r["case_id"]), b, r["method"], r["quantity"], registry, entry=entry
         )
-        ref = compute_reference(small, small.inputs())
+        ref = reference_for(small, small.inputs())
         target = Path(directory) / "known"
         target.mkdir(parents=True, exist_ok=True)
         path = write_reproducer(

@@ -29,8 +29,7 @@ from .cases import Case, Inputs
 from .compare import Verdict, attribute, judge
 from .errors import BackendUnavailable, Unsupported
 from .known import Registry, load_registry
-from .problems import QUANTITIES, load_problem
-from .reference import compute_reference
+from .problems import QUANTITIES, load_problem, reference_for
 
 __all__ = [
     "evaluate_backend",
@@ -624,7 +623,7 @@ def _finish(flight, names, methods, pools, inline, known, on_verdict, references
     ref_error = None
     try:
         # a caller that has the reference already (replay prints it) passes it in
-        ref = (references or {}).get(case.id) or compute_reference(case, inputs)
+        ref = (references or {}).get(case.id) or reference_for(case, inputs)
     except Unsupported as exc:  # the problem is not defined for this dtype
         ref, ref_error = None, f"unsupported: {exc}"
     except Exception as exc:  # keep going: the backends' verdicts say what went wrong

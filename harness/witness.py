@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Witness", "partial_derivative", "richardson"]
+from .numerics import richardson
+
+__all__ = ["Witness", "partial_derivative"]
 
 
 @dataclass(frozen=True)
@@ -36,21 +38,6 @@ def _loss(R: np.ndarray, X: np.ndarray, activation=None) -> float:
     s, _ = (activation or LOGISTIC).plain(X)
     z = R @ s
     return math.fsum((z * z).ravel().tolist())
-
-
-def richardson(f, h0: float) -> tuple[float, float]:
-    """Central differences at h0 / 2**j, extrapolated; returns (value, error estimate)."""
-    rows: list[list[float]] = []
-    f0 = abs(f(0.0))
-    for j in range(4):
-        h = h0 / 2**j
-        row = [(f(h) - f(-h)) / (2 * h)]
-        for i in range(1, j + 1):
-            row.append(row[i - 1] + (row[i - 1] - rows[j - 1][i - 1]) / (4**i - 1))
-        rows.append(row)
-    best = rows[-1][-1]
-    err = abs(best - rows[-2][-1]) + 4 * 2.0**-53 * f0 / (h0 / 8)
-    return best, err
 
 
 def partial_derivative(ref, case, quantity: str, index) -> Witness | None:

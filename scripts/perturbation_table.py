@@ -21,8 +21,7 @@ from gradxval.cli import DEFAULT_CASES, DEFAULT_SEED
 from gradxval.compare import judge
 from gradxval.dtypes import DTYPES, info
 from gradxval.known import load_registry
-from gradxval.problems import QUANTITIES
-from gradxval.reference import compute_reference
+from gradxval.problems import QUANTITIES, reference_for
 from gradxval.runner import evaluate_backend, run_cases
 
 DELTAS = [m * 10.0**-e for e in range(1, 17) for m in (5, 2, 1)]
@@ -54,7 +53,7 @@ def main() -> int:
     base = {}  # case id -> (case, ref, numpy's closed-form results)
     for case in cases:
         inputs = case.inputs()
-        ref = compute_reference(case, inputs)
+        ref = reference_for(case, inputs)
         oc = evaluate_backend(numpy_backend, case, inputs, ("closed_form",))["closed_form"]
         if "ok" in oc:
             base[case.id] = (case, ref, oc["ok"])

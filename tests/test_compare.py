@@ -105,10 +105,10 @@ def test_measure_nan_patterns_and_overflow():
 def test_known_match_needs_evidence_not_a_name(registry):
     """Half the true saturated grad_x is not what sigma(1 - sigma) gives: it stays disagree."""
     from gradxval.compare import judge
-    from gradxval.reference import compute_reference
+    from gradxval.problems import reference_for
 
     case = Case.from_id("saturated-float32-m10n50-s7")
-    ref = compute_reference(case, case.inputs())
+    ref = reference_for(case, case.inputs())
     half = (ref.values["grad_x"] / 2).astype(np.float32)
     v = judge(case, "torch", "autodiff", "grad_x", half, ref, registry)
     assert v.verdict == "disagree" and v.classification is None
@@ -122,12 +122,12 @@ def test_known_match_needs_evidence_not_a_name(registry):
 def test_known_needs_the_library_and_method_in_scope(registry):
     """The same values are known from torch's autodiff, a diagnosis from anything else."""
     from gradxval.compare import judge
-    from gradxval.reference import compute_reference
+    from gradxval.problems import reference_for
 
     torch = pytest.importorskip("torch")
     case = Case.from_id("saturated-float32-m10n50-s7")
     inp = case.inputs()
-    ref = compute_reference(case, inp)
+    ref = reference_for(case, inp)
     tA = torch.tensor(inp.A)
     tx = torch.tensor(inp.x, requires_grad=True)
     loss = ((tA @ torch.sigmoid(tx)) ** 2).sum()
@@ -160,10 +160,10 @@ def test_known_is_claimed_for_every_element_or_not_at_all(registry):
     """sigma(1 - sigma) where x saturates, and a 40 u error elsewhere: the known entry explains
     part of the array, so the verdict is disagree and the message shows the unexplained element."""
     from gradxval.compare import judge
-    from gradxval.reference import compute_reference
+    from gradxval.problems import reference_for
 
     case = Case.from_id("saturated-float64-m10n50-s7")
-    ref = compute_reference(case, case.inputs())
+    ref = reference_for(case, case.inputs())
     y = ref.sigma
     gx = 2 * (y * (1 - y)) * ref.back
     cancelled = np.flatnonzero(

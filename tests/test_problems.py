@@ -7,8 +7,7 @@ import pytest
 from _support import available_backends
 from gradxval.cases import Case, sample_cases
 from gradxval.errors import UsageError
-from gradxval.problems import PROBLEMS, known_problems, load_problem
-from gradxval.reference import compute_reference
+from gradxval.problems import PROBLEMS, known_problems, load_problem, reference_for
 from gradxval.runner import run_cases
 
 EXAMPLES = str(Path(__file__).resolve().parent.parent / "examples")
@@ -31,7 +30,7 @@ def test_reference_uses_the_problems_own_derivative(name):
     import mpmath
 
     case = Case.from_id(f"{name}:normal-float64-m3n4-s2")
-    ref = compute_reference(case, case.inputs())
+    ref = reference_for(case, case.inputs())
     act = PROBLEMS[name].activation
     for xi, s, sp in zip(case.inputs().x, ref.sigma, ref.sigma_prime, strict=True):
         want_s, want_sp = act.mp(mpmath.mpf(float(xi)))
@@ -87,7 +86,7 @@ def test_a_problem_without_high_precision_reference_falls_back_and_says_so(monke
         pool_size=3,
     )
     cases = [c for c in cases if c.m and c.n]
-    ref = compute_reference(cases[0], cases[0].inputs())
+    ref = reference_for(cases[0], cases[0].inputs())
     assert ref.confidence.startswith("float64 closed form (lower confidence), confirmed")
     out: list = []
     run_cases(cases, available_backends(), out.append, isolate=False)

@@ -6,7 +6,7 @@ import sys
 import pytest
 from _support import available_backends
 from gradxval.cases import Case
-from gradxval.reference import compute_reference
+from gradxval.problems import reference_for
 from gradxval.repro import RECIPES, follow_up, write_reproducer
 from gradxval.shrink import shrink_case
 from gradxval.tolerance import tolerance_u
@@ -26,7 +26,7 @@ def _params():
 )
 def test_reproducer_runs_alone_and_exits_1_while_wrong(backend, method, want, tmp_path):
     case = Case.from_id(SATURATED)
-    ref = compute_reference(case, case.inputs())
+    ref = reference_for(case, case.inputs())
     path = write_reproducer(
         tmp_path,
         case,
@@ -54,7 +54,7 @@ def test_reproducer_runs_alone_and_exits_1_while_wrong(backend, method, want, tm
 def test_reproducer_handles_input_dtypes_and_0d_results(dtype, quantities, tmp_path):
     backend = "torch" if "torch" in available_backends() else "numpy"
     case = Case.from_id(f"normal-{dtype}-m5n4k2-s1")
-    ref = compute_reference(case, case.inputs())
+    ref = reference_for(case, case.inputs())
     for q in quantities:
         path = write_reproducer(
             tmp_path,

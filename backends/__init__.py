@@ -106,6 +106,7 @@ class BackendInfo:
     flags: dict
     compiles: bool = False  # compiles per shape and dtype: the runner may shard it over cores
     declared: str = ""  # the name the backend's class declares (may differ from the spec)
+    hvp_methods: tuple[str, ...] = ()  # the methods that compute hvp_x (second order)
 
 
 def describe(name: str) -> BackendInfo:
@@ -125,6 +126,7 @@ def describe(name: str) -> BackendInfo:
             dict(b.flags()),
             bool(getattr(b, "compiles", False)),
             str(getattr(b, "name", "") or ""),
+            tuple(getattr(b, "hvp_methods", ()) or ()),
         )
     except Exception as exc:  # a plug-in whose version() or dtypes() raises
         return BackendInfo(

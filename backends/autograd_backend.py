@@ -1,4 +1,8 @@
-"""HIPS autograd: reverse mode over numpy, library sigmoid = autograd.scipy.special.expit."""
+"""HIPS autograd: reverse mode over numpy, library sigmoid = autograd.scipy.special.expit.
+
+autograd has no softplus or log-sigmoid function (autograd.scipy.special offers expit and
+logsumexp, no log_expit): those problems differentiate the composite -logaddexp(-x, 0).
+"""
 
 from __future__ import annotations
 
@@ -48,9 +52,32 @@ def _forward(A, x):
     return _loss(A, x), gx, gA
 
 
+_LIBRARY = {"logistic": expit, "tanh": anp.tanh}
+
+
 class AutogradBackend(Backend):
     name = "autograd"
     methods = ("autodiff", "closed_form", "forward")
+    # reverse-over-reverse: autograd.hessian_vector_product; forward-over-reverse: make_jvp of
+    # grad, which needs forward-mode rules autograd lacks for expit (Unsupported says so)
+    hvp_routes = ("fwd_over_rev", "rev_over_rev")
+
+    def library(self, name):
+        return _LIBRARY.get(name)
+
+    def _hvp(self, method, fn, A, x, v, dtype):
+        def f(x):
+            return fn(A, x, anp)
+
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if method == "rev_over_rev":
+                return np.asarray(autograd.hessian_vector_product(f)(x, v))
+            try:
+                return np.asarray(autograd.make_jvp(autograd.grad(f))(x)(v)[1])
+            except NotImplementedError as exc:
+                raise Unsupported(f"autograd has no forward-mode rule: {exc}") from None
+
     supported = ("float32", "float64", "complex64", "complex128")
     unsupported_reasons = {
         "float16": "scipy.special.expit has no float16 loop, so autograd computes in float32",

@@ -27,12 +27,61 @@ class Backend:
     methods: ClassVar[tuple[str, ...]] = ("autodiff", "closed_form")
     supported: ClassVar[tuple[str, ...]] = DTYPES
     unsupported_reasons: ClassVar[dict[str, str]] = {}
+    # second order (hvp_x): the autodiff routes this backend has, each one a method; besides
+    # them every backend has closed_form, and a plug-in that implements ``hvp`` gets "hvp"
+    hvp_routes: ClassVar[tuple[str, ...]] = ()
     # True for backends that compile per (shape, dtype): the isolated runner then spreads their
     # cases over several worker processes, each (shape, dtype) always to the same one
     compiles: ClassVar[bool] = False
 
     def version(self) -> str:
         raise NotImplementedError
+
+    @property
+    def hvp_methods(self) -> tuple[str, ...]:
+        """The methods that compute hvp_x: closed_form, the routes, and "hvp" for the hook."""
+        hook = ("hvp",) if type(self).hvp is not Backend.hvp else ()
+        return ("closed_form", *self.hvp_routes, *hook)
+
+    def library(self, name: str):
+        """The framework's own function for the activation ``name`` (torch.sigmoid for
+        "logistic"), or None where it has none: autodiff differentiates what users call."""
+        return None
+
+    def hvp(self, fn, A: np.ndarray, x: np.ndarray, v: np.ndarray, dtype: str) -> np.ndarray:
+        """Plug-in hook: the Hessian of ``fn(A, x, xp)`` with respect to x applied to v, by
+        this framework's autodiff (any route).  Returns a numpy array of x's shape and dtype."""
+        raise Unsupported(f"{self.name} has no second-order autodiff")
+
+    def _hvp(self, method: str, fn, A, x, v, dtype: str) -> np.ndarray:
+        """A built-in second-order route (hvp_routes) of ``fn``."""
+        raise Unsupported(f"{self.name} has no second-order route {method!r}")
+
+    def evaluate_hvp(self, problem, method: str, A, x, v, dtype: str) -> np.ndarray:
+        """hvp_x of ``problem`` by ``method``: closed_form, a route from hvp_routes, or the
+        plug-in hook "hvp".  A method it lacks raises Unsupported, with the reason."""
+        info(dtype)
+        if method not in self.hvp_methods:
+            raise Unsupported(
+                f"{self.name} has no second-order method {method!r}; it has "
+                f"{', '.join(self.hvp_methods)}"
+            )
+        if dtype not in problem.dtypes:
+            raise Unsupported(f"problem {problem.name} is defined for {', '.join(problem.dtypes)}")
+        if dtype not in self.supported:
+            reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
+            raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
+        if method == "closed_form":
+            xp, to_backend, to_numpy, scope = self.formula_namespace()
+            with scope(dtype):
+                out = problem.hvp_closed_form(to_backend(A), to_backend(x), to_backend(v), xp)
+                if out is None:
+                    raise Unsupported(f"problem {problem.name} defines no second order")
+                return to_numpy(out)
+        fn = problem.autodiff_loss(self.library)
+        if method == "hvp":
+            return self.hvp(fn, A, x, v, dtype)
+        return self._hvp(method, fn, A, x, v, dtype)
 
     def flags(self) -> dict[str, str]:
         """Precision switches in effect, for the report header."""
@@ -83,7 +132,7 @@ class Backend:
             reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
             raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
         if method == "autodiff" and "autodiff" in self.methods:
-            return self.autodiff(problem.loss, A, x, dtype)
+            return self.autodiff(problem.autodiff_loss(self.library), A, x, dtype)
         if method == "closed_form":
             xp, to_backend, to_numpy, scope = self.formula_namespace()
             with scope(dtype):

@@ -56,6 +56,31 @@ def _vmapped(A, x):
     return jnp.sum(values), gx, jnp.conj(jnp.sum(gA, axis=0))
 
 
+def _fwd_over_rev(fn):
+    def run(A, x, v):
+        return jax.jvp(jax.grad(lambda x: fn(A, x, jnp)), (x,), (v,))[1]
+
+    return run
+
+
+def _rev_over_rev(fn):
+    def run(A, x, v):
+        # the VJP of the gradient with v is H^T v = H v: the Hessian is symmetric
+        _, pull = jax.vjp(jax.grad(lambda x: fn(A, x, jnp)), x)
+        return pull(v)[0]
+
+    return run
+
+
+_ROUTES = {"fwd_over_rev": _fwd_over_rev, "rev_over_rev": _rev_over_rev}
+# what users call for each activation problem (issue 13): library derivative rules live there
+_LIBRARY = {
+    "logistic": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "softplus": jax.nn.softplus,
+    "logsigmoid": jax.nn.log_sigmoid,
+}
+
 # forward mode over A pushes one tangent per entry of A: only for A this small
 _FORWARD_MAX_A = 4096
 
@@ -88,6 +113,7 @@ class JaxBackend(Backend):
     name = "jax"
     compiles = True
     methods = ("autodiff", "closed_form", "forward", "vmap", "eager")
+    hvp_routes = tuple(_ROUTES)  # jvp of grad; vjp of grad
 
     def __init__(self) -> None:
         self._cache = _enable_cache()
@@ -104,6 +130,19 @@ class JaxBackend(Backend):
 
     def version(self) -> str:
         return jax.__version__
+
+    def library(self, name):
+        return _LIBRARY.get(name)
+
+    def _hvp(self, method, fn, A, x, v, dtype):
+        key = (method, fn)
+        if key not in self._fns:
+            self._fns[key] = jax.jit(_ROUTES[method](fn))
+        with jax.enable_x64(dtype in _X64):
+            jA, jx, jv = (jax.device_put(np.ascontiguousarray(a)) for a in (A, x, v))
+            if jx.dtype != x.dtype:
+                raise GradxvalError(f"jax converted x to {jx.dtype}, expected {x.dtype}")
+            return np.asarray(self._fns[key](jA, jx, jv))
 
     def autodiff(self, fn, A, x, dtype):
         key = ("autodiff", fn)

@@ -58,9 +58,40 @@ def _column_loss(A, xc):
     return loss_from_sigmoid(A, torch.sigmoid(xc), xp)
 
 
+# what users call for each activation problem (issue 13): library derivative rules live there
+_LIBRARY = {
+    "logistic": torch.sigmoid,
+    "tanh": torch.tanh,
+    "softplus": torch.nn.functional.softplus,
+    "logsigmoid": torch.nn.functional.logsigmoid,
+}
+
+
 class TorchBackend(Backend):
     name = "torch"
     methods = ("autodiff", "closed_form", "forward", "vmap")
+    # forward-over-reverse: torch.func.jvp of torch.func.grad; reverse-over-reverse:
+    # torch.autograd.grad with create_graph=True, then a VJP with v
+    hvp_routes = ("fwd_over_rev", "rev_over_rev")
+
+    def library(self, name):
+        return _LIBRARY.get(name)
+
+    def _hvp(self, method, fn, A, x, v, dtype):
+        tA, tx, tv = to_torch(A), to_torch(x), to_torch(v)
+        with _highest_matmul_precision():
+            if method == "fwd_over_rev":
+                from torch.func import grad, jvp
+
+                _, hv = jvp(grad(lambda x: fn(tA, x, xp)), (tx,), (tv,))
+            else:
+                tx = tx.detach().requires_grad_(True)
+                (g,) = torch.autograd.grad(fn(tA, tx, xp), tx, create_graph=True, allow_unused=True)
+                hv = None
+                if g is not None and g.requires_grad:  # else the gradient is constant in x
+                    (hv,) = torch.autograd.grad(g, tx, grad_outputs=tv, allow_unused=True)
+                hv = torch.zeros_like(tx) if hv is None else hv
+        return to_numpy(hv)
 
     def version(self) -> str:
         return torch.__version__

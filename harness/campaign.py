@@ -53,6 +53,7 @@ class Settings:
     strict: bool = False
     allow_accuracy_outliers: bool = False
     shard: str | None = None  # "I/N": the I-th of N disjoint, stable slices of the case list
+    order: str = "1"  # "1": loss, grad_x, grad_A; "2": hvp_x; "all": both
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:
@@ -120,8 +121,8 @@ def plan(settings: Settings) -> Plan:
     from .backends import BUILTIN, parse_backends
     from .cases import parse_regimes, sample_cases
     from .dtypes import parse_dtypes
-    from .problems import parse_problems
-    from .runner import KNOWN_METHODS, parse_methods
+    from .problems import parse_order, parse_problems
+    from .runner import HVP_METHODS, KNOWN_METHODS, parse_methods
 
     s = settings
     for name in ("backends", "dtypes", "regimes", "problems", "methods"):
@@ -131,13 +132,15 @@ def plan(settings: Settings) -> Plan:
     names, explicit = parse_backends(s.backends)
     dtypes, regimes = parse_dtypes(s.dtypes), parse_regimes(s.regimes)
     problems = parse_problems(s.problems)
+    parse_order(s.order)
     method_spec = parse_methods(s.methods)
     if isinstance(method_spec, tuple):
-        unknown = [m for m in method_spec if m not in KNOWN_METHODS]
+        unknown = [m for m in method_spec if m not in KNOWN_METHODS + HVP_METHODS]
         if unknown and all(n in BUILTIN for n in names):
             raise UsageError(
                 f"methods={','.join(unknown)!r}: no selected backend has such a method; "
-                f"expected core, all, or names from {', '.join(KNOWN_METHODS)}"
+                f"expected core, all, or names from "
+                f"{', '.join(dict.fromkeys(KNOWN_METHODS + HVP_METHODS))}"
             )
     asked = {
         "backends": list(names) if explicit else [],
@@ -282,6 +285,7 @@ def execute(
                 method_spec=p.method_spec,
                 limits=limits,
                 on_ready=on_ready,
+                order=p.settings.order,
             )
     except Interrupted as exc:
         interrupted = exc.code
@@ -379,11 +383,11 @@ def _finish(records, env, run, out, registry, interrupted, stats) -> Outcome:
 def _check_methods(p: Plan, infos) -> None:
     if not isinstance(p.method_spec, tuple) or not infos:
         return
-    have = {m for b in infos for m in b.methods}
+    have = {m for b in infos for m in (*b.methods, *getattr(b, "hvp_methods", ()))}
     unknown = [m for m in p.method_spec if m not in have]
-    from .runner import KNOWN_METHODS
+    from .runner import HVP_METHODS, KNOWN_METHODS
 
-    unknown = [m for m in unknown if m not in KNOWN_METHODS]
+    unknown = [m for m in unknown if m not in KNOWN_METHODS + HVP_METHODS]
     if unknown:
         raise UsageError(
             f"methods={','.join(unknown)!r}: no selected backend has such a method; the "
@@ -557,6 +561,7 @@ def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, keep, done)
         p.method_spec,
         limits or Limits(),
         on_case,
+        order=p.settings.order,
         scheduler=scheduler,
         workers=workers,
         on_ready=on_ready,

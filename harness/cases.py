@@ -36,6 +36,7 @@ class Inputs:
 
     A: np.ndarray  # (m, n), case dtype; may be non-contiguous in the strided regime
     x: np.ndarray  # (n,) or (n, k), real dtype of the case
+    v: np.ndarray | None = None  # the direction of the Hessian-vector product: x's shape and dtype
 
 
 @dataclass(frozen=True, order=True)
@@ -112,7 +113,11 @@ class Case:
                 x.flat[rng.integers(0, x.size)] = -np.inf
         elif self.regime == "special":
             _plant_special(rng, self.special_kind, A, x)
-        return Inputs(A=self.present(A.astype(di.np)), x=x.astype(di.np_real))
+        # drawn last, so that A and x are what they were before second order existed
+        v = rng.standard_normal(self.x_shape)
+        return Inputs(
+            A=self.present(A.astype(di.np)), x=x.astype(di.np_real), v=v.astype(di.np_real)
+        )
 
     def present(self, A: np.ndarray) -> np.ndarray:
         """Return a fresh copy of A in this case's layout (strided regime: not C-contiguous)."""

@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         help="'core' (autodiff, closed_form), 'all' (adds forward, vmap, eager), or a comma "
         f"list; a named method a backend lacks is reported unsupported (default: {d.methods})",
     )
+    r.add_argument(
+        "--order",
+        choices=("1", "2", "all"),
+        help="1: loss, grad_x, grad_A; 2: hvp_x, the Hessian with respect to x applied to a "
+        f"direction v drawn per case; all: both (default: {d.order})",
+    )
     r.add_argument("--cases", type=int, help=f"number of cases (default: {d.cases})")
     r.add_argument("--seed", type=int, help=f"run seed (default: {d.seed})")
     r.add_argument("--strict", action="store_true", default=None, help="known results fail too")
@@ -189,6 +195,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("case_id")
     rp.add_argument("--backends", default="all")
     rp.add_argument("--methods", default="core", help="as for run ('all' on request)")
+    rp.add_argument("--order", choices=("1", "2", "all"), default="1", help="as for run")
     rp.add_argument("--json", action="store_true", help="print the verdicts as JSON lines")
     rp.add_argument("--timeout", type=float, default=120.0, help="seconds per backend")
     return p
@@ -630,6 +637,7 @@ def _check_backend(args) -> int:
         method_spec="all",
         limits=Limits(timeout=args.timeout),
         skip_unavailable=True,
+        order="all",  # a backend's second-order routes too, where it has any
     )
     counts = Counter(v.verdict for v in out)
     print(
@@ -681,7 +689,7 @@ def _replay(args) -> int:
     from .backends import parse_backends
     from .campaign import check_limits
     from .cases import Case
-    from .problems import reference_for
+    from .problems import load_problem, reference_for
     from .runner import Limits, default_max_memory, parse_methods, run_cases
 
     case = Case.from_id(args.case_id)
@@ -689,8 +697,9 @@ def _replay(args) -> int:
     names, explicit = parse_backends(args.backends)
     method_spec = parse_methods(args.methods)
     _check_size(case, default_max_memory())
+    load_problem(case.problem)  # an unknown problem in the id is a usage error
     inputs = case.inputs()
-    ref = reference_for(case, inputs)
+    ref = reference_for(case, inputs, args.order != "1")
     verdicts = []
     stats = run_cases(
         [case],
@@ -701,6 +710,7 @@ def _replay(args) -> int:
         method_spec=method_spec,
         limits=Limits(timeout=args.timeout, quarantine_after=1),
         references={case.id: ref},  # computed once, for the printout and the verdicts
+        order=args.order,
     )
     for name, why in stats.skipped.items():
         if explicit:

@@ -63,7 +63,13 @@ def _worker_fingerprint() -> dict:
 
 
 def _task(
-    case_ids: list[str], names: list[str], method_spec, limits: dict, path: list[str], env: dict
+    case_ids: list[str],
+    names: list[str],
+    method_spec,
+    limits: dict,
+    path: list[str],
+    env: dict,
+    order: str = "1",
 ):
     """Run and judge a batch in a Dask worker: [(case id, [record, ...]), ...] and the
     backends' infos and skips."""
@@ -86,6 +92,7 @@ def _task(
         method_spec=method_spec,
         limits=Limits(**limits),
         pool_cache=_POOLS,
+        order=order,
     )
     infos = [asdict(b) for b in stats.backends]
     return [(cid, by_case[cid]) for cid in case_ids], infos, stats.skipped, stats.quarantined
@@ -139,6 +146,7 @@ def run_on_dask(
     workers: int = 2,
     on_ready: Callable | None = None,
     on_note: Callable[[str], None] | None = None,
+    order: str = "1",
 ) -> tuple[list, dict, dict]:
     """Run ``cases`` on a Dask cluster; call ``on_case(case_id, records)`` as batches arrive.
 
@@ -174,7 +182,16 @@ def run_on_dask(
         # a probe starts the backends on one worker before any work is sent: the caller checks
         # versions (resume) and writes the manifest first, even when no case is left to run
         probe = client.submit(
-            _task, [], list(names), spec, lim, list(sys.path), env, pure=False, workers=good[:1]
+            _task,
+            [],
+            list(names),
+            spec,
+            lim,
+            list(sys.path),
+            env,
+            order,
+            pure=False,
+            workers=good[:1],
         )
         _, p_infos, p_skipped, _ = probe.result()
         infos = [BackendInfo(**b) for b in p_infos]
@@ -190,6 +207,7 @@ def run_on_dask(
                 lim,
                 list(sys.path),
                 env,
+                order,
                 pure=False,
                 workers=good,
                 allow_other_workers=False,

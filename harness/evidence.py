@@ -62,6 +62,8 @@ def _derivative_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray
     """
     from .compare import expected_dtype, measure
 
+    if quantity == "hvp_x":
+        return _second_derivative_cancellation(case, actual, ref, ms, tol)
     forms = getattr(ref.activation, "cancelled", ())
     if not forms or ref.sigma is None or quantity != "grad_x":
         return None
@@ -87,6 +89,61 @@ def _derivative_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray
         gap = _err(alt, ref.values[quantity], ref, quantity, di)
         best = m.e if best is None else np.minimum(best, m.e)
         model = gap if model is None else np.minimum(model, gap)
+    return _explained(best <= tol, model, ms, tol)
+
+
+def _rounded_candidates(ref, dt) -> list[np.ndarray]:
+    """y = phi(x) rounded to the dtype, and up to Activation.ulps ulps either side."""
+    with np.errstate(all="ignore"):
+        y0 = np.asarray(ref.sigma).astype(dt)
+        out = [y0]
+        for target in (-np.inf, np.inf):
+            y = y0
+            for _ in range(getattr(ref.activation, "ulps", 2)):
+                y = np.nextafter(y, np.asarray(target, dtype=dt))
+                out.append(y)
+    return out
+
+
+def _second_derivative_cancellation(case, actual, ref, ms, tol) -> np.ndarray | None:
+    """hvp_x equals H v with phi' and phi'' from the autodiff rules' cancelling forms of
+    y = fl(phi(x)): the derivative of sigma's VJP y (1 - y) is y (1 - y) (1 - 2 y), which loses
+    all accuracy where y rounds to 1, as the first-order rule does one order down."""
+    from .compare import expected_dtype, measure
+    from .reference import evaluate_plain
+
+    forms = getattr(ref.activation, "cancelled2", ())
+    if not forms or ref.sigma is None or ref.v is None or ref.embedding is None:
+        return None
+    di = info(case.dtype)
+    dt = di.np_real
+    absR = np.abs(ref.embedding)
+    shape2 = (case.n, case.k or 1)
+    W = np.asarray(ref.back_abs).reshape(shape2)
+    V = ref.v.reshape(shape2)
+    best = model = None
+    for y in _rounded_candidates(ref, dt):
+        y = y.astype(np.float64)
+        for d1, d2 in forms:
+            sp, spp = d1(y, dt), d2(y, dt)
+            alt = evaluate_plain(ref.embedding, ref.sigma, sp, case.m, False, spp, ref.v)["hvp_x"]
+            SP, SPP = sp.reshape(shape2), spp.reshape(shape2)
+            scale = 2 * np.abs(SPP) * W * np.abs(V) + 2 * np.abs(SP) * (
+                absR.T @ (absR @ np.abs(SP * V))
+            )
+            m = measure(
+                actual,
+                alt,
+                scale.reshape(case.x_shape),
+                ref.under["hvp_x"],
+                di,
+                expected_dtype(case, "hvp_x"),
+            )
+            if m.mismatch:
+                return None
+            gap = _err(alt, ref.values["hvp_x"], ref, "hvp_x", di)
+            best = m.e if best is None else np.minimum(best, m.e)
+            model = gap if model is None else np.minimum(model, gap)
     return _explained(best <= tol, model, ms, tol)
 
 
@@ -126,7 +183,11 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     with np.errstate(all="ignore"):
         s = _flush(ref.sigma, di.tiny)
         sp = _flush(ref.sigma_prime, di.tiny)
-        alt = evaluate_plain(ref.embedding, s, sp, case.m, di.is_complex)[quantity]
+        spp = None if ref.sigma_second is None else _flush(ref.sigma_second, di.tiny)
+        alt = evaluate_plain(ref.embedding, s, sp, case.m, di.is_complex, spp, ref.v)
+        if quantity not in alt:
+            return None
+        alt = alt[quantity]
         alt = _flush(alt, 2 * di.tiny, where_zero=np.asarray(actual))
         want = expected_dtype(case, quantity)
         m = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di, want)
@@ -212,7 +273,7 @@ def _nan_where_x_is_infinite(case, quantity, actual, ref, ms, tol) -> np.ndarray
     """grad_x is NaN only where x is infinite (a VJP of the form g * exp(x - ans) evaluates
     exp(inf - inf) for one sign of the infinity: +inf in softplus, -inf in logsigmoid) and
     agrees with the reference everywhere else."""
-    if quantity != "grad_x" or ref.x is None or not np.isinf(ref.x).any():
+    if quantity not in ("grad_x", "hvp_x") or ref.x is None or not np.isinf(ref.x).any():
         return None
     inf_x = np.isinf(ref.x).reshape(np.shape(ms.e))
     return np.where(inf_x, _nan_parts(actual) | (ms.e <= tol), ms.e <= tol)
@@ -276,7 +337,7 @@ DIAGNOSES = {
     "nan_from_nonfinite_input": "NaN from a non-finite input (inf or NaN), right elsewhere",
     "sequential_sum_in_dtype": "the loss equals a sum accumulated in the case's own dtype",
     "derivative_cancellation": "equals the cancelling derivative rule from y = fl(phi(x)), "
-    "such as sigma(1 - sigma)",
+    "such as sigma(1 - sigma) (second order: its derivative sigma(1 - sigma)(1 - 2 sigma))",
     "subnormal_flush": "equals the reference with subnormal values flushed to zero",
     "promoted_dtype": "a wider dtype than the case's, right once rounded (a promoting scalar?)",
 }

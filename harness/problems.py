@@ -21,6 +21,10 @@ __all__ = [
     "closed_form",
     "loss_from_sigmoid",
     "QUANTITIES",
+    "SECOND_ORDER",
+    "ORDERS",
+    "parse_order",
+    "closed_form_hvp",
     "Activation",
     "Problem",
     "ActivationProblem",
@@ -32,7 +36,9 @@ __all__ = [
     "reference_for",
 ]
 
-QUANTITIES = ("loss", "grad_x", "grad_A")
+QUANTITIES = ("loss", "grad_x", "grad_A")  # first order
+SECOND_ORDER = ("hvp_x",)  # the Hessian with respect to x applied to the case's direction v
+ORDERS = {"1": QUANTITIES, "2": SECOND_ORDER, "all": QUANTITIES + SECOND_ORDER}
 
 
 def _is_complex(a) -> bool:
@@ -100,6 +106,34 @@ def closed_form(A, x, xp, pair=_logistic_pair):
     return loss, grad_x, grad_A
 
 
+def closed_form_hvp(A, x, v, xp, triple):
+    """Return H v, the Hessian of ||A phi(x)||^2 with respect to x applied to v, in ``xp``.
+
+    H v = 2 phi'' * Re(A^H A phi) * v + 2 phi' * Re(A^H A (phi' * v)), with
+    (phi, phi', phi'') = triple(x, xp).  For a batch x (n, k) each column is its own problem.
+    """
+    s, sp, spp = triple(x, xp)
+    cplx = _is_complex(A)
+
+    def normal(t):  # Re(A^H A t) for real t
+        if cplx:
+            z = _matmul(xp, A, _cast(xp, t, A.dtype))
+            return xp.real(_matmul(xp, xp.conj(A).T, z))
+        return _matmul(xp, A.T, _matmul(xp, A, t))
+
+    return 2 * spp * normal(s) * v + 2 * sp * normal(sp * v)
+
+
+def parse_order(spec) -> tuple[str, ...]:
+    """'1' (the default), '2' or 'all' -> the quantities to judge."""
+    from .errors import expected
+
+    key = "1" if spec is None else str(spec)
+    if key not in ORDERS:
+        raise expected("order", spec, list(ORDERS))
+    return ORDERS[key]
+
+
 # ---------------------------------------------------------------------------------------------
 # Problems: f(A, x) = ||A phi(x)||^2 is one family; each member is one Activation.
 
@@ -115,6 +149,10 @@ class Activation:
     at_inf         (phi(+inf), phi'(+inf), phi(-inf), phi'(-inf))
     cancelled      derivative formulas from y = fl(phi(x)) that lose accuracy (autodiff rules
                    such as sigma(1 - sigma)); the known-registry evidence tries them
+    second(x, xp)  accurate phi'' in an array namespace, written without cancellation
+    mp2(t)         phi'' of an mpmath number t (phi''(+-inf) is 0 for every built-in phi)
+    cancelled2     second-derivative formulas from y = fl(phi(x)) that lose accuracy, as
+                   (phi', phi'') pairs of functions of (y, dtype): the autodiff rules' own
     """
 
     name: str
@@ -125,6 +163,14 @@ class Activation:
     at_inf: tuple
     cancelled: tuple = ()
     ulps: int = 2  # how far the library phi may be from correctly rounded, for the evidence
+    second: Callable | None = None
+    mp2: Callable | None = None
+    cancelled2: tuple = ()
+
+    def triple(self, x, xp):
+        """(phi, phi', phi'') accurate in ``xp``."""
+        p, dp = self.pair(x, xp)
+        return p, dp, self.second(x, xp)
 
 
 class Problem:
@@ -152,9 +198,19 @@ class Problem:
     def closed_form(self, A, x, xp):
         raise NotImplementedError
 
-    def reference(self, case, inputs):
+    def hvp_closed_form(self, A, x, v, xp):
+        """H v, the Hessian with respect to x applied to v (second order); None: not defined."""
+        return None
+
+    def autodiff_loss(self, library=None):
+        """The loss autodiff differentiates: ``loss`` here; ActivationProblem puts a
+        framework's own phi in (``library(name)``)."""
+        return self.loss
+
+    def reference(self, case, inputs, second_order: bool = False):
         """Without a high-precision definition: the float64 closed form, checked by the
-        finite-difference witness and marked as lower confidence (see reference.py)."""
+        finite-difference witness and marked as lower confidence (see reference.py).  Second
+        order is not defined for such a problem: hvp_x verdicts say unsupported."""
         from .reference import float64_reference
 
         return float64_reference(self, case, inputs)
@@ -181,10 +237,26 @@ class ActivationProblem(Problem):
     def closed_form(self, A, x, xp):
         return closed_form(A, x, xp, self.activation.pair)
 
-    def reference(self, case, inputs):
+    def hvp_closed_form(self, A, x, v, xp):
+        return closed_form_hvp(A, x, v, xp, self.activation.triple)
+
+    def autodiff_loss(self, library=None):
+        """f written with the framework's own function for phi (``library(name)``, e.g.
+        torch.nn.functional.logsigmoid), where it has one: that is where library derivative
+        rules and their faults live (issue 13).  Otherwise phi as a careful user writes it."""
+        phi = library(self.name) if library is not None else None
+        if phi is None:
+            return self.loss
+        # one function per phi: jit-compiling backends key their caches by it
+        cache = self.__dict__.setdefault("_losses", {})
+        if phi not in cache:
+            cache[phi] = lambda A, x, xp: loss_from_sigmoid(A, phi(x), xp)
+        return cache[phi]
+
+    def reference(self, case, inputs, second_order: bool = False):
         from .reference import compute_reference
 
-        return compute_reference(case, inputs, self.activation)
+        return compute_reference(case, inputs, self.activation, second_order)
 
     def __repr__(self) -> str:
         return f"ActivationProblem({self.name!r})"
@@ -200,6 +272,18 @@ def _logistic_mp(t):
     mp = _mp()
     s = 1 / (1 + mp.exp(-t))
     return s, (s * (1 - s) if t < 0 else mp.exp(-t) * s * s)
+
+
+def _logistic_second(x, xp):
+    # sigma'' = sigma'(1 - 2 sigma) = -sigma' tanh(x/2): 1 - 2 sigma cancels near 0 and
+    # sigma(1 - sigma) for |x| large; sigma(x) sigma(-x) and tanh keep full relative accuracy
+    s, s_neg = stable_sigmoid_pair(x, xp)
+    return -(s * s_neg) * xp.tanh(x / 2)
+
+
+def _logistic_mp2(t):
+    mp = _mp()
+    return -_logistic_mp(t)[1] * mp.tanh(t / 2)
 
 
 def _logistic_plain(x):
@@ -218,6 +302,17 @@ def _tanh_mp(t):
     return mp.tanh(t), 1 / mp.cosh(t) ** 2
 
 
+def _tanh_second(x, xp):
+    # (sech^2)' = -2 tanh sech^2: a product, no cancellation
+    y, d = _tanh_pair(x, xp)
+    return -2 * y * d
+
+
+def _tanh_mp2(t):
+    mp = _mp()
+    return -2 * mp.tanh(t) / mp.cosh(t) ** 2
+
+
 def _softplus_pair(x, xp):
     s, _ = stable_sigmoid_pair(x, xp)
     # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow
@@ -227,6 +322,21 @@ def _softplus_pair(x, xp):
 def _softplus_mp(t):
     mp = _mp()
     return mp.log1p(mp.exp(t)), 1 / (1 + mp.exp(-t))
+
+
+def _softplus_second(x, xp):
+    # softplus'' = sigma' = sigma(x) sigma(-x)
+    s, s_neg = stable_sigmoid_pair(x, xp)
+    return s * s_neg
+
+
+def _logsigmoid_second(x, xp):
+    # logsigmoid' = sigma(-x), so logsigmoid'' = -sigma(x) sigma(-x)
+    return -_softplus_second(x, xp)
+
+
+def _sigma_prime_mp(t):
+    return _logistic_mp(t)[1]
 
 
 def _logsigmoid_pair(x, xp):
@@ -267,6 +377,15 @@ LOGISTIC = Activation(
         lambda y, dt: _round(y * _round(1 - y, dt), dt),  # y (1 - y)
         lambda y, dt: _round(y - _round(y * y, dt), dt),
     ),  # y - y^2
+    second=_logistic_second,
+    mp2=_logistic_mp2,
+    cancelled2=(
+        # the derivative of the VJP rule y (1 - y): y (1 - y) (1 - 2 y)
+        (
+            lambda y, dt: _round(y * _round(1 - y, dt), dt),
+            lambda y, dt: _round(_round(y * _round(1 - y, dt), dt) * _round(1 - 2 * y, dt), dt),
+        ),
+    ),
 )
 TANH = Activation(
     "tanh",
@@ -281,6 +400,14 @@ TANH = Activation(
         _one_minus_square_fused,  # fma(-y, y, 1): one rounding
     ),
     ulps=8,  # XLA's float64 tanh is 7 ulps below 1 at x = 19
+    second=_tanh_second,
+    mp2=_tanh_mp2,
+    cancelled2=(
+        (
+            lambda y, dt: _round(1 - _round(y * y, dt), dt),
+            lambda y, dt: _round(-2 * y * _round(1 - _round(y * y, dt), dt), dt),
+        ),
+    ),
 )
 SOFTPLUS = Activation(
     "softplus",
@@ -289,6 +416,8 @@ SOFTPLUS = Activation(
     lambda x: _softplus_pair(x, np),
     _softplus_mp,
     (np.inf, 1.0, 0.0, 0.0),
+    second=_softplus_second,
+    mp2=_sigma_prime_mp,
 )
 LOGSIGMOID = Activation(
     "logsigmoid",
@@ -297,6 +426,8 @@ LOGSIGMOID = Activation(
     lambda x: _logsigmoid_pair(x, np),
     _logsigmoid_mp,
     (0.0, 0.0, -np.inf, 1.0),
+    second=_logsigmoid_second,
+    mp2=lambda t: -_sigma_prime_mp(t),
 )
 
 
@@ -337,10 +468,15 @@ def load_problem(name: str) -> Problem:
     return obj() if isinstance(obj, type) else obj
 
 
-def reference_for(case, inputs):
+def reference_for(case, inputs, second_order: bool = False):
     """The reference a case is judged against, from its problem (an unknown name lists the
-    known ones)."""
-    return load_problem(case.problem).reference(case, inputs)
+    known ones); ``second_order`` adds hvp_x where the problem defines it."""
+    import inspect
+
+    problem = load_problem(case.problem)
+    if not second_order or "second_order" not in inspect.signature(problem.reference).parameters:
+        return problem.reference(case, inputs)  # hvp_x verdicts then say unsupported
+    return problem.reference(case, inputs, second_order=True)
 
 
 def parse_problems(spec: str | None) -> tuple[str, ...]:

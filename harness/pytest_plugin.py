@@ -22,6 +22,7 @@ _OPTIONS = {
     "regimes": ("all", "input regimes, comma list or 'all'"),
     "methods": ("core", "methods: core (autodiff, closed_form), all (adds forward, vmap, eager)"),
     "problems": ("logistic", "problems: names (tanh, softplus, ...), module:attr, or 'all'"),
+    "order": ("1", "1: loss and gradients; 2: hvp_x (Hessian-vector products); all: both"),
     "cases": ("36", "number of random cases"),
     "seed": ("20261126", "run seed: an int, 'random', or 'last' (remembered in pytest's cache)"),
     "report": ("", "also write results.jsonl, summary.json and report.md into this directory"),
@@ -165,10 +166,13 @@ class _Session:
         self._backends = None
         self.usage_error: str | None = None
         from .errors import UsageError
+        from .problems import parse_order
         from .runner import parse_methods
 
         try:
             self.method_spec = parse_methods(str(_opt(config, "methods")))
+            self.derivatives = str(_opt(config, "order")).strip()
+            self.quantities = parse_order(self.derivatives)
         except UsageError as exc:
             raise pytest.UsageError(f"gradxval: {exc}") from None
 
@@ -224,19 +228,25 @@ class _Session:
         the session (only a built-in whose framework is not installed is left out)."""
         if self._backends is None:
             from .backends import describe, not_installed
-            from .runner import select_methods
+            from .runner import select_jobs
 
             self._backends = {}
             for n in names:
                 info = describe(n)
                 if info.available:
-                    self._backends[n] = select_methods(info.methods, self.method_spec)
+                    first, second = select_jobs(info, self.method_spec, self.quantities)
+                    # one item per method: its verdicts cover both orders' quantities
+                    self._backends[n] = tuple(dict.fromkeys(first + second))
                 elif explicit or not not_installed(n):
                     raise pytest.UsageError(f"gradxval: backend {n} did not load: {info.reason}")
             if not self._backends:
                 raise pytest.UsageError("gradxval: nothing to test: no backend is available")
             if isinstance(self.method_spec, tuple):
-                have = {m for n in self._backends for m in describe(n).methods}
+                have = {
+                    m
+                    for n in self._backends
+                    for m in (*describe(n).methods, *describe(n).hvp_methods)
+                }
                 unknown = [m for m in self.method_spec if m not in have]
                 if len(unknown) == len(self.method_spec):
                     raise pytest.UsageError(
@@ -258,6 +268,7 @@ class _Session:
                 out.append,
                 isolate=False,
                 method_spec=self.method_spec,
+                order=self.derivatives,
             )
             self._verdicts[case_id] = out
         return self._verdicts[case_id]
@@ -266,14 +277,15 @@ class _Session:
 def _check_method_names(spec, names) -> None:
     from .backends import BUILTIN
     from .errors import UsageError
-    from .runner import KNOWN_METHODS
+    from .runner import HVP_METHODS, KNOWN_METHODS
 
+    known = tuple(dict.fromkeys(KNOWN_METHODS + HVP_METHODS))
     if isinstance(spec, tuple) and all(n in BUILTIN for n in names):
-        unknown = [m for m in spec if m not in KNOWN_METHODS]
+        unknown = [m for m in spec if m not in known]
         if unknown:
             raise UsageError(
                 f"--gradxval-methods={','.join(unknown)!r}: no selected backend has such a "
-                f"method; expected core, all, or names from {', '.join(KNOWN_METHODS)}"
+                f"method; expected core, all, or names from {', '.join(known)}"
             )
 
 
@@ -341,7 +353,14 @@ def gradxval_property(request):
         @given(strategy)
         def prop(case):
             out: list = []
-            run_cases([case], names, out.append, isolate=False, method_spec=s.method_spec)
+            run_cases(
+                [case],
+                names,
+                out.append,
+                isolate=False,
+                method_spec=s.method_spec,
+                order=s.derivatives,
+            )
             bad = [
                 v
                 for v in out

@@ -21,7 +21,7 @@ import numpy as np
 
 from .cases import Case, Inputs
 from .dtypes import info
-from .numerics import dd_matmul, two_prod
+from .numerics import dd_matmul, dd_mul, two_prod, two_sum
 
 __all__ = ["Reference", "compute_reference", "evaluate_plain"]
 
@@ -42,31 +42,42 @@ class Reference:
     activation: object = None  # the problem's Activation (phi = sigma for the seed problem)
     confidence: str = "high precision"  # or how a lower-confidence fallback was confirmed
     precise: bool = field(default=False)
+    v: np.ndarray | None = None  # the hvp direction, float64, shape of x (second order only)
+    sigma_second: np.ndarray | None = None  # phi''(x), float64 (second order only)
 
 
-def _mp_pairs(x: np.ndarray, activation):
-    """phi(x) and phi'(x) as double-double pairs from mpmath (120 bits)."""
+def _mp_pairs(x: np.ndarray, activation, second: bool = False):
+    """phi(x) and phi'(x) (and phi''(x)) as double-double pairs from mpmath (120 bits)."""
     flat = x.ravel()
-    out = np.zeros((4, flat.size))
+    out = np.zeros((6 if second else 4, flat.size))
     p_inf, dp_inf, p_ninf, dp_ninf = activation.at_inf
     with mpmath.workprec(120):
         for i, xi in enumerate(flat.tolist()):
             if math.isnan(xi):
                 out[:, i] = np.nan
                 continue
-            if math.isinf(xi):
-                out[:, i] = (p_inf, 0.0, dp_inf, 0.0) if xi > 0 else (p_ninf, 0.0, dp_ninf, 0.0)
+            if math.isinf(xi):  # phi'' is 0 at +-inf for every built-in phi
+                at = (p_inf, 0.0, dp_inf, 0.0) if xi > 0 else (p_ninf, 0.0, dp_ninf, 0.0)
+                out[:, i] = at + (0.0, 0.0) if second else at
                 continue
-            for j, v in enumerate(activation.mp(mpmath.mpf(xi))):
+            t = mpmath.mpf(xi)
+            values = activation.mp(t)
+            if second:
+                values = (*values, activation.mp2(t))
+            for j, v in enumerate(values):
                 h = float(v)
                 out[2 * j, i], out[2 * j + 1, i] = h, float(v - h) if math.isfinite(h) else 0.0
     return [a.reshape(x.shape) for a in out]
 
 
-def compute_reference(case: Case, inputs: Inputs, activation) -> Reference:
+def compute_reference(
+    case: Case, inputs: Inputs, activation, second_order: bool = False
+) -> Reference:
     """Compute the reference for a case of f = ||A phi(x)||^2 from its rounded inputs.
 
     The caller names phi (``Problem.reference`` does): this module looks no problem up.
+    ``second_order`` adds hvp_x, the Hessian with respect to x applied to the case's v:
+    H v = 2 phi'' Re(A^H A phi) v + 2 phi' Re(A^H A (phi' v)).
     """
     di = info(case.dtype)
     precise = case.dtype in ("float64", "complex128")
@@ -76,19 +87,23 @@ def compute_reference(case: Case, inputs: Inputs, activation) -> Reference:
     k = 1 if case.k is None else case.k
     X = x.reshape(n, k)
     R = np.vstack([A.real, A.imag]) if di.is_complex else A  # real embedding, (M, n)
+    second = second_order and inputs.v is not None and activation.second is not None
+    V = np.asarray(inputs.v, dtype=np.float64).reshape(n, k) if second else None
     with np.errstate(all="ignore"):
         s, sp = activation.plain(X)
+        spp = activation.second(X, np) if second else None
         z = R @ s
         back = R.T @ z
-        plain = _plain(A, s, sp, di.is_complex)
+        plain = _plain(A, s, sp, di.is_complex, spp, V)
         if not (np.isfinite(A).all() and np.isfinite(X).all()):
             # NaN and inf arise as the case's dtype makes them: phi(x) that underflows to 0 in
             # the dtype (exp(-709) in float16) times an infinity is NaN there, not inf
             rs, rsp = (np.asarray(v).astype(di.np_real).astype(np.float64) for v in (s, sp))
-            rounded = _plain(A, rs, rsp, di.is_complex)
+            rspp = None if spp is None else spp.astype(di.np_real).astype(np.float64)
+            rounded = _plain(A, rs, rsp, di.is_complex, rspp, V)
             plain = {q: np.where(np.isfinite(rounded[q]), plain[q], rounded[q]) for q in plain}
         if precise:
-            vals = _precise(R, X, activation)
+            vals = _precise(R, X, activation, V)
             vals = {q: np.where(np.isfinite(plain[q]), vals[q], plain[q]) for q in vals}
         else:
             vals = plain
@@ -107,13 +122,18 @@ def compute_reference(case: Case, inputs: Inputs, activation) -> Reference:
             "grad_x": 1 + 2 * W,
             "grad_A": 1 + 2 * za.sum(axis=1, keepdims=True) * np.ones((1, n)),
         }
+        if second:
+            # the first-order bound of H v's rounding errors, term by term (tolerance.py)
+            Wv = absR.T @ (absR @ np.abs(sp * V))
+            scale["hvp_x"] = 2 * np.abs(spp) * W * np.abs(V) + 2 * np.abs(sp) * Wv
+            under["hvp_x"] = 1 + 2 * W * np.abs(V) + 2 * absR.T @ (absR @ np.abs(V))
     m = case.m
     if di.is_complex:
         vals["grad_A"] = _combine(vals["grad_A"][:m], vals["grad_A"][m:])
         scale["grad_A"] = scale["grad_A"][:m] + scale["grad_A"][m:]
         under["grad_A"] = under["grad_A"][:m] + under["grad_A"][m:]
     shape = case.x_shape
-    for q in ("grad_x",):
+    for q in ("grad_x", "hvp_x") if second else ("grad_x",):
         vals[q], scale[q], under[q] = (a.reshape(shape) for a in (vals[q], scale[q], under[q]))
     return Reference(
         values=vals,
@@ -127,24 +147,32 @@ def compute_reference(case: Case, inputs: Inputs, activation) -> Reference:
         x=x,
         activation=activation,
         precise=precise,
+        v=V.reshape(shape) if second else None,
+        sigma_second=spp.reshape(shape) if second else None,
     )
 
 
-def evaluate_plain(R: np.ndarray, s: np.ndarray, sp: np.ndarray, m: int, is_complex: bool):
-    """float64 loss and gradients from given sigma and sigma' values (for evidence checks)."""
+def evaluate_plain(
+    R: np.ndarray, s: np.ndarray, sp: np.ndarray, m: int, is_complex: bool, spp=None, v=None
+):
+    """float64 loss and gradients from given phi and phi' values (and hvp_x from phi'' and the
+    direction v), for evidence checks."""
     shape = s.shape
     S = s.reshape(shape[0], shape[1] if s.ndim == 2 else 1)
+    SP = sp.reshape(S.shape)
     with np.errstate(all="ignore"):
         z = R @ S
         back = R.T @ z
         gA = 2 * z @ S.T
+        out = {"loss": np.float64(np.sum(z * z)), "grad_x": (2 * SP * back).reshape(shape)}
+        if spp is not None and v is not None:
+            V = v.reshape(S.shape)
+            hv = 2 * spp.reshape(S.shape) * back * V + 2 * SP * (R.T @ (R @ (SP * V)))
+            out["hvp_x"] = hv.reshape(shape)
     if is_complex:
         gA = _combine(gA[:m], gA[m:])
-    return {
-        "loss": np.float64(np.sum(z * z)),
-        "grad_x": (2 * sp.reshape(S.shape) * back).reshape(shape),
-        "grad_A": gA,
-    }
+    out["grad_A"] = gA
+    return out
 
 
 def _combine(re: np.ndarray, im: np.ndarray) -> np.ndarray:
@@ -154,8 +182,9 @@ def _combine(re: np.ndarray, im: np.ndarray) -> np.ndarray:
     return out
 
 
-def _plain(A: np.ndarray, s: np.ndarray, sp: np.ndarray, is_complex: bool) -> dict:
-    """float64/complex128 evaluation in the case's own arithmetic.
+def _plain(A: np.ndarray, s, sp, is_complex: bool, spp=None, V=None) -> dict:
+    """float64/complex128 evaluation in the case's own arithmetic (with spp = phi'' and V:
+    hvp_x too).
 
     Its NaN/inf pattern is the IEEE one every backend produces: complex (inf + 0j) * s gives
     inf + nan j, which the real embedding would not.
@@ -166,15 +195,20 @@ def _plain(A: np.ndarray, s: np.ndarray, sp: np.ndarray, is_complex: bool) -> di
     gA = 2 * z @ sc.T
     if is_complex:
         gA = np.vstack([gA.real, gA.imag])
-    return {
+    out = {
         "loss": np.float64(np.sum(np.real(z * z.conj()))),
         "grad_x": 2 * sp * back,
         "grad_A": gA,
     }
+    if spp is not None:
+        back2 = np.real(A.conj().T @ (A @ (sp * V).astype(A.dtype)))
+        out["hvp_x"] = 2 * spp * back * V + 2 * sp * back2
+    return out
 
 
-def _precise(R: np.ndarray, X: np.ndarray, activation) -> dict[str, np.ndarray]:
-    s_hi, s_lo, sp_hi, sp_lo = _mp_pairs(X, activation)
+def _precise(R: np.ndarray, X: np.ndarray, activation, V=None) -> dict[str, np.ndarray]:
+    pairs = _mp_pairs(X, activation, second=V is not None)
+    s_hi, s_lo, sp_hi, sp_lo = pairs[:4]
     z_hi, z_lo = dd_matmul(R, s_hi, s_lo)
     b_hi, b_lo = dd_matmul(R.T, z_hi, z_lo)
     p, e = two_prod(sp_hi, b_hi)
@@ -184,7 +218,17 @@ def _precise(R: np.ndarray, X: np.ndarray, activation) -> dict[str, np.ndarray]:
     g_hi, g_lo = dd_matmul(z_hi, s_hi.T.copy(), s_lo.T.copy())
     # the z_lo s^T term is below 2**-53 relative; plain float64 is exact enough for it
     grad_A = 2 * (g_hi + (g_lo + z_lo @ s_hi.T))
-    return {"loss": np.float64(loss), "grad_x": grad_x, "grad_A": grad_A}
+    out = {"loss": np.float64(loss), "grad_x": grad_x, "grad_A": grad_A}
+    if V is not None:  # H v in double-double: v is exact in float64
+        spp_hi, spp_lo = pairs[4:]
+        w_hi, w_lo = dd_mul(sp_hi, sp_lo, V, 0.0)
+        zw_hi, zw_lo = dd_matmul(R, w_hi, w_lo)
+        c_hi, c_lo = dd_matmul(R.T, zw_hi, zw_lo)
+        t1 = dd_mul(*dd_mul(spp_hi, spp_lo, b_hi, b_lo), V, 0.0)
+        t2 = dd_mul(sp_hi, sp_lo, c_hi, c_lo)
+        h, e = two_sum(t1[0], t2[0])
+        out["hvp_x"] = 2 * (h + (e + t1[1] + t2[1]))
+    return out
 
 
 def float64_reference(problem, case: Case, inputs: Inputs) -> Reference:

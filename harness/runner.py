@@ -29,7 +29,7 @@ from .cases import Case, Inputs
 from .compare import Verdict, attribute, judge
 from .errors import BackendUnavailable, Unsupported
 from .known import Registry, load_registry
-from .problems import QUANTITIES, load_problem, reference_for
+from .problems import QUANTITIES, SECOND_ORDER, load_problem, parse_order, reference_for
 
 __all__ = [
     "evaluate_backend",
@@ -47,10 +47,13 @@ _IN_FLIGHT = 4  # cases submitted ahead of the one being judged
 _LABELS: dict[str, str] = {}  # backend spec -> the name its class declares, where they differ
 
 
-def reproduce_command(case_id: str, backend: str | None = None) -> str:
+def reproduce_command(case_id: str, backend: str | None = None, quantity: str = "") -> str:
     """The one-line shell command that replays a case, from any directory: a backend given as
-    module:Class that is not installed gets the PYTHONPATH it was imported from."""
+    module:Class that is not installed gets the PYTHONPATH it was imported from; a second-order
+    quantity replays with --order 2."""
     tail = f" --backends {backend}" if backend else ""
+    if quantity in SECOND_ORDER:
+        tail += " --order 2"
     prefix = ""
     if backend and ":" in backend:
         where = _import_root(backend.partition(":")[0])
@@ -131,6 +134,8 @@ def parse_methods(spec: str) -> str | tuple[str, ...]:
 
 # every method a built-in backend has; plug-ins may add their own names
 KNOWN_METHODS = ("autodiff", "closed_form", "forward", "vmap", "eager")
+# the second-order methods (hvp_x): closed form, the autodiff routes, and the plug-in hook
+HVP_METHODS = ("closed_form", "fwd_over_rev", "rev_over_rev", "hvp")
 
 
 def select_methods(available, spec: str | Iterable[str] = "core") -> tuple[str, ...]:
@@ -144,22 +149,56 @@ def select_methods(available, spec: str | Iterable[str] = "core") -> tuple[str, 
     return tuple(spec)
 
 
-def evaluate_backend(backend, case: Case, inputs: Inputs, methods=None) -> dict[str, dict]:
+def select_jobs(info, spec, quantities) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(first-order methods, second-order methods) to run for the quantities judged.
+
+    'core' and 'all' take every second-order method the backend has: its routes are the point
+    of a second-order run.  Names go to the order they belong to; with --order 2 alone, every
+    name is a second-order method, so a first-order name is recorded as unsupported there.
+    """
+    first_q = any(q in QUANTITIES for q in quantities)
+    second_q = any(q in SECOND_ORDER for q in quantities)
+    hvp = tuple(getattr(info, "hvp_methods", ()) or ())
+    if isinstance(spec, str):
+        first = select_methods(info.methods, spec) if first_q else ()
+        return first, hvp if second_q else ()
+    names = tuple(spec)
+    if not first_q:
+        return (), names
+    second = tuple(m for m in names if m in HVP_METHODS or m in hvp) if second_q else ()
+    first = tuple(m for m in names if m not in second or m in info.methods)
+    return first, second
+
+
+def evaluate_jobs(backend, case: Case, inputs: Inputs, jobs) -> tuple[dict, dict]:
+    """evaluate_backend for (first-order methods, second-order methods)."""
+    first, second = jobs
+    return (
+        evaluate_backend(backend, case, inputs, first) if first else {},
+        evaluate_backend(backend, case, inputs, second, order=2) if second else {},
+    )
+
+
+def evaluate_backend(
+    backend, case: Case, inputs: Inputs, methods=None, order: int = 1
+) -> dict[str, dict]:
     """Evaluate the given methods (default: the core ones) of a backend on a case; never raises.
 
     Returns method -> {"ok": {quantity: array or None}} | {"unsupported": reason} |
-    {"error": message}.  Each call gets fresh copies of the inputs: a backend that writes into
-    them, or whose second call does not return the same bits, is recorded as an error.
+    {"error": message}.  ``order=2`` computes hvp_x by the second-order methods.  Each call
+    gets fresh copies of the inputs: a backend that writes into them, or whose second call does
+    not return the same bits, is recorded as an error.
     """
     out: dict[str, dict] = {}
+    call = _call if order == 1 else _call_hvp
     for method in select_methods(backend.methods) if methods is None else methods:
         t0 = time.perf_counter()
         try:
-            res = _call(backend, method, case, inputs)
+            res = call(backend, method, case, inputs)
             seconds = time.perf_counter() - t0
             repeated = _should_repeat(case)
             if repeated:
-                _check_repeat(res, _call(backend, method, case, inputs))
+                _check_repeat(res, call(backend, method, case, inputs))
             out[method] = {"ok": res, "seconds": seconds, "repeated": repeated}
         except Unsupported as exc:
             out[method] = {"unsupported": str(exc)}
@@ -197,9 +236,31 @@ def _call(backend, method: str, case: Case, inputs: Inputs) -> dict:
     return {q: None if res[q] is None else np.asarray(res[q]) for q in QUANTITIES}
 
 
+def _call_hvp(backend, method: str, case: Case, inputs: Inputs) -> dict:
+    """hvp_x by one second-order method, on read-only copies checked for writes."""
+    A, x, v = case.present(inputs.A), inputs.x.copy(), inputs.v.copy()
+    for a in (A, x, v):
+        a.flags.writeable = False
+    before = [_digest(a) for a in (A, x, v)]
+    hvp_methods = getattr(backend, "hvp_methods", ("closed_form",))
+    if method not in hvp_methods:
+        raise Unsupported(
+            f"{backend.name or 'this backend'} has no second-order method {method!r}; it has "
+            f"{', '.join(hvp_methods)}"
+        )
+    out = backend.evaluate_hvp(load_problem(case.problem), method, A, x, v, case.dtype)
+    if out is not None and not isinstance(out, np.ndarray) and not np.isscalar(out):
+        raise TypeError(
+            f"hvp_x is a {type(out).__module__}.{type(out).__name__}, expected a numpy array"
+        )
+    if [_digest(a) for a in (A, x, v)] != before:
+        raise RuntimeError("modified its input arrays in place")
+    return {"hvp_x": None if out is None else np.asarray(out)}
+
+
 def _check_repeat(first: dict, second: dict) -> None:
     """The same call twice must give the same bits (a stale cache or race shows up here)."""
-    for q in QUANTITIES:
+    for q in first:
         a, b = first[q], second[q]
         if a is None or b is None:
             if (a is None) != (b is None):
@@ -252,9 +313,9 @@ def _worker_main(conn, name: str, path: list[str], log: str | None = None) -> No
             msg = inbox.get()
             if msg is None:
                 return
-            case_id, A, x, methods = msg
+            case_id, A, x, v, jobs = msg
             case = Case.from_id(case_id)
-            conn.send(evaluate_backend(backend, case, Inputs(A=A, x=x), methods))
+            conn.send(evaluate_jobs(backend, case, Inputs(A=A, x=x, v=v), jobs))
     except (EOFError, BrokenPipeError):
         return  # the parent is gone: nobody is left to report to
 
@@ -363,7 +424,7 @@ class _Worker:
                 self.start()
             elif self.info is None:
                 self.ready()
-            self.conn.send((case.id, inputs.A, inputs.x, tuple(methods)))
+            self.conn.send((case.id, inputs.A, inputs.x, inputs.v, methods))
         except (BackendUnavailable, OSError) as exc:
             self.failed_start = f"worker could not be (re)started: {exc}"
             self.stop()
@@ -400,7 +461,7 @@ class _Worker:
                 code = self.proc.exitcode
             why, kind = f"worker process died ({type(exc).__name__}, exit code {code})", "crash"
         self.stop()
-        return {m: {"error": why} for m in methods}, kind
+        return _failed(methods, why), kind
 
     def signal_stop(self) -> None:
         """Ask the worker to finish (step one of stopping many workers at once)."""
@@ -487,14 +548,13 @@ class _Pool:
 
     def collect(self, token, case: Case, inputs: Inputs, methods) -> dict[str, dict]:
         if self.quarantined or token is None:
-            why = self.quarantined or "quarantined"
-            return {m: {"error": why} for m in methods}
+            return _failed(methods, self.quarantined or "quarantined")
         w, generation = token
         if w.generation != generation or w.proc is None:
             # the process that had this case was killed for an earlier one: send it again
             generation = w.submit(case, inputs, methods)
         if generation == 0:
-            out, kind = {m: {"error": w.failed_start} for m in methods}, "crash"
+            out, kind = _failed(methods, w.failed_start), "crash"
         else:
             out, kind = w.collect(methods)
         if kind in ("timeout", "crash"):
@@ -509,6 +569,11 @@ class _Pool:
         else:
             self.strikes = 0
         return out
+
+
+def _failed(jobs, why: str) -> tuple[dict, dict]:
+    """Error outcomes for every method of (first-order, second-order) jobs."""
+    return tuple({m: {"error": why} for m in ms} for ms in jobs)
 
 
 def run_cases(
@@ -528,6 +593,7 @@ def run_cases(
     on_ready: Callable[[list, dict], None] | None = None,
     pool_cache: dict | None = None,
     references: dict | None = None,
+    order: str = "1",
 ) -> RunStats:
     """Run every case through every backend; call ``on_verdict`` for each verdict as it is made.
 
@@ -538,9 +604,11 @@ def run_cases(
     extra modes: forward mode, vmap, eager), or names.  ``limits`` (isolated runs only) bounds
     what each backend may cost; by default the timeouts given, no memory limit, quarantine after
     2 consecutive timeouts.  Workers are stopped however the run ends, interrupts included.
+    ``order`` is "1" (loss, grad_x, grad_A), "2" (hvp_x) or "all".
     """
     from .backends import describe, load
 
+    quantities = parse_order(order)
     limits = limits or Limits(timeout=timeout, startup_timeout=startup_timeout)
     known = known or load_registry()
     shards = shards or min(4, os.cpu_count() or 1)
@@ -572,7 +640,7 @@ def run_cases(
                     raise
                 stats.skipped[name] = str(exc)
                 continue
-            methods[name] = select_methods(info.methods, method_spec)
+            methods[name] = select_jobs(info, method_spec, quantities)
             stats.backends.append(info)
             if info.declared and info.declared != name:
                 _LABELS[name] = info.declared
@@ -585,7 +653,9 @@ def run_cases(
 
         def finish_oldest() -> None:
             flight = window.popleft()
-            _finish(flight, names, methods, pools, inline, known, on_verdict, references)
+            _finish(
+                flight, names, methods, pools, inline, known, on_verdict, references, quantities
+            )
             stats.cases += 1
             if on_case:
                 on_case(flight[0])
@@ -618,12 +688,15 @@ def _dispatch(case: Case, pools: dict, methods: dict) -> tuple:
     return case, inputs, tokens
 
 
-def _finish(flight, names, methods, pools, inline, known, on_verdict, references=None) -> None:
+def _finish(
+    flight, names, methods, pools, inline, known, on_verdict, references=None, quantities=QUANTITIES
+) -> None:
     case, inputs, tokens = flight
     ref_error = None
+    second = any(q in SECOND_ORDER for q in quantities)
     try:
         # a caller that has the reference already (replay prints it) passes it in
-        ref = (references or {}).get(case.id) or reference_for(case, inputs)
+        ref = (references or {}).get(case.id) or reference_for(case, inputs, second)
     except Unsupported as exc:  # the problem is not defined for this dtype
         ref, ref_error = None, f"unsupported: {exc}"
     except Exception as exc:  # keep going: the backends' verdicts say what went wrong
@@ -633,11 +706,11 @@ def _finish(flight, names, methods, pools, inline, known, on_verdict, references
         if name in pools:
             outcomes[name] = pools[name].collect(tokens[name], case, inputs, methods[name])
         else:
-            outcomes[name] = evaluate_backend(inline[name], case, inputs, methods[name])
-    for q in QUANTITIES:
+            outcomes[name] = evaluate_jobs(inline[name], case, inputs, methods[name])
+    for q in quantities:
         verdicts, results = [], {}
         for name in names:
-            for method, oc in outcomes[name].items():
+            for method, oc in outcomes[name][q in SECOND_ORDER].items():
                 v = _verdict(case, name, method, q, oc, ref, ref_error, known)
                 if "ok" in oc and oc["ok"][q] is not None:
                     results[(name, method)] = oc["ok"][q]
@@ -659,6 +732,12 @@ def _verdict(case, name, method, q, oc, ref, ref_error, known) -> Verdict:
     )
     if "ok" in oc and oc["ok"][q] is None:
         v = Verdict(**base, verdict="unsupported", message=f"{name}/{method} does not compute {q}")
+    elif ref is not None and q not in ref.values:
+        v = Verdict(
+            **base,
+            verdict="unsupported",
+            message=f"problem {case.problem} defines no reference for {q}",
+        )
     elif "unsupported" in oc:
         v = Verdict(**base, verdict="unsupported", message=oc["unsupported"])
     elif "error" in oc:
@@ -671,7 +750,7 @@ def _verdict(case, name, method, q, oc, ref, ref_error, known) -> Verdict:
         )
     else:
         v = judge(case, name, method, q, oc["ok"][q], ref, known)
-    v.reproduce = reproduce_command(case.id, name)
+    v.reproduce = reproduce_command(case.id, name, q)
     if name in _LABELS:  # a plug-in by import string: say which backend it calls itself
         v.extra["backend_name"] = _LABELS[name]
     if "seconds" in oc:

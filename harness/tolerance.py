@@ -19,6 +19,11 @@ C counts first-order roundings, taking a library exp to be within 1 ulp (2u):
 - loss: z = A s carries 4u from s; z^2 doubles it: C = 8;
 - grad_x: sigma' = sigma(x) sigma(-x) carries 4u + 4u + 1u = 9u, times Re(A^H A s) 1u: C = 10;
 - grad_A: 2 z s^T carries 4u (z) + 4u (s) + 1u: C = 9.
+- hvp_x (second order), H v = 2 phi'' Re(A^H A s) v + 2 phi' Re(A^H A (phi' v)), with scale
+  2 |phi''| (|A|^T |A| |s|) |v| + 2 |phi'| |A|^T |A| |phi' v|:
+  the first term carries phi'' = -sigma' tanh(x/2) 9u + 2u + 1u, then Re(A^H A s) 1u and the
+  products with v and 2, 2u: 14u; the second carries phi' v 9u + 1u, the two sums 1u, and
+  phi' again 9u + 1u: 20u; their sum 1u: C = 21.  Its sums have the lengths of grad_x's.
 The sums add the growth term.  Their lengths are n (z = A s) and m k (A^H z, and the loss's
 sum over rows and batch).  A recursive sum of length L has worst case L u times the sum of
 |terms|; with independent rounding errors it stays below lambda sqrt(L) u with probability
@@ -41,6 +46,7 @@ CONSTANTS = {
     "loss": (8.0, 1.0),
     "grad_x": (10.0, 1.0),
     "grad_A": (9.0, 1.0),
+    "hvp_x": (21.0, 1.0),
 }
 
 

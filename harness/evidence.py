@@ -247,6 +247,45 @@ def _sequential_sum_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray
     return _explained(m.e <= tol, _err(alt, ref.values[quantity], ref, quantity, di), ms, tol)
 
 
+# torch.nn.functional.softplus's default threshold: above it, softplus returns x
+SOFTPLUS_THRESHOLD = 20.0
+
+
+def _linear_above_threshold(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """The result equals the reference recomputed with phi = x, phi' = 1 and phi'' = 0 where
+    x > 20 (torch's softplus threshold); softplus problems only."""
+    from .compare import expected_dtype, measure
+    from .reference import evaluate_plain
+
+    act = ref.activation
+    if getattr(act, "name", "") != "softplus" or ref.embedding is None or ref.x is None:
+        return None
+    X = ref.x.reshape(ref.sigma.shape)
+    over = X > SOFTPLUS_THRESHOLD
+    if not over.any():
+        return None
+    di = info(case.dtype)
+    with np.errstate(all="ignore"):
+        s = np.where(over, X, ref.sigma)
+        sp = np.where(over, 1.0, ref.sigma_prime)
+        spp = None if ref.sigma_second is None else np.where(over, 0.0, ref.sigma_second)
+        alt = evaluate_plain(ref.embedding, s, sp, case.m, di.is_complex, spp, ref.v)
+    if quantity not in alt:
+        return None
+    m = measure(
+        actual,
+        alt[quantity],
+        ref.scale[quantity],
+        ref.under[quantity],
+        di,
+        expected_dtype(case, quantity),
+    )
+    if m.mismatch:
+        return None
+    gap = _err(alt[quantity], ref.values[quantity], ref, quantity, di)
+    return _explained(m.e <= tol, gap, ms, tol)
+
+
 # the value a systematic fault's model predicts, so that the run can compare the bias it
 # predicts with the bias it sees (accuracy.py)
 MODEL_VALUE = {"sequential_sum_in_dtype": sequential_sum_value}
@@ -325,6 +364,7 @@ EVIDENCE: dict[str, Callable] = {
     "sequential_sum_in_dtype": _sequential_sum_in_dtype,
     "derivative_cancellation": _derivative_cancellation,
     "subnormal_flush": _subnormal_flush,
+    "linear_above_threshold": _linear_above_threshold,
 }
 # evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
 DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
@@ -339,6 +379,8 @@ DIAGNOSES = {
     "derivative_cancellation": "equals the cancelling derivative rule from y = fl(phi(x)), "
     "such as sigma(1 - sigma) (second order: its derivative sigma(1 - sigma)(1 - 2 sigma))",
     "subnormal_flush": "equals the reference with subnormal values flushed to zero",
+    "linear_above_threshold": "equals the reference with softplus taken as x above x = 20 "
+    "(torch's threshold)",
     "promoted_dtype": "a wider dtype than the case's, right once rounded (a promoting scalar?)",
 }
 

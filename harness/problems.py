@@ -428,6 +428,14 @@ LOGSIGMOID = Activation(
     (0.0, 0.0, -np.inf, 1.0),
     second=_logsigmoid_second,
     mp2=lambda t: -_sigma_prime_mp(t),
+    cancelled2=(
+        # torch's log_sigmoid_double_backward: (z - 1) z with z = sigmoid(x) = exp(y), after
+        # an accurate first derivative sigma(-x) = -expm1(y) (pytorch issue 195530)
+        (
+            lambda y, dt: _round(-np.expm1(y), dt),
+            lambda y, dt: _round(_round(_round(np.exp(y), dt) - 1, dt) * _round(np.exp(y), dt), dt),
+        ),
+    ),
 )
 
 

@@ -176,8 +176,19 @@ def _parser() -> argparse.ArgumentParser:
 
     cmd("backends", "list backends, their versions, dtypes and status")
 
-    cf = cmd("check-formula", "judge a hand-derived grad_x formula(A, x, xp)")
+    cf = cmd(
+        "check-formula",
+        "judge a hand-derived grad_x formula(A, x, xp), or with --order 2 hvp_x(A, x, v, xp)",
+    )
     cf.add_argument("formula", help="package.module:function or path/file.py:function")
+    cf.add_argument(
+        "--order",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1: grad_x(A, x, xp); 2: hvp_x(A, x, v, xp), the Hessian with respect to x "
+        "applied to v",
+    )
     cf.add_argument("--backends", default="numpy,torch,jax")
     cf.add_argument("--dtypes", default="float32,float64")
     cf.add_argument("--regimes", default="normal,saturated")
@@ -592,6 +603,7 @@ def _check_formula(args) -> int:
         regimes=parse_regimes(args.regimes),
         cases=args.cases,
         seed=args.seed,
+        order=args.order,
     )
     print(f"{args.formula}: {report.summary}")
     cells: dict = {}

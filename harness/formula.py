@@ -1,7 +1,9 @@
 """Does my gradient formula hold?  ``check_formula`` and ``gradxval check-formula``.
 
 A candidate is a Python function ``grad_x(A, x, xp)`` for the gradient of
-f(A, x) = ||A sigma(x)||^2 with respect to a vector x, written with the array namespace ``xp``.
+f(A, x) = ||A sigma(x)||^2 with respect to a vector x, written with the array namespace ``xp``;
+with ``order=2``, a function ``hvp_x(A, x, v, xp)`` for its Hessian with respect to x applied
+to v.
 It runs in every backend that offers a namespace (numpy, torch, jax), on random cases, and each
 result is judged against the reference like any backend's.
 """
@@ -58,23 +60,27 @@ def load_formula(spec: str) -> Callable:
         raise UsageError(f"formula={spec!r} cannot be loaded: {exc}") from None
 
 
-def _evaluate(fn, backend, case: Case, inputs) -> tuple[np.ndarray | None, str | None]:
+def _evaluate(fn, backend, case: Case, inputs, order=1) -> tuple[np.ndarray | None, str | None]:
     xp, to_backend, to_numpy, scope = backend.formula_namespace()
     try:
         with scope(case.dtype):
-            out = fn(to_backend(inputs.A.copy()), to_backend(inputs.x.copy()), xp)
+            args = [to_backend(inputs.A.copy()), to_backend(inputs.x.copy())]
+            if order == 2:
+                args.append(to_backend(inputs.v.copy()))
+            out = fn(*args, xp)
             return np.asarray(to_numpy(out) if not isinstance(out, (int, float)) else out), None
     except Exception as exc:  # the user's formula failing is a verdict, not a crash
         return None, f"your formula raised {type(exc).__name__}: {exc}"
 
 
-def _judge(fn, name, backend, case, inputs, ref, registry) -> Verdict:
-    actual, err = _evaluate(fn, backend, case, inputs)
+def _judge(fn, name, backend, case, inputs, ref, registry, order=1) -> Verdict:
+    actual, err = _evaluate(fn, backend, case, inputs, order)
+    quantity = "grad_x" if order == 1 else "hvp_x"
     base = dict(
         case_id=case.id,
         backend=backend.name,
         method=name,
-        quantity="grad_x",
+        quantity=quantity,
         dtype=case.dtype,
         regime=case.regime,
     )
@@ -84,10 +90,10 @@ def _judge(fn, name, backend, case, inputs, ref, registry) -> Verdict:
         return Verdict(
             **base,
             verdict="disagree",
-            message=f"your formula returns shape {actual.shape} but the gradient "
-            f"has shape {case.x_shape}",
+            message=f"your formula returns shape {actual.shape} but "
+            f"{'the gradient' if order == 1 else 'H v'} has shape {case.x_shape}",
         )
-    return judge(case, backend.name, name, "grad_x", actual, ref, registry)
+    return judge(case, backend.name, name, quantity, actual, ref, registry)
 
 
 def _factor(verdicts, results) -> str | None:
@@ -117,8 +123,14 @@ def check_formula(
     cases: int = 12,
     seed: int = 1,
     shrink: bool = True,
+    order: int = 1,
 ) -> FormulaReport:
-    """Judge a candidate grad_x formula on every backend, dtype and regime."""
+    """Judge a candidate grad_x formula (order 2: hvp_x(A, x, v, xp)) on every backend, dtype
+    and regime."""
+    from .errors import expected
+
+    if order not in (1, 2):
+        raise expected("order", order, [1, 2])
     from .backends import describe, load
     from .known import load_registry
     from .shrink import shrink as shrink_case
@@ -134,16 +146,16 @@ def check_formula(
     ]
     for case in picked:
         inputs = case.inputs()
-        ref = reference_for(case, inputs)
+        ref = reference_for(case, inputs, order == 2)
         for b in names:
             backend = load(b)
             try:
-                v = _judge(fn, name, backend, case, inputs, ref, registry)
+                v = _judge(fn, name, backend, case, inputs, ref, registry, order)
             except Unsupported:
                 continue
             report.verdicts.append(v)
-            results.append((_evaluate(fn, backend, case, inputs)[0], ref.values["grad_x"]))
-    report.summary = _summarise(report, results)
+            results.append((_evaluate(fn, backend, case, inputs, order)[0], ref.values[v.quantity]))
+    report.summary = _summarise(report, results, order)
     first = next((v for v in report.verdicts if v.verdict == "disagree"), None)
     if shrink and first is not None:
         backend = load(first.backend)
@@ -152,16 +164,14 @@ def check_formula(
             if c.n == 0:
                 return False
             inp = c.inputs()
-            return (
-                _judge(fn, name, backend, c, inp, reference_for(c, inp), registry).verdict
-                == "disagree"
-            )
+            ref = reference_for(c, inp, order == 2)
+            return _judge(fn, name, backend, c, inp, ref, registry, order).verdict == "disagree"
 
         report.counterexample = shrink_case(Case.from_id(first.case_id), fails).id
     return report
 
 
-def _summarise(report: FormulaReport, results) -> str:
+def _summarise(report: FormulaReport, results, order: int = 1) -> str:
     n = report.counts()
     shapes = [v for v in report.verdicts if v.message.startswith("your formula returns")]
     raised = [v.message for v in report.verdicts if v.verdict == "error"]
@@ -175,6 +185,12 @@ def _summarise(report: FormulaReport, results) -> str:
     bad = [v for v in report.verdicts if v.verdict == "disagree"]
     if bad and all("derivative_cancellation" in v.extra.get("diagnosis", ()) for v in bad):
         regimes = sorted({v.regime for v in bad})
+        if order == 2:
+            return (
+                f"wrong in the {', '.join(regimes)} regime: right elsewhere, but its sigma' and "
+                "sigma'' cancel like s(1 - s)(1 - 2s) for large x (diagnosis "
+                "derivative_cancellation): use sigma(x) sigma(-x) and -sigma'(x) tanh(x/2)"
+            )
         return (
             f"wrong in the {', '.join(regimes)} regime: right elsewhere, but it cancels like "
             "sigma - sigma^2 for large x (diagnosis derivative_cancellation; a closed form has "

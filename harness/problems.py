@@ -361,6 +361,14 @@ def _one_minus_square_fused(y, dt):
     return _round((1 - p) - e, dt)
 
 
+def _z_minus_one_times_z(y, dt):
+    """fl(fl(z - 1) z), z = fl(1 / fl(1 + fl(exp(-x)))) as torch's sigmoid rounds it, from
+    y = logsigmoid(x) (exp(-x) = expm1(-y))."""
+    with np.errstate(all="ignore"):
+        z = _round(1 / _round(1 + _round(np.expm1(-y), dt), dt), dt)
+    return _round(_round(z - 1, dt) * z, dt)
+
+
 def _round(v, dt):
     with np.errstate(all="ignore"):
         return np.asarray(v).astype(dt).astype(np.float64)
@@ -429,12 +437,10 @@ LOGSIGMOID = Activation(
     second=_logsigmoid_second,
     mp2=lambda t: -_sigma_prime_mp(t),
     cancelled2=(
-        # torch's log_sigmoid_double_backward: (z - 1) z with z = sigmoid(x) = exp(y), after
-        # an accurate first derivative sigma(-x) = -expm1(y) (pytorch issue 195530)
-        (
-            lambda y, dt: _round(-np.expm1(y), dt),
-            lambda y, dt: _round(_round(_round(np.exp(y), dt) - 1, dt) * _round(np.exp(y), dt), dt),
-        ),
+        # torch's log_sigmoid_double_backward: (z - 1) z with z = sigmoid(x) = 1 / (1 + e),
+        # e = exp(-x) = expm1(-y), after an accurate first derivative sigma(-x) = -expm1(y)
+        # (pytorch issue 195530)
+        (lambda y, dt: _round(-np.expm1(y), dt), lambda y, dt: _z_minus_one_times_z(y, dt)),
     ),
 )
 

@@ -2,6 +2,7 @@
 how tight the tolerance is (worst honest error / tolerance, per dtype and quantity).
 
     python scripts/soak.py --cases 10000 --regimes normal --out out/soak
+    python scripts/soak.py --cases 10000 --regimes normal --order 2 --problems all --out out/soak2
 
 Writes OUT/results.jsonl as it goes and OUT/soak.json and OUT/soak.md at the end.
 """
@@ -19,6 +20,7 @@ from gradxval.backends import parse_backends
 from gradxval.cases import parse_regimes, sample_cases
 from gradxval.dtypes import parse_dtypes
 from gradxval.known import load_registry
+from gradxval.problems import parse_problems
 from gradxval.report import JsonlWriter
 from gradxval.runner import run_cases
 
@@ -30,12 +32,19 @@ def main() -> int:
     p.add_argument("--regimes", default="normal")
     p.add_argument("--dtypes", default="all")
     p.add_argument("--backends", default="all")
+    p.add_argument("--order", default="1", choices=("1", "2", "all"))
+    p.add_argument("--problems", default="logistic", help="comma list or 'all'")
     p.add_argument("--pool", type=int, default=60, help="distinct shapes (bounds jit compiles)")
     p.add_argument("--out", type=Path, default=Path("out/soak"))
     a = p.parse_args()
     names, explicit = parse_backends(a.backends)
     cases = sample_cases(
-        a.cases, a.seed, parse_dtypes(a.dtypes), parse_regimes(a.regimes), pool_size=a.pool
+        a.cases,
+        a.seed,
+        parse_dtypes(a.dtypes),
+        parse_regimes(a.regimes),
+        pool_size=a.pool,
+        problems=parse_problems(a.problems),
     )
     worst: dict = defaultdict(lambda: (0.0, None))
     records: list[dict] = []  # compact: what the accuracy-outlier test needs
@@ -89,6 +98,7 @@ def main() -> int:
             known=load_registry(),
             on_case=on_case,
             skip_unavailable=not explicit,
+            order=a.order,
         )
     from gradxval.accuracy import accuracy_outliers
 
@@ -98,6 +108,8 @@ def main() -> int:
         "cases": stats.cases,
         "seconds": round(time.perf_counter() - t0, 1),
         "regimes": a.regimes,
+        "order": a.order,
+        "problems": a.problems,
         "backends": [b.name for b in stats.backends],
         "counts": dict(counts),
         "unexplained": len(unexplained),
@@ -109,7 +121,8 @@ def main() -> int:
     }
     (a.out / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [
-        f"Soak: {stats.cases} cases ({a.regimes}), {result['seconds']} s, backends "
+        f"Soak: {stats.cases} cases ({a.regimes}, order {a.order}, problems {a.problems}), "
+        f"{result['seconds']} s, backends "
         f"{', '.join(result['backends'])}; verdicts {dict(counts)}; unexplained "
         f"{len(unexplained)}; accuracy outliers {len(outliers)}"
         + "".join(f"\n- {o['message']}" for o in outliers)

@@ -651,6 +651,170 @@ class AAtWhereAtA(_NumpyFault):
         return r
 
 
+# ---------------------------------------------------------------------------------------------
+# Second-order mutants: the first order is numpy's (right); hvp_x carries the planted fault.
+
+
+def _logistic_triple(x, xp_):
+    from gradxval.problems import LOGISTIC
+
+    return LOGISTIC.triple(x, xp_)
+
+
+class _HvpFault(_NumpyFault):
+    """numpy's closed forms; the second order (closed_form hvp_x) computed by ``hvp``."""
+
+    def evaluate_hvp(self, problem, method, A, x, v, dtype):
+        if method != "closed_form":
+            return super().evaluate_hvp(problem, method, A, x, v, dtype)
+        with np.errstate(all="ignore"):
+            return np.asarray(self.hvp(A, x, v)).astype(x.dtype)
+
+    def hvp(self, A, x, v):
+        from gradxval.problems import closed_form_hvp
+
+        return closed_form_hvp(A, x, v, xp, _logistic_triple)
+
+
+def _hvp_with(A, x, v, triple):
+    from gradxval.problems import closed_form_hvp
+
+    return closed_form_hvp(A, x, v, xp, triple)
+
+
+class MissingCurvatureTerm(_HvpFault):
+    """H v without its phi'' term: only 2 phi' Re(A^H A (phi' v)) (a Gauss-Newton product)."""
+
+    name = "missing_curvature"
+
+    def hvp(self, A, x, v):
+        def triple(x, xp_):
+            s, sp, spp = _logistic_triple(x, xp_)
+            return s, sp, 0 * spp
+
+        return _hvp_with(A, x, v, triple)
+
+
+class SecondDerivativeSign(_HvpFault):
+    """phi'' with the wrong sign: +sigma' tanh(x/2)."""
+
+    name = "phi2_sign"
+
+    def hvp(self, A, x, v):
+        def triple(x, xp_):
+            s, sp, spp = _logistic_triple(x, xp_)
+            return s, sp, -spp
+
+        return _hvp_with(A, x, v, triple)
+
+
+class VAndXSwapped(_HvpFault):
+    """The Hessian at v applied to x: the arguments of hvp(x, v) swapped."""
+
+    name = "v_x_swapped"
+
+    def hvp(self, A, x, v):
+        return _hvp_with(A, v, x, _logistic_triple)
+
+
+class PhiPrimeOutside(_HvpFault):
+    """2 phi'^2 Re(A^H A v) for the Gauss-Newton term: D A^T A D v written as D^2 A^T A v."""
+
+    name = "phi_prime_outside"
+
+    def hvp(self, A, x, v):
+        s, sp, spp = _logistic_triple(x, xp)
+        cplx = np.iscomplexobj(A)
+        At = A.conj().T if cplx else A.T
+
+        def normal(t):
+            return np.real(At @ (A @ t.astype(A.dtype))).astype(x.dtype)
+
+        return 2 * spp * normal(s) * v + 2 * sp * sp * normal(v)
+
+
+class TransposeNotConjugate(_HvpFault):
+    """Re(A^T A t) where Re(A^H A t) belongs (complex A)."""
+
+    name = "hvp_transpose_not_conjugate"
+
+    def hvp(self, A, x, v):
+        s, sp, spp = _logistic_triple(x, xp)
+
+        def normal(t):
+            return np.real(A.T @ (A @ t.astype(A.dtype))).astype(x.dtype)
+
+        return 2 * spp * normal(s) * v + 2 * sp * normal(sp * v)
+
+
+class GradientForHvp(_HvpFault):
+    """Returns grad_x where H v belongs."""
+
+    name = "gradient_for_hvp"
+
+    def hvp(self, A, x, v):
+        return closed_form(A, x, xp)[1]
+
+
+class CancelledSecondDerivative(_HvpFault):
+    """phi' = s (1 - s) and phi'' = s (1 - s)(1 - 2 s), s = 1 / (1 + exp(-x)): written by hand,
+    the library rule's cancellation; in a closed form it is no library's fault."""
+
+    name = "cancelled_phi2"
+
+    def hvp(self, A, x, v):
+        def triple(x, xp_):
+            s = 1 / (1 + np.exp(-x))
+            sp = s * (1 - s)
+            return s, sp, sp * (1 - 2 * s)
+
+        return _hvp_with(A, x, v, triple)
+
+
+class ZeroHvpAutodiff(Backend):
+    """torch reverse-over-reverse without create_graph=True: the second pass finds no graph and
+    the route returns zeros (allow_unused)."""
+
+    name = "zero_hvp_autodiff"
+    methods = ("closed_form",)
+    hvp_routes = ("rev_over_rev",)
+    supported = ("float16", "float32", "float64")
+
+    def version(self) -> str:
+        import torch
+
+        return torch.__version__
+
+    def _evaluate(self, method, A, x, dtype):
+        with np.errstate(all="ignore"):
+            loss, gx, gA = closed_form(A, x, xp)
+        return {"loss": np.asarray(loss), "grad_x": np.asarray(gx), "grad_A": np.asarray(gA)}
+
+    def _hvp(self, method, fn, A, x, v, dtype):
+        import array_api_compat.torch as txp
+        import torch
+        from gradxval.backends.torch_backend import to_numpy, to_torch
+
+        tA = to_torch(A)
+        tx = to_torch(x).detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(fn(tA, tx, txp), tx)  # create_graph forgotten
+        hv = torch.zeros_like(tx) if not g.requires_grad else g
+        return to_numpy(hv)
+
+
+# the second-order mutation suite: run with --order 2
+SECOND_ORDER_MUTANTS = [
+    "MissingCurvatureTerm",
+    "SecondDerivativeSign",
+    "VAndXSwapped",
+    "PhiPrimeOutside",
+    "TransposeNotConjugate",
+    "GradientForHvp",
+    "CancelledSecondDerivative",
+    "ZeroHvpAutodiff",
+]
+
+
 # false-green mutants: the default run must say disagree or error, never known
 FALSE_GREEN = [
     "ZeroGradClosedForm",
@@ -665,6 +829,8 @@ FALSE_GREEN = [
     "WritesWithoutChange",
     "TransposeWhenSquare",
     "AAtWhereAtA",
+    "CancelledSecondDerivative",
+    "ZeroHvpAutodiff",
 ]
 
 
@@ -694,14 +860,21 @@ MUTANTS = [
     ("JaxWithoutX64", "disagree"),
     ("RelativeNoise", "disagree"),
     ("Nondeterministic", "disagree"),
-    *((name, "disagree") for name in FALSE_GREEN if name != "SigmaMinusSigmaSquared"),
+    *(
+        (name, "disagree")
+        for name in FALSE_GREEN
+        if name != "SigmaMinusSigmaSquared" and name not in SECOND_ORDER_MUTANTS
+    ),
+    *((name, "disagree") for name in SECOND_ORDER_MUTANTS),
 ]
 
 
-def first_detection(class_name: str, expect: str, cases, seen: list | None = None):
+def first_detection(
+    class_name: str, expect: str, cases, seen: list | None = None, order: str | None = None
+):
     """Run the mutant over ``cases`` in order; return (cases run, verdict) at the first case
     whose verdicts report it as expected, or (cases run, None).  Every verdict made on the way
-    is appended to ``seen``."""
+    is appended to ``seen``.  Second-order mutants run with order "2"."""
     from gradxval.backends import load
     from gradxval.runner import run_cases
 
@@ -713,7 +886,9 @@ def first_detection(class_name: str, expect: str, cases, seen: list | None = Non
             continue
         run += 1
         out: list = []
-        run_cases([case], [spec], out.append, isolate=False)
+        if order is None:
+            order = "2" if class_name in SECOND_ORDER_MUTANTS else "1"
+        run_cases([case], [spec], out.append, isolate=False, order=order)
         if seen is not None:
             seen.extend(out)
         for v in out:

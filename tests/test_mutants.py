@@ -5,7 +5,7 @@ import pytest
 from gradxval.backends import load
 from gradxval.cases import sample_cases
 from gradxval.cli import DEFAULT_CASES, DEFAULT_SEED
-from mutants import FALSE_GREEN, MUTANTS, first_detection
+from mutants import FALSE_GREEN, MUTANTS, SECOND_ORDER_MUTANTS, first_detection
 
 NEEDS = {
     "NormSquaredJax": "jax",
@@ -15,11 +15,13 @@ NEEDS = {
     "NaNAtInfReverse": "torch",
     "TorchClone": "torch",
     "ClaimsToBeTorch": "torch",
+    "ZeroHvpAutodiff": "torch",
 }
 
 
 def test_suite_has_at_least_twenty_distinct_mutants():
     assert len({name for name, _ in MUTANTS}) >= 20
+    assert len(set(SECOND_ORDER_MUTANTS)) >= 6
 
 
 @pytest.mark.parametrize("name, expect", MUTANTS, ids=[m[0] for m in MUTANTS])
@@ -34,7 +36,10 @@ def test_mutant_is_detected_and_attributed(name, expect, record_property):
         # it looks like a registered fault, in the wrong library or method: never excused
         assert not [w for w in seen if w.verdict == "known"], [w.message for w in seen]
     spec = f"mutants:{name}"
-    assert v.backend == spec and v.method in load(spec).methods
+    b = load(spec)
+    assert v.backend == spec and v.method in (*b.methods, *b.hvp_methods)
+    if name in SECOND_ORDER_MUTANTS:
+        assert v.quantity == "hvp_x" and "--order 2" in v.reproduce, v
     if v.verdict in ("disagree", "known"):
         assert v.attribution.startswith(f"outlier: {spec}/{v.method}"), v.attribution
     record_property("cases_until_detection", run)

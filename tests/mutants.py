@@ -662,15 +662,15 @@ def _logistic_triple(x, xp_):
 
 
 class _HvpFault(_NumpyFault):
-    """numpy's closed forms; the second order (closed_form hvp_x) computed by ``hvp``."""
+    """numpy's closed forms; the second order (closed_form hvp_x) computed by ``faulty_hvp``."""
 
     def evaluate_hvp(self, problem, method, A, x, v, dtype):
         if method != "closed_form":
             return super().evaluate_hvp(problem, method, A, x, v, dtype)
         with np.errstate(all="ignore"):
-            return np.asarray(self.hvp(A, x, v)).astype(x.dtype)
+            return np.asarray(self.faulty_hvp(A, x, v)).astype(x.dtype)
 
-    def hvp(self, A, x, v):
+    def faulty_hvp(self, A, x, v):
         from gradxval.problems import closed_form_hvp
 
         return closed_form_hvp(A, x, v, xp, _logistic_triple)
@@ -687,7 +687,7 @@ class MissingCurvatureTerm(_HvpFault):
 
     name = "missing_curvature"
 
-    def hvp(self, A, x, v):
+    def faulty_hvp(self, A, x, v):
         def triple(x, xp_):
             s, sp, spp = _logistic_triple(x, xp_)
             return s, sp, 0 * spp
@@ -700,7 +700,7 @@ class SecondDerivativeSign(_HvpFault):
 
     name = "phi2_sign"
 
-    def hvp(self, A, x, v):
+    def faulty_hvp(self, A, x, v):
         def triple(x, xp_):
             s, sp, spp = _logistic_triple(x, xp_)
             return s, sp, -spp
@@ -713,7 +713,7 @@ class VAndXSwapped(_HvpFault):
 
     name = "v_x_swapped"
 
-    def hvp(self, A, x, v):
+    def faulty_hvp(self, A, x, v):
         return _hvp_with(A, v, x, _logistic_triple)
 
 
@@ -722,7 +722,7 @@ class PhiPrimeOutside(_HvpFault):
 
     name = "phi_prime_outside"
 
-    def hvp(self, A, x, v):
+    def faulty_hvp(self, A, x, v):
         s, sp, spp = _logistic_triple(x, xp)
         cplx = np.iscomplexobj(A)
         At = A.conj().T if cplx else A.T
@@ -738,7 +738,7 @@ class TransposeNotConjugate(_HvpFault):
 
     name = "hvp_transpose_not_conjugate"
 
-    def hvp(self, A, x, v):
+    def faulty_hvp(self, A, x, v):
         s, sp, spp = _logistic_triple(x, xp)
 
         def normal(t):
@@ -752,7 +752,7 @@ class GradientForHvp(_HvpFault):
 
     name = "gradient_for_hvp"
 
-    def hvp(self, A, x, v):
+    def faulty_hvp(self, A, x, v):
         return closed_form(A, x, xp)[1]
 
 
@@ -762,7 +762,7 @@ class CancelledSecondDerivative(_HvpFault):
 
     name = "cancelled_phi2"
 
-    def hvp(self, A, x, v):
+    def faulty_hvp(self, A, x, v):
         def triple(x, xp_):
             s = 1 / (1 + np.exp(-x))
             sp = s * (1 - s)

@@ -213,3 +213,32 @@ def test_check_formula_order_2(tmp_path):
     assert good.ok and good.counts()["agree"] == 6
     bad = check_formula(gauss_newton, backends=("numpy",), cases=6, order=2, shrink=False)
     assert not bad.ok and all(v.quantity == "hvp_x" for v in bad.verdicts)
+
+
+def test_pytest_plugin_order_2(tmp_path):
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--pyargs",
+            "gradxval",
+            "--gradxval-backends",
+            "numpy",
+            "--gradxval-cases",
+            "3",
+            "--gradxval-order",
+            "2",
+            "--gradxval-regimes",
+            "normal",
+            "-rA",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "numpy-closed_form-" in run.stdout and "3 passed" in run.stdout

@@ -233,8 +233,11 @@ def write_reproducer(
     tol: float,
     version: str,
 ) -> Path | None:
-    """Write repro_<id>.py for one disagreement; None where no framework-only recipe exists."""
+    """Write repro_<id>.py for one disagreement; None where no framework-only recipe exists
+    (second order has none yet: its verdicts carry the replay line with --order 2)."""
     if backend not in RECIPES or method not in RECIPES[backend][1] or case.problem != "logistic":
+        return None
+    if quantity not in ("loss", "grad_x", "grad_A"):
         return None
     setup, calls = RECIPES[backend]
     di = info(case.dtype)

@@ -39,7 +39,15 @@ def shrink_case(
     def disagrees(c: Case) -> bool:
         out: list = []
         try:
-            run_cases([c], [backend], out.append, isolate=False, known=known, method_spec=(method,))
+            run_cases(
+                [c],
+                [backend],
+                out.append,
+                isolate=False,
+                known=known,
+                method_spec=(method,),
+                order="2" if quantity == "hvp_x" else "1",
+            )
         except UsageError:
             return False
         for v in out:

@@ -242,3 +242,14 @@ def test_pytest_plugin_order_2(tmp_path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.count("PASSED test_crossvalidation.py::test_gradxval[numpy-closed_form-") == 3
+
+
+def test_follow_up_of_a_second_order_disagreement_shrinks_with_order_2(tmp_path):
+    from gradxval.known import load_registry
+    from gradxval.shrink import shrink_case
+
+    case = Case.from_id("normal-float32-m9n7-s3")
+    small = shrink_case(case, "mutants:VAndXSwapped", "closed_form", "hvp_x", load_registry())
+    assert (small.m, small.n) < (case.m, case.n) or small.n < case.n, small.id
+    out = _run([small.id], ["mutants:VAndXSwapped"], order="2")
+    assert any(v.verdict == "disagree" and v.quantity == "hvp_x" for v in out)

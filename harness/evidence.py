@@ -69,14 +69,7 @@ def _derivative_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray
         return None
     di = info(case.dtype)
     dt = di.np_real
-    with np.errstate(all="ignore"):
-        y0 = np.asarray(ref.sigma).astype(dt)
-        candidates = [y0]
-        for target in (-np.inf, np.inf):
-            y = y0
-            for _ in range(getattr(ref.activation, "ulps", 2)):
-                y = np.nextafter(y, np.asarray(target, dtype=dt))
-                candidates.append(y)
+    candidates = _rounded_candidates(ref, dt)
     best = model = None
     for y, form in ((y, f) for y in candidates for f in forms):
         y = y.astype(np.float64)

@@ -90,8 +90,13 @@ def measure(
     di: DtypeInfo,
     want_dtype: str,
     eta: float | None = None,
+    memo: dict | None = None,
 ) -> Measure:
-    """Compare one result to expected values under the condition-scaled error model."""
+    """Compare one result to expected values under the condition-scaled error model.
+
+    ``memo`` (a reference's own dict) keeps what depends on the reference alone (the
+    denominator, whether it is all finite) for the next result judged against it.
+    """
     actual = np.asarray(actual)
     if actual.shape != np.shape(expected):
         return Measure(
@@ -101,9 +106,24 @@ def measure(
     if got != want_dtype:
         return Measure(np.array([np.inf]), False, f"dtype {got}, expected {want_dtype}")
     eta = di.eta if eta is None else eta
-    a = actual.astype(np.complex128 if np.iscomplexobj(actual) else np.float64)
+    a = np.asarray(actual, dtype=np.complex128 if np.iscomplexobj(actual) else np.float64)
     r = np.asarray(expected)
+    key = (id(expected), id(scale), id(under), di.u, eta)
+    if memo is not None and key in memo:
+        denom, r_finite = memo[key]
+    else:
+        with np.errstate(all="ignore"):
+            denom = di.u * np.asarray(scale) + eta * np.asarray(under)
+            r_finite = bool(np.isfinite(r).all())
+        if memo is not None:
+            memo[key] = denom, r_finite
     with np.errstate(all="ignore"):
+        err = np.abs(a - r)
+        err /= denom
+        if r_finite and np.isfinite(err).all():
+            # the common case in one pass each: finite reference, finite errors; what follows
+            # gives exactly this there (no NaN/inf pattern to compare, no overflow)
+            return Measure(np.asarray(err, dtype=np.float64), False, None)
         ap, rp = _parts(a), _parts(r)
         r_bad = ~np.isfinite(rp)
         a_bad = ~np.isfinite(ap)
@@ -111,8 +131,6 @@ def measure(
         pattern_ok = np.where(r_bad, same_nonfinite, True).all(axis=0)
         over = (np.isfinite(rp) & (np.abs(rp) > di.max) & a_bad).any(axis=0)
         finite_both = ~(r_bad | a_bad).any(axis=0)
-        denom = di.u * np.asarray(scale) + eta * np.asarray(under)
-        err = np.abs(a - r) / denom
         err = np.where(np.isnan(err) & finite_both, np.inf, err)  # inf scale with finite values
         e = np.where(finite_both, err, 0.0)
         e = np.where(~finite_both & ~r_bad.any(axis=0) & ~over, np.inf, e)  # lost finiteness
@@ -134,7 +152,15 @@ def judge(
     di = info(case.dtype)
     tol = case_tolerance(case, quantity)
     want = expected_dtype(case, quantity)
-    ms = measure(actual, ref.values[quantity], ref.scale[quantity], ref.under[quantity], di, want)
+    ms = measure(
+        actual,
+        ref.values[quantity],
+        ref.scale[quantity],
+        ref.under[quantity],
+        di,
+        want,
+        memo=ref.memo,
+    )
     v = Verdict(
         case.id,
         backend,
@@ -168,12 +194,14 @@ def judge(
         v.verdict = "overflow" if ms.overflow else "agree"
         if ms.overflow:
             v.message = f"{quantity} exceeds the range of {case.dtype} (max {di.max:g})"
-        bias = bias_u(actual, ref.values[quantity], ref.scale[quantity], di)
+        bias = bias_u(actual, ref.values[quantity], ref.scale[quantity], di, ref.memo)
         if bias is not None:
             v.extra["bias_u"] = round(bias, 4)
             hit = known.systematic(case, backend, method, quantity, ref) if known else None
             if hit is not None:
-                model = bias_u(np.asarray(hit[1]), ref.values[quantity], ref.scale[quantity], di)
+                model = bias_u(
+                    np.asarray(hit[1]), ref.values[quantity], ref.scale[quantity], di, ref.memo
+                )
                 if model is not None:
                     v.extra["explained_by"] = hit[0]
                     v.extra["model_bias_u"] = round(model, 4)
@@ -266,25 +294,40 @@ def relerr_profile(actual, ref) -> list[list[float]]:
     ]
 
 
-def bias_u(actual, expected, scale, di) -> float | None:
+def bias_u(actual, expected, scale, di, memo: dict | None = None) -> float | None:
     """Mean signed relative error, in u, over the well-conditioned elements of a result.
 
     A systematic relative perturbation (1 + d) of a result shows as d / u here, while honest
     rounding errors average out; the run compares it across backends on the same cases
     (accuracy.py).  Elements count when their reference is finite, non-zero and at least a
-    tenth of the condition scale (little cancellation).
+    tenth of the condition scale (little cancellation).  ``memo`` keeps which elements those
+    are, and their reference values, for the next result against the same reference.
     """
     a = np.asarray(actual)
     if not a.size:
         return None
+    key = ("bias", id(expected), id(scale), di.tiny)
     with np.errstate(all="ignore"):
-        r = np.asarray(expected)
-        sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), r.shape)
-        mag = np.abs(r)
-        ok = np.isfinite(r) & (mag > 0) & (mag >= 0.1 * sc) & np.isfinite(a) & (mag > di.tiny)
-        if not ok.any():
+        if memo is not None and key in memo:
+            where, r_ok = memo[key]
+        else:
+            r = np.asarray(expected)
+            sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), r.shape)
+            mag = np.abs(r)
+            ok = np.isfinite(r) & (mag > 0) & (mag >= 0.1 * sc) & (mag > di.tiny)
+            where = np.flatnonzero(ok)
+            r_ok = r.ravel()[where]
+            if memo is not None:
+                memo[key] = where, r_ok
+        a_ok = a.ravel()[where] if a.shape == np.shape(expected) else a[np.isfinite(a)][:0]
+        fin = np.isfinite(a_ok)
+        if not fin.all():
+            a_ok, r_sel = a_ok[fin], r_ok[fin]
+        else:
+            r_sel = r_ok
+        if not a_ok.size:
             return None
-        rel = (a[ok].astype(r.dtype) - r[ok]) / r[ok]
+        rel = (a_ok.astype(r_sel.dtype) - r_sel) / r_sel
         val = float(np.mean(np.real(rel))) / di.u
     return val if np.isfinite(val) else None
 

@@ -153,6 +153,8 @@ class Activation:
     mp2(t)         phi'' of an mpmath number t (phi''(+-inf) is 0 for every built-in phi)
     cancelled2     second-derivative formulas from y = fl(phi(x)) that lose accuracy, as
                    (phi', phi'') pairs of functions of (y, dtype): the autodiff rules' own
+    dd(x, second)  [(phi_hi, phi_lo), (phi'_hi, phi'_lo)(, phi'')] as double-doubles for a float64
+                   array with |x| <= dd_range, vectorised (mp per element is the fallback)
     """
 
     name: str
@@ -166,6 +168,8 @@ class Activation:
     second: Callable | None = None
     mp2: Callable | None = None
     cancelled2: tuple = ()
+    dd: Callable | None = None
+    dd_range: float = 0.0
 
     def triple(self, x, xp):
         """(phi, phi', phi'') accurate in ``xp``."""
@@ -286,6 +290,28 @@ def _logistic_mp2(t):
     return -_logistic_mp(t)[1] * mp.tanh(t / 2)
 
 
+def _logistic_dd(x, second=False):
+    """sigma, sigma' (and sigma'') in double-double from e = exp(-|x|), with no cancellation:
+    sigma(|x|) = 1 / (1 + e), sigma(-|x|) = e / (1 + e), sigma' = e / (1 + e)^2 and
+    sigma'' = -sigma' sign(x) tanh(|x| / 2), tanh(|x| / 2) = -expm1(-|x|) / (1 + e)."""
+    from .numerics import dd_add, dd_div, dd_exp, dd_mul
+
+    em1, e = dd_exp(-np.abs(x))
+    d = dd_add(*e, 1.0, 0.0)
+    big = dd_div(1.0, 0.0, *d)
+    small = dd_div(*e, *d)
+    pos = x >= 0
+    s = (np.where(pos, big[0], small[0]), np.where(pos, big[1], small[1]))
+    sp = dd_div(*small, *d)
+    out = [s, sp]
+    if second:
+        th = dd_div(-em1[0], -em1[1], *d)
+        sign = np.where(pos, -1.0, 1.0)
+        spp = dd_mul(*sp, *th)
+        out.append((sign * spp[0], sign * spp[1]))
+    return out
+
+
 def _logistic_plain(x):
     return _logistic_pair(x, np)
 
@@ -300,6 +326,24 @@ def _tanh_pair(x, xp):
 def _tanh_mp(t):
     mp = _mp()
     return mp.tanh(t), 1 / mp.cosh(t) ** 2
+
+
+def _tanh_dd(x, second=False):
+    """tanh and sech^2 (and -2 tanh sech^2) in double-double from e = exp(-2|x|):
+    tanh |x| = -expm1(-2|x|) / (1 + e), sech^2 = 4 e / (1 + e)^2."""
+    from .numerics import dd_add, dd_div, dd_exp, dd_mul
+
+    em1, e = dd_exp(-2 * np.abs(x))
+    d = dd_add(*e, 1.0, 0.0)
+    th = dd_div(-em1[0], -em1[1], *d)
+    sign = np.where(x >= 0, 1.0, -1.0)
+    y = (sign * th[0], sign * th[1])
+    sech2 = dd_div(*dd_div(4 * e[0], 4 * e[1], *d), *d)
+    out = [y, sech2]
+    if second:
+        p = dd_mul(*y, *sech2)
+        out.append((-2 * p[0], -2 * p[1]))
+    return out
 
 
 def _tanh_second(x, xp):
@@ -387,6 +431,8 @@ LOGISTIC = Activation(
     ),  # y - y^2
     second=_logistic_second,
     mp2=_logistic_mp2,
+    dd=_logistic_dd,
+    dd_range=650.0,  # exp(-650) and its low part stay normal
     cancelled2=(
         # the derivative of the VJP rule y (1 - y): y (1 - y) (1 - 2 y)
         (
@@ -410,6 +456,8 @@ TANH = Activation(
     ulps=8,  # XLA's float64 tanh is 7 ulps below 1 at x = 19
     second=_tanh_second,
     mp2=_tanh_mp2,
+    dd=_tanh_dd,
+    dd_range=325.0,
     cancelled2=(
         (
             lambda y, dt: _round(1 - _round(y * y, dt), dt),

@@ -106,8 +106,9 @@ _HALVINGS = 10  # exp(r) = exp(r / 2**10)**(2**10): the Taylor series then needs
 
 
 def dd_exp(y):
-    """exp(y) - 1 and exp(y) as double-doubles for float64 y in [-708, 708], both to about
-    2**-104 relative (no cancellation in exp(y) - 1 near 0).
+    """exp(y) - 1 and exp(y) as double-doubles for float64 y in [-650, 650], both to 2**-97
+    relative (measured against mpmath; no cancellation in exp(y) - 1 near 0).  Beyond, the low
+    part turns subnormal and the pair loses digits.
 
     y = k ln 2 + r with |r| <= ln 2 / 2, r exact in double-double; expm1(r / 2**10) by its
     Taylor series; doubled ten times as (1 + e)**2 - 1 = e (2 + e); then scaled by 2**k.

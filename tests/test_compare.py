@@ -239,3 +239,27 @@ def test_a_systematic_fault_excuses_only_the_bias_its_model_predicts(registry):
     for r in losses:  # exactly the model's bias: excused if flagged at all
         r["extra"]["bias_u"] = r["extra"]["model_bias_u"]
     assert all("known" in o or o["quantity"] != "loss" for o in accuracy_outliers(out))
+
+
+def test_measure_memo_and_fast_path_agree_with_the_full_model():
+    """The finite fast path and the per-reference memo change nothing a verdict sees."""
+    di = info("float64")
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal(50)
+    scale = np.abs(ref) + 1.0
+    under = np.full(50, 1e-300)
+    act = ref + rng.standard_normal(50) * 1e-15
+    plain = measure(act, ref, scale, under, di, "float64")
+    np.testing.assert_array_equal(plain.e, np.abs(act - ref) / (di.u * scale + di.eta * under))
+    memo = {}
+    first = measure(act, ref, scale, under, di, "float64", memo=memo)
+    again = measure(act, ref, scale, under, di, "float64", memo=memo)
+    assert len(memo) == 1
+    for m in (first, again):
+        np.testing.assert_array_equal(m.e, plain.e)
+    # one NaN leaves the fast path: that element is infinitely wrong, the rest as before
+    bad = act.copy()
+    bad[7] = np.nan
+    m = measure(bad, ref, scale, under, di, "float64", memo=memo)
+    assert m.e[7] == np.inf
+    np.testing.assert_array_equal(np.delete(m.e, 7), np.delete(plain.e, 7))

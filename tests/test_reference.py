@@ -38,8 +38,12 @@ def mp_reference(case: Case):
     return loss, gx, gA
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", ["m7n5", "m4n6k3", "m1n1", "m0n3", "m3n0"])
+_SHAPES = ["m7n5", "m4n6k3", "m1n1", "m0n3", "m3n0"]
+# n = 4000: the exact-slice products at full length (issue 12), real and complex
+_LONG = [("float64", "m3n4000"), ("float64", "m4000n3"), ("complex128", "m2n4000")]
+
+
+@pytest.mark.parametrize(("dtype", "shape"), [(d, s) for d in DTYPES for s in _SHAPES] + _LONG)
 def test_reference_matches_mpmath(dtype, shape):
     case = Case.from_id(f"normal-{dtype}-{shape}-s11")
     ref = reference_for(case, case.inputs())
@@ -84,3 +88,16 @@ def test_saturated_reference_keeps_exp_minus_x():
     assert big.any()
     assert np.all(ref.sigma_prime[big] > 0)
     np.testing.assert_allclose(ref.sigma_prime[big], np.exp(-x[big]), rtol=1e-15)
+
+
+@pytest.mark.parametrize(("dtype", "shape"), _LONG)
+def test_long_references_take_the_exact_slice_path(dtype, shape, monkeypatch):
+    """The n = 4000 cases above test the sliced products, not the Dot2 fallback."""
+    import gradxval.numerics as numerics
+
+    def no_fallback(*args):
+        raise AssertionError("Dot2 fallback used")
+
+    monkeypatch.setattr(numerics, "_dot2_matmul", no_fallback)
+    case = Case.from_id(f"normal-{dtype}-{shape}-s11")
+    assert np.isfinite(reference_for(case, case.inputs()).values["grad_x"]).all()

@@ -71,3 +71,29 @@ def test_a_method_asked_for_by_name_is_never_replaced():
     out, _ = _run(["numpy"], isolate=False, method_spec=("autodiff",))
     assert out and {v.method for v in out} == {"autodiff"}
     assert all(v.verdict == "unsupported" and "no method 'autodiff'" in v.message for v in out)
+
+
+def test_same_bits_compares_every_bit_in_place():
+    import ml_dtypes
+    import numpy as np
+    from gradxval.runner import same_bits
+
+    a = np.array([1.0, -0.0, np.nan, 3.0])
+    assert same_bits(a, a.copy())
+    assert not same_bits(a, np.array([1.0, 0.0, np.nan, 3.0]))  # -0.0 is not 0.0
+    other_nan = a.copy()
+    other_nan.view(np.uint64)[2] ^= 1  # another NaN payload
+    assert np.isnan(other_nan[2]) and not same_bits(a, other_nan)
+    assert not same_bits(a, a.astype(np.float32))  # dtype
+    assert not same_bits(a, a.reshape(2, 2))  # shape
+    m = np.arange(24.0).reshape(4, 6)
+    assert same_bits(m[:, ::2], np.ascontiguousarray(m[:, ::2]))  # any layout
+    assert not same_bits(m[:, ::2], m[:, 1::2])
+    z = (np.arange(6) + 1j * np.arange(6)).reshape(2, 3)
+    assert same_bits(z.T, z.T.copy())
+    w = z.copy()
+    w[1, 2] = complex(w[1, 2].real, -w[1, 2].imag)
+    assert not same_bits(z, w)
+    b = np.array([1.5, -2.25], dtype=ml_dtypes.bfloat16)
+    assert same_bits(b, b.copy())
+    assert not same_bits(b, np.array([1.5, 2.25], dtype=ml_dtypes.bfloat16))

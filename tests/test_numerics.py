@@ -1,0 +1,159 @@
+"""The vectorised error-free numerics the float64 reference is built from, against mpmath and
+against the slow paths they replace."""
+
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+from gradxval.numerics import (
+    _dot2_matmul,
+    _sliced_matmul,
+    aligned_slices,
+    dd_exp,
+    dd_matmul,
+)
+from gradxval.problems import LOGISTIC, TANH
+
+
+def _dd_error(hi, lo, exact) -> float:
+    """|hi + lo - exact| / |exact|, evaluated in mpmath."""
+    got = mpmath.mpf(float(hi)) + mpmath.mpf(float(lo))
+    return float(abs(got - exact) / abs(exact)) if exact != 0 else float(abs(got))
+
+
+def _spread(rng, size, lo_exp, hi_exp):
+    """Float64 values of both signs spread over [2**lo_exp, 2**hi_exp] in magnitude."""
+    mag = 2.0 ** rng.uniform(lo_exp, hi_exp, size)
+    return mag * rng.choice([-1.0, 1.0], size)
+
+
+def test_dd_exp_matches_mpmath_to_double_double_accuracy():
+    rng = np.random.default_rng(1)
+    y = np.concatenate(
+        [
+            _spread(rng, 300, -60, np.log2(650)),
+            [0.0, 1e-300, -1e-300, 0.5 * np.log(2), -0.5 * np.log(2), 650.0, -650.0],
+        ]
+    )
+    (m_hi, m_lo), (e_hi, e_lo) = dd_exp(y)
+    with mpmath.workprec(200):
+        for i, v in enumerate(y):
+            t = mpmath.mpf(float(v))
+            assert _dd_error(e_hi[i], e_lo[i], mpmath.exp(t)) < 2.0**-96, v
+            assert _dd_error(m_hi[i], m_lo[i], mpmath.expm1(t)) < 2.0**-96, v
+
+
+@pytest.mark.parametrize("act", [LOGISTIC, TANH], ids=lambda a: a.name)
+def test_dd_activation_matches_mpmath(act):
+    rng = np.random.default_rng(2)
+    x = np.concatenate(
+        [
+            _spread(rng, 200, -40, np.log2(act.dd_range)),
+            [0.0, 2.0**-900, -(2.0**-900), act.dd_range, -act.dd_range, 0.25, -3.0],
+        ]
+    )
+    pairs = act.dd(x, True)
+    assert len(pairs) == 3
+    with mpmath.workprec(200):
+        for i, v in enumerate(x):
+            t = mpmath.mpf(float(v))
+            exact = (*act.mp(t), act.mp2(t))
+            for (hi, lo), want in zip(pairs, exact, strict=True):
+                assert _dd_error(hi[i], lo[i], want) < 2.0**-96, (v, want)
+                # the high part is the correctly rounded value
+                assert hi[i] == float(want), (v, hi[i], float(want))
+
+
+def _exact_sum(parts) -> np.ndarray:
+    return np.vectorize(lambda *vs: sum(map(Fraction, vs), Fraction(0)), otypes=[object])(*parts)
+
+
+def test_aligned_slices_sum_exactly_to_the_matrix():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((7, 9)) * 2.0 ** rng.integers(-20, 20, (7, 9))
+    sl = aligned_slices(a, cap=8)
+    assert sl is not None
+    slices, quanta, t = sl
+    assert np.abs(a).max() < 2.0**t
+    assert np.all(_exact_sum(slices) == _exact_sum([a]))
+    for s, e in zip(slices, quanta, strict=True):
+        # each slice: integer multiples of its quantum, at most 2**26 of them
+        k = s / 2.0**e
+        assert np.all(k == np.rint(k)) and np.abs(k).max() <= 2.0**26
+
+
+def test_aligned_slices_refuses_what_it_cannot_slice_exactly():
+    a = np.array([[1.0, np.nan]])
+    assert aligned_slices(a) is None
+    assert aligned_slices(np.array([[1.0, np.inf]])) is None
+    assert aligned_slices(np.array([[1.0, 2.0**-300]])) is None  # more than four slices
+    assert aligned_slices(np.zeros((2, 2))) == ([], [], 0)
+
+
+def _dd_values(hi, lo) -> np.ndarray:
+    return _exact_sum([hi, lo])
+
+
+@pytest.mark.parametrize("shape", [(5, 1), (40, 3), (1, 4000)])
+def test_sliced_matmul_is_exact_where_it_runs(shape):
+    """B @ v_hi by slices is exact; only summing the exact partial products rounds, far below
+    the double-double's 2**-104 of the condition scale |B| |v|."""
+    P, Q, k = shape[0], shape[1] if shape[1] > 3 else 30, shape[1] if shape[1] <= 3 else 2
+    rng = np.random.default_rng(4)
+    B = rng.standard_normal((P, Q))
+    v_hi = rng.standard_normal((Q, k))
+    v_lo = v_hi * 2.0**-60 * rng.standard_normal((Q, k))
+    sl = aligned_slices(B)
+    hi, lo = _sliced_matmul(B, sl, v_hi, np.zeros_like(v_lo))
+    exact = [
+        [sum(Fraction(B[p, q]) * Fraction(v_hi[q, c]) for q in range(Q)) for c in range(k)]
+        for p in range(P)
+    ]
+    got = _dd_values(hi, lo)
+    scale = np.abs(B) @ np.abs(v_hi)
+    for p in range(P):
+        for c in range(k):
+            assert abs(got[p, c] - exact[p][c]) <= Fraction(scale[p, c]) * Fraction(2) ** -104
+    # with a low part: agrees with the Dot2 loop it replaces
+    s_hi, s_lo = _sliced_matmul(B, sl, v_hi, v_lo)
+    d_hi, d_lo = _dot2_matmul(B, v_hi, v_lo)
+    assert np.allclose(s_hi, d_hi, rtol=2.0**-52, atol=0)
+    assert np.all(np.abs((s_hi - d_hi) + (s_lo - d_lo)) <= scale * 2.0**-100)
+
+
+def test_dd_matmul_falls_back_to_dot2():
+    rng = np.random.default_rng(5)
+    B = rng.standard_normal((6, 8))
+    v_hi = rng.standard_normal((8, 1))
+    v_lo = np.zeros((8, 1))
+    sl = aligned_slices(B)
+    # a non-finite v cannot be sliced: the Dot2 loop answers, with its inf/NaN pattern
+    v_bad = v_hi.copy()
+    v_bad[3, 0] = np.inf
+    assert _sliced_matmul(B, sl, v_bad, v_lo) is None
+    with np.errstate(all="ignore"):
+        got = dd_matmul(B, v_bad, v_lo, sl)
+        want = _dot2_matmul(B, v_bad, v_lo)
+    np.testing.assert_array_equal(got[0], want[0])
+    # a v spread over more than 12 slices' worth of exponents: also Dot2
+    v_wide = v_hi * 2.0 ** np.arange(0, -8 * 40, -40)[:, None]
+    assert _sliced_matmul(B, sl, v_wide, v_lo) is None
+    np.testing.assert_array_equal(
+        dd_matmul(B, v_wide, v_lo, sl)[0], _dot2_matmul(B, v_wide, v_lo)[0]
+    )
+    # no slices at all (B not sliceable): Dot2
+    np.testing.assert_array_equal(dd_matmul(B, v_hi, v_lo, None)[0], _dot2_matmul(B, v_hi, v_lo)[0])
+
+
+def test_sliced_and_dot2_agree_at_n_4000():
+    rng = np.random.default_rng(6)
+    B = rng.standard_normal((4000, 4000))
+    v_hi = rng.uniform(0, 1, (4000, 1))
+    v_lo = v_hi * 2.0**-54 * rng.uniform(-1, 1, (4000, 1))
+    sl = aligned_slices(B)
+    assert sl is not None
+    s_hi, s_lo = _sliced_matmul(B, sl, v_hi, v_lo)
+    d_hi, d_lo = _dot2_matmul(B, v_hi, v_lo)
+    scale = np.abs(B) @ np.abs(v_hi)
+    assert np.all(np.abs((s_hi - d_hi) + (s_lo - d_lo)) <= scale * 2.0**-98)

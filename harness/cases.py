@@ -116,7 +116,9 @@ class Case:
         # drawn last, so that A and x are what they were before second order existed
         v = rng.standard_normal(self.x_shape)
         return Inputs(
-            A=self.present(A.astype(di.np)), x=x.astype(di.np_real), v=v.astype(di.np_real)
+            A=self.present(A.astype(di.np, copy=False)),  # present copies it
+            x=x.astype(di.np_real),
+            v=v.astype(di.np_real),
         )
 
     def present(self, A: np.ndarray) -> np.ndarray:

@@ -61,16 +61,22 @@ class Measure:
     e: np.ndarray  # error / (u * scale + eta * under), inf where the pattern of NaN/inf differs
     overflow: bool  # the reference overflows the dtype there and the result is non-finite
     mismatch: str | None  # shape or dtype problem: nothing else can be compared
+    top: int | None = None  # flat index of the first largest error, once known
+
+    def _top(self) -> int:
+        if self.top is None:
+            self.top = int(np.argmax(self.e))
+        return self.top
 
     @property
     def error_u(self) -> float:
-        return float(self.e.max()) if self.e.size else 0.0
+        return float(self.e.flat[self._top()]) if self.e.size else 0.0
 
     @property
     def worst(self) -> tuple[int, ...] | None:
         if not self.e.size:
             return None
-        return tuple(int(i) for i in np.unravel_index(int(np.argmax(self.e)), self.e.shape))
+        return tuple(int(i) for i in np.unravel_index(self._top(), self.e.shape))
 
 
 def expected_dtype(case: Case, quantity: str) -> str:
@@ -118,12 +124,20 @@ def measure(
         if memo is not None:
             memo[key] = denom, r_finite
     with np.errstate(all="ignore"):
-        err = np.abs(a - r)
+        err = np.subtract(a, r)  # in place from here: one full-size temporary per result
+        if isinstance(err, np.ndarray) and err.dtype.kind == "f":
+            np.abs(err, out=err)
+        else:
+            err = np.abs(err)
         err /= denom
-        if r_finite and np.isfinite(err).all():
-            # the common case in one pass each: finite reference, finite errors; what follows
-            # gives exactly this there (no NaN/inf pattern to compare, no overflow)
-            return Measure(np.asarray(err, dtype=np.float64), False, None)
+        if r_finite:
+            # the common case: finite reference, finite errors, told by one argmax (the first
+            # NaN or inf wins it); what follows gives exactly this there (no NaN/inf pattern to
+            # compare, no overflow), and the argmax is the worst element's
+            err = np.asarray(err, dtype=np.float64)
+            top = int(np.argmax(err)) if err.size else None
+            if top is None or np.isfinite(err.flat[top]):
+                return Measure(err, False, None, top)
         ap, rp = _parts(a), _parts(r)
         r_bad = ~np.isfinite(rp)
         a_bad = ~np.isfinite(ap)
@@ -315,11 +329,19 @@ def bias_u(actual, expected, scale, di, memo: dict | None = None) -> float | Non
             sc = np.broadcast_to(np.asarray(scale, dtype=np.float64), r.shape)
             mag = np.abs(r)
             ok = np.isfinite(r) & (mag > 0) & (mag >= 0.1 * sc) & (mag > di.tiny)
-            where = np.flatnonzero(ok)
-            r_ok = r.ravel()[where]
+            if ok.all():
+                where, r_ok = None, r.ravel()
+            else:
+                where = np.flatnonzero(ok)
+                r_ok = r.ravel()[where]
             if memo is not None:
                 memo[key] = where, r_ok
-        a_ok = a.ravel()[where] if a.shape == np.shape(expected) else a[np.isfinite(a)][:0]
+        if a.shape != np.shape(expected):
+            a_ok = a[np.isfinite(a)][:0]
+        elif where is None:  # every element counts: no gather
+            a_ok = a.ravel()
+        else:
+            a_ok = a.ravel()[where]
         fin = np.isfinite(a_ok)
         if not fin.all():
             a_ok, r_sel = a_ok[fin], r_ok[fin]
@@ -327,7 +349,8 @@ def bias_u(actual, expected, scale, di, memo: dict | None = None) -> float | Non
             r_sel = r_ok
         if not a_ok.size:
             return None
-        rel = (a_ok.astype(r_sel.dtype) - r_sel) / r_sel
+        rel = np.subtract(a_ok.astype(r_sel.dtype, copy=False), r_sel)
+        rel /= r_sel
         val = float(np.mean(np.real(rel))) / di.u
     return val if np.isfinite(val) else None
 

@@ -286,17 +286,40 @@ def _plugin_registries() -> list[tuple[str, Path]]:
     return out
 
 
+def _stamp(path: Path):
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+# Loading costs ~12 ms (two entry-point scans of every installed distribution and the TOML
+# parses): most of a small case's cost when a caller checks one case per call.  The registry is
+# kept while the files it read are unchanged and the scan would see the same distributions
+# (same sys.path, same entry_points function: a test's monkeypatch misses the cache).
+_LOADED: dict = {}
+
+
 def load_registry(path: str | Path | None = None, plugins: bool = True) -> Registry:
     """Load the packaged known.toml (or ``path``) and every plug-in's own registry."""
     from .backends import BUILTIN
 
+    key = (str(path) if path else None, plugins, entry_points, tuple(sys.path))
+    hit = _LOADED.get(key)
+    if hit is not None and all(_stamp(f) == st for f, st in hit[1]):
+        return hit[0]
     main = Path(path) if path else Path(__file__).with_name("known.toml")
+    files = [main]
     entries = _read(main, "gradxval", None if path else set(BUILTIN))
     if plugins and path is None:
         for name, p in _plugin_registries():
             entries += _read(p, name, {name})
+            files.append(p)
     ids = [e.id for e in entries]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise GradxvalError(f"known entries defined twice: {', '.join(dup)}")
-    return Registry(entries)
+    registry = Registry(entries)
+    _LOADED[key] = registry, [(f, _stamp(f)) for f in files]
+    return registry

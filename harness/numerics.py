@@ -47,7 +47,17 @@ def two_prod(a, b):
     p = a * b
     ah, al = _split(a)
     bh, bl = _split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    e = ah * bh
+    if not (isinstance(e, np.ndarray) and e.shape == np.shape(p) and e.size > 4096):
+        return p, ((e - p) + ah * bl + al * bh) + al * bl
+    # the same operations in the same order, in place: at a large outer product (grad_A's
+    # reference) each fresh temporary costs a pass and its page faults
+    e -= p
+    t = np.multiply(ah, bl)
+    e += t
+    e += np.multiply(al, bh, out=t)
+    e += np.multiply(al, bl, out=t)
+    return p, e
 
 
 def _fast_two_sum(a, b):
@@ -181,7 +191,7 @@ def aligned_slices(a: np.ndarray, beta: int = _BETA_B, cap: int = _MAX_B_SLICES)
     if a.size == 0:
         return [], [], 0
     with np.errstate(all="ignore"):
-        top = float(np.max(np.abs(a)))
+        top = max(float(a.max()), -float(a.min()))  # max |a|, no temporary; NaN if any is
     if not np.isfinite(top):
         return None
     if top == 0:
@@ -192,8 +202,12 @@ def aligned_slices(a: np.ndarray, beta: int = _BETA_B, cap: int = _MAX_B_SLICES)
         if len(out) == cap or t - beta < -1074:
             return None
         sigma = 1.5 * 2.0 ** (52 + t - beta)
-        q = (rest + sigma) - sigma
-        rest = rest - q
+        q = rest + sigma
+        q -= sigma  # in place from here: each slice costs one new array
+        if rest is a:
+            rest = a - q
+        else:
+            rest -= q
         out.append(q)
         quanta.append(t - beta)
         t -= beta + 1  # |rest| <= 2**(t - beta - 1)

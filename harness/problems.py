@@ -100,9 +100,13 @@ def closed_form(A, x, xp, pair=_logistic_pair):
         back = _matmul(xp, A.T, z)
     grad_x = 2 * sp * back
     if x.ndim == 1:
-        grad_A = 2 * (z[:, None] * sc[None, :])
+        grad_A = z[:, None] * sc[None, :]
     else:
-        grad_A = 2 * _matmul(xp, z, sc.T)
+        grad_A = _matmul(xp, z, sc.T)
+    if type(grad_A) is np.ndarray:  # the same 2 * (...) in place: no second full-size array
+        grad_A *= 2
+    else:  # immutable arrays (jax) and autodiff tracers
+        grad_A = 2 * grad_A
     return loss, grad_x, grad_A
 
 

@@ -121,7 +121,7 @@ def compute_reference(
             plain = {q: np.where(np.isfinite(rounded[q]), plain[q], rounded[q]) for q in plain}
         if precise:
             vals = _precise(R, X, activation, V)
-            vals = {q: np.where(np.isfinite(plain[q]), vals[q], plain[q]) for q in vals}
+            vals = {q: _where_finite(plain[q], vals[q]) for q in vals}
         else:
             vals = plain
             if np.isfinite(plain["loss"]):  # fsum: a correctly rounded sum of the squares
@@ -137,7 +137,8 @@ def compute_reference(
         under = {
             "loss": np.float64(1.0),
             "grad_x": 1 + 2 * W,
-            "grad_A": 1 + 2 * za.sum(axis=1, keepdims=True) * np.ones((1, n)),
+            # constant along rows: a read-only broadcast view, not an (M, n) array
+            "grad_A": np.broadcast_to(1 + 2 * za.sum(axis=1, keepdims=True), (R.shape[0], n)),
         }
         if second:
             # the first-order bound of H v's rounding errors, term by term (tolerance.py)
@@ -167,6 +168,13 @@ def compute_reference(
         v=V.reshape(shape) if second else None,
         sigma_second=spp.reshape(shape) if second else None,
     )
+
+
+def _where_finite(plain: np.ndarray, precise: np.ndarray) -> np.ndarray:
+    """The precise values, and the plain ones where those are not finite (NaN, inf)."""
+    if np.isfinite(np.sum(plain)):  # one pass, no temporary: every element finite
+        return precise
+    return np.where(np.isfinite(plain), precise, plain)
 
 
 def evaluate_plain(
@@ -237,10 +245,12 @@ def _precise(R: np.ndarray, X: np.ndarray, activation, V=None) -> dict[str, np.n
     loss = math.fsum(np.concatenate([sq.ravel(), sq_e.ravel(), (2 * z_hi * z_lo).ravel()]).tolist())
     if s_hi.shape[1] == 1:  # an outer product: z s^T by exact products, no sum
         g_hi, g_lo = two_prod(z_hi, s_hi.T)
-        g_lo += z_hi @ s_lo.T  # below 2**-53 relative: float64 is exact enough
+        t = np.multiply(z_hi, s_lo.T)  # below 2**-53 relative: float64 is exact enough
+        g_lo += t
+        g_lo += np.multiply(z_lo, s_hi.T, out=t)  # as above
     else:
         g_hi, g_lo = dd_matmul(z_hi, s_hi.T.copy(), s_lo.T.copy())
-    g_lo += z_lo @ s_hi.T  # below 2**-53 relative, as above
+        g_lo += z_lo @ s_hi.T  # below 2**-53 relative, as above
     g_hi += g_lo
     g_hi *= 2
     out = {"loss": np.float64(loss), "grad_x": grad_x, "grad_A": g_hi}

@@ -140,6 +140,22 @@ class Mutates(_NumpyFault):
         return r
 
 
+class SneakyWriter(_NumpyFault):
+    """Makes its read-only x writable again and writes into it, in its first method only."""
+
+    name = "sneaky_writer"
+    methods = ("autodiff", "closed_form")
+
+    def fault(self, A, x, r):
+        return r
+
+    def _evaluate(self, method, A, x, dtype):
+        if method == "autodiff":
+            x.flags.writeable = True  # allowed: the copy owns its memory
+            x[...] = 0
+        return super()._evaluate(method, A, x, dtype)
+
+
 class ReturnsList(_NumpyFault):
     name = "returns_list"
 

@@ -41,6 +41,15 @@ def test_input_mutation_and_non_numpy_results_are_errors():
     assert all(v.verdict == "error" and "grad_x is a builtins.list" in v.message for v in lst)
 
 
+def test_a_sneaky_write_is_caught_and_the_next_method_gets_clean_inputs():
+    """Copies are shared by a backend's calls only while they stay unwritten."""
+    out, _ = _run(["mutants:SneakyWriter"], isolate=False)
+    ad = [v for v in out if v.method == "autodiff"]
+    cf = [v for v in out if v.method == "closed_form"]
+    assert ad and all(v.verdict == "error" and "modified its input" in v.message for v in ad)
+    assert cf and all(v.verdict == "agree" for v in cf), [v.message for v in cf]
+
+
 def test_isolated_and_in_process_runs_give_the_same_verdicts():
     a, _ = _run(["numpy", "mutants:FactorTwo"], isolate=False)
     b, _ = _run(["numpy", "mutants:FactorTwo"], isolate=True)

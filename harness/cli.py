@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .campaign import DEFAULT_CASES, DEFAULT_SEED, Interrupted, Settings
 from .errors import GradxvalError, UsageError
+from .tuning import tune_own_process
 
 __all__ = ["main", "DEFAULT_CASES", "DEFAULT_SEED"]
 
@@ -215,6 +216,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m gradxval``."""
     args = _parser().parse_args(argv)
+    if argv is None:  # the console script or python -m gradxval: a process of ours
+        tune_own_process()
     try:
         if args.command == "run":
             return _run(args)

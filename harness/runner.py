@@ -29,6 +29,7 @@ from .compare import Verdict, attribute, judge
 from .errors import BackendUnavailable, Unsupported
 from .known import Registry, load_registry
 from .problems import QUANTITIES, SECOND_ORDER, load_problem, parse_order, reference_for
+from .tuning import keep_freed_memory, worker_env
 
 __all__ = [
     "evaluate_backend",
@@ -305,6 +306,7 @@ def _worker_main(conn, name: str, path: list[str], log: str | None = None) -> No
     # the parent decides when to stop: a Ctrl-C at the terminal reaches the whole process group
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    keep_freed_memory()  # this process is ours: reuse freed arrays instead of faulting anew
     from gradxval.backends import describe, load
 
     info = describe(name)
@@ -409,7 +411,8 @@ class _Worker:
         self.proc = ctx.Process(
             target=_worker_main, args=(child, self.name, list(sys.path), log), daemon=True
         )
-        self.proc.start()
+        with worker_env():  # idle BLAS threads sleep: several workers share the cores
+            self.proc.start()
         child.close()
         self.conn = parent
 

@@ -156,6 +156,19 @@ class SneakyWriter(_NumpyFault):
         return super()._evaluate(method, A, x, dtype)
 
 
+class EnvReporter(_NumpyFault):
+    """Its version is what its process's environment says of BLAS and OpenMP threads."""
+
+    name = "env_reporter"
+
+    def version(self) -> str:
+        import os
+
+        return "/".join(
+            os.environ.get(k, "-") for k in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")
+        )
+
+
 class ReturnsList(_NumpyFault):
     name = "returns_list"
 

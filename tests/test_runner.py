@@ -1,5 +1,7 @@
 """Fault isolation: a backend that raises, hangs, mutates or returns the wrong type."""
 
+import sys
+
 import pytest
 from gradxval.backends import parse_backends
 from gradxval.cases import Case
@@ -106,3 +108,21 @@ def test_same_bits_compares_every_bit_in_place():
     b = np.array([1.5, -2.25], dtype=ml_dtypes.bfloat16)
     assert same_bits(b, b.copy())
     assert not same_bits(b, np.array([1.5, 2.25], dtype=ml_dtypes.bfloat16))
+
+
+def test_workers_start_with_idle_threads_asleep_and_the_caller_keeps_its_environment(
+    monkeypatch,
+):
+    import os
+
+    from gradxval.tuning import THREAD_ENV, keep_freed_memory
+
+    for k in THREAD_ENV:
+        monkeypatch.delenv(k, raising=False)
+    _, stats = _run(["mutants:EnvReporter"], isolate=True)
+    assert stats.backends[0].version == "4/PASSIVE"
+    assert not any(k in os.environ for k in THREAD_ENV)  # only the workers got it
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a user's own setting wins
+    _, stats = _run(["mutants:EnvReporter"], isolate=True)
+    assert stats.backends[0].version == "4/ACTIVE"
+    assert keep_freed_memory() is sys.platform.startswith("linux")

@@ -1,0 +1,66 @@
+"""Settings for the processes gradxval owns: the CLI and its backend workers.
+
+Library callers (run_cases in a user's process, the pytest plugin) keep their own, except that
+the worker processes gradxval spawns for them get THREAD_ENV too.
+
+- Idle BLAS and OpenMP threads sleep instead of spinning.  OpenBLAS threads spin for about
+  2**28 cycles after each call by default; five workers on two cores spend more CPU spinning
+  than computing: the default run took 19.3 CPU-s and 11.9 s, and 12.6 CPU-s and 8.8 s with
+  OPENBLAS_THREAD_TIMEOUT=4 (same thread counts, so the same bits; docs/performance.md).
+- glibc keeps freed memory for reuse.  A case allocates a few dozen temporaries the size of A,
+  and glibc hands each freed one back to the kernel (an 8 MB array is above its mmap
+  threshold), so the next one faults every page in again: two fresh 8 MB arrays cost 2.0 ms on
+  this project's VM, 0.34 ms once freed memory is kept.  Arrays above 32 MB, glibc's largest
+  mmap threshold, are still mapped afresh.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+
+# read by OpenBLAS and libgomp when they load: they must be in a process's environment first
+THREAD_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"}
+
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_MALLOC = (
+    (_M_MMAP_THRESHOLD, 32 << 20),  # glibc's maximum: arrays up to 32 MB come from the heap
+    (_M_TRIM_THRESHOLD, 512 << 20),  # keep up to 512 MB of freed heap for reuse
+    (_M_TOP_PAD, 64 << 20),  # grow the heap in 64 MB steps
+)
+
+
+def tune_own_process() -> None:
+    """For the CLI's own process, before any framework loads: THREAD_ENV where the user set
+    nothing (workers inherit it), and freed memory kept."""
+    for key, value in THREAD_ENV.items():
+        os.environ.setdefault(key, value)
+    keep_freed_memory()
+
+
+@contextmanager
+def worker_env():
+    """THREAD_ENV, where the user set nothing, for the processes started inside."""
+    added = [k for k in THREAD_ENV if k not in os.environ]
+    for k in added:
+        os.environ[k] = THREAD_ENV[k]
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc to keep freed memory for reuse; False where there is no glibc mallopt."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return all(mallopt(param, value) == 1 for param, value in _MALLOC)

@@ -73,6 +73,7 @@ def shrink(case: Case, fails, max_examples: int = 120) -> Case:
     s = settings(
         max_examples=max_examples,
         database=None,
+        derandomize=True,  # the same case shrinks to the same case, run after run
         deadline=None,
         phases=[Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck),

@@ -9,6 +9,9 @@ round, and the table gives medians and gradxval's ratio to each peer.  Whole-pro
 interpreter per call (imports and compilation included; PYTHONDONTWRITEBYTECODE as this
 environment sets it), gradxval as `gradxval replay ID` (its worker processes, the reference and
 every verdict), each peer as a `python -c` script that imports its framework and runs one check.
+With --tuned, every tool runs in a process started and tuned as gradxval starts its workers
+(idle BLAS threads asleep, huge pages, freed memory kept: gradxval/tuning.py); without, in a
+plain process, as a user's script would call gradxval's API.
 
 What each row checks:
   gradxval            loss, grad_x and grad_A of 7 results (numpy closed form; autograd, jax and
@@ -195,7 +198,19 @@ def main() -> int:
     ap.add_argument("--whole-process", action="store_true", help="also whole processes")
     ap.add_argument("--whole-sizes", default="1000")
     ap.add_argument("--whole-reps", type=int, default=3)
+    ap.add_argument(
+        "--tuned",
+        action="store_true",
+        help="run every tool in a process started and tuned as gradxval's workers are",
+    )
     args = ap.parse_args()
+    if args.tuned:
+        from gradxval.tuning import process_env, tune_own_process
+
+        if process_env():  # glibc reads its tunables when a process starts
+            env = {**os.environ, **process_env()}
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        tune_own_process()
     np.seterr(all="ignore")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print("## In-process, warm\n")

@@ -5,7 +5,8 @@
 1. The isolated run users get: `gradxval run --out DIR --quiet --no-follow-up` in a fresh
    process; wall seconds, CPU of the process and of its workers, and the peak resident memory
    of the parent and of the largest worker (getrusage's ru_maxrss).
-2. The same cases in this process (`--in-process`), with each phase's CPU (time.process_time,
+2. The same cases in this process (`--in-process`, tuned as the CLI tunes its own process:
+   gradxval/tuning.py), with each phase's CPU (time.process_time,
    every thread of the process) summed by wrappers around the functions that do it:
    start-up (importing each backend's framework), inputs (drawing the cases), backends (their
    methods, with jax's tracing, lowering and XLA compilation split out by jax.monitoring's
@@ -85,6 +86,9 @@ def isolated(args: list[str], tmp: Path) -> dict:
 
 
 def in_process(args: list[str], tmp: Path) -> float:
+    from gradxval.tuning import tune_own_process
+
+    tune_own_process()  # what the CLI does for its own process, before numpy loads
     import jax.monitoring
     from gradxval import backends, campaign, cases, runner
     from gradxval.report import jsonl

@@ -1,12 +1,17 @@
 """Settings for the processes gradxval owns: the CLI and its backend workers.
 
 Library callers (run_cases in a user's process, the pytest plugin) keep their own, except that
-the worker processes gradxval spawns for them get THREAD_ENV too.
+the worker processes gradxval spawns for them get PROCESS_ENV too.
 
 - Idle BLAS and OpenMP threads sleep instead of spinning.  OpenBLAS threads spin for about
   2**28 cycles after each call by default; five workers on two cores spend more CPU spinning
   than computing: the default run took 19.3 CPU-s and 11.9 s, and 12.6 CPU-s and 8.8 s with
   OPENBLAS_THREAD_TIMEOUT=4 (same thread counts, so the same bits; docs/performance.md).
+- torch's large tensors get transparent huge pages (THP_MEM_ALLOC_ENABLE=1; numpy asks for
+  them already).  Without, every fresh 4 KB page of a result faults on its own: at n = 4000
+  torch's autodiff took 44 ms a call, 16 ms with.  (glibc.malloc.hugetlb=1 would give them to
+  jax too, 100 -> 22 ms there, but it costs small allocations more than that: the default run
+  took 1.5 s more system time with it.)
 - glibc keeps freed memory for reuse.  A case allocates a few dozen temporaries the size of A,
   and glibc hands each freed one back to the kernel (an 8 MB array is above its mmap
   threshold), so the next one faults every page in again: two fresh 8 MB arrays cost 2.0 ms on
@@ -20,8 +25,20 @@ import os
 import sys
 from contextlib import contextmanager
 
-# read by OpenBLAS and libgomp when they load: they must be in a process's environment first
-THREAD_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"}
+# read by OpenBLAS, libgomp and torch when they load: they must be in a process's environment
+# before then; a user's own value wins
+PROCESS_ENV = {
+    "OPENBLAS_THREAD_TIMEOUT": "4",
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "THP_MEM_ALLOC_ENABLE": "1",
+}
+
+
+def process_env(environ=None) -> dict:
+    """The variables of PROCESS_ENV that ``environ`` (default: os.environ) does not set."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in PROCESS_ENV.items() if k not in environ}
+
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _MALLOC = (
@@ -32,24 +49,26 @@ _MALLOC = (
 
 
 def tune_own_process() -> None:
-    """For the CLI's own process, before any framework loads: THREAD_ENV where the user set
-    nothing (workers inherit it), and freed memory kept."""
-    for key, value in THREAD_ENV.items():
-        os.environ.setdefault(key, value)
+    """For the CLI's own process, before any framework loads: process_env() (its workers and
+    other children inherit it), and freed memory kept."""
+    os.environ.update(process_env())
     keep_freed_memory()
 
 
 @contextmanager
 def worker_env():
-    """THREAD_ENV, where the user set nothing, for the processes started inside."""
-    added = [k for k in THREAD_ENV if k not in os.environ]
-    for k in added:
-        os.environ[k] = THREAD_ENV[k]
+    """process_env() for the processes started inside; os.environ as it was afterwards."""
+    added = process_env()
+    before = {k: os.environ.get(k) for k in added}
+    os.environ.update(added)
     try:
         yield
     finally:
-        for k in added:
-            os.environ.pop(k, None)
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def keep_freed_memory() -> bool:

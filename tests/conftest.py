@@ -3,13 +3,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from gradxval.tuning import THREAD_ENV
+from gradxval.tuning import process_env
 
-# Idle BLAS and OpenMP threads sleep, as in the CLI's own processes (gradxval/tuning.py): set
-# here, before numpy loads in the xdist workers, which inherit it.  Thread counts, and so
-# results, are unchanged; only the CPU that spinning threads take from the other worker goes.
-for _k, _v in THREAD_ENV.items():
-    os.environ.setdefault(_k, _v)
+# The test processes run as the CLI's workers do (gradxval/tuning.py): idle BLAS and OpenMP
+# threads sleep, large allocations get huge pages.  Set here, before the xdist workers start
+# (they inherit it, and load numpy after).  Thread counts, and so results, are unchanged.
+os.environ.update(process_env())
 
 
 @pytest.fixture(scope="session")

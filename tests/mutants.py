@@ -157,16 +157,15 @@ class SneakyWriter(_NumpyFault):
 
 
 class EnvReporter(_NumpyFault):
-    """Its version is what its process's environment says of BLAS and OpenMP threads."""
+    """Its version is what its process's environment says of threads and huge pages."""
 
     name = "env_reporter"
 
     def version(self) -> str:
         import os
 
-        return "/".join(
-            os.environ.get(k, "-") for k in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")
-        )
+        keys = ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")
+        return "/".join(os.environ.get(k, "-") for k in keys)
 
 
 class ReturnsList(_NumpyFault):

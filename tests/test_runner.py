@@ -115,14 +115,14 @@ def test_workers_start_with_idle_threads_asleep_and_the_caller_keeps_its_environ
 ):
     import os
 
-    from gradxval.tuning import THREAD_ENV, keep_freed_memory
+    from gradxval.tuning import PROCESS_ENV, keep_freed_memory
 
-    for k in THREAD_ENV:
+    for k in PROCESS_ENV:
         monkeypatch.delenv(k, raising=False)
     _, stats = _run(["mutants:EnvReporter"], isolate=True)
-    assert stats.backends[0].version == "4/PASSIVE"
-    assert not any(k in os.environ for k in THREAD_ENV)  # only the workers got it
+    assert stats.backends[0].version == "4/PASSIVE/1"
+    assert not any(k in os.environ for k in PROCESS_ENV)  # only the workers got it
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a user's own setting wins
     _, stats = _run(["mutants:EnvReporter"], isolate=True)
-    assert stats.backends[0].version == "4/ACTIVE"
+    assert stats.backends[0].version == "4/ACTIVE/1"
     assert keep_freed_memory() is sys.platform.startswith("linux")

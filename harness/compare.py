@@ -75,6 +75,8 @@ class Measure:
     overflow: bool  # the reference overflows the dtype there and the result is non-finite
     mismatch: str | None  # shape or dtype problem: nothing else can be compared
     top: int | None = None  # flat index of the first largest error, once known
+    # actual - expected, kept where both are finite everywhere: bias_u divides it in place
+    diff: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def _top(self) -> int:
         if self.top is None:
@@ -137,12 +139,9 @@ def measure(
         if memo is not None:
             memo[key] = denom, r_finite
     with np.errstate(all="ignore"):
-        err = np.subtract(a, r)  # in place from here: one full-size temporary per result
-        if isinstance(err, np.ndarray) and err.dtype.kind == "f":
-            np.abs(err, out=err)
-        else:
-            err = np.abs(err)
-        err /= denom
+        diff = np.subtract(a, r)
+        err = np.abs(diff)
+        err /= denom  # in place: two full-size temporaries per result, the difference kept
         if r_finite:
             # the common case: finite reference, finite errors, told by one argmax (the first
             # NaN or inf wins it); what follows gives exactly this there (no NaN/inf pattern to
@@ -150,7 +149,8 @@ def measure(
             err = np.asarray(err, dtype=np.float64)
             top = int(np.argmax(err)) if err.size else None
             if top is None or np.isfinite(err.flat[top]):
-                return Measure(err, False, None, top)
+                kept = diff if isinstance(diff, np.ndarray) and diff.ndim else None
+                return Measure(err, False, None, top, kept)
         ap, rp = _parts(a), _parts(r)
         r_bad = ~np.isfinite(rp)
         a_bad = ~np.isfinite(ap)
@@ -221,7 +221,8 @@ def judge(
         v.verdict = "overflow" if ms.overflow else "agree"
         if ms.overflow:
             v.message = f"{quantity} exceeds the range of {case.dtype} (max {di.max:g})"
-        bias = bias_u(actual, ref.values[quantity], ref.scale[quantity], di, ref.memo)
+        bias = bias_u(actual, ref.values[quantity], ref.scale[quantity], di, ref.memo, diff=ms.diff)
+        ms.diff = None  # bias_u consumed it
         if bias is not None:
             v.extra["bias_u"] = round(bias, 4)
             hit = known.systematic(case, backend, method, quantity, ref) if known else None
@@ -321,7 +322,9 @@ def relerr_profile(actual, ref) -> list[list[float]]:
     ]
 
 
-def bias_u(actual, expected, scale, di, memo: dict | None = None) -> float | None:
+def bias_u(
+    actual, expected, scale, di, memo: dict | None = None, diff: np.ndarray | None = None
+) -> float | None:
     """Mean signed relative error, in u, over the well-conditioned elements of a result.
 
     A systematic relative perturbation (1 + d) of a result shows as d / u here, while honest
@@ -329,6 +332,7 @@ def bias_u(actual, expected, scale, di, memo: dict | None = None) -> float | Non
     (accuracy.py).  Elements count when their reference is finite, non-zero and at least a
     tenth of the condition scale (little cancellation).  ``memo`` keeps which elements those
     are, and their reference values, for the next result against the same reference.
+    ``diff`` is Measure.diff (actual - expected, all finite), which this divides in place.
     """
     a = np.asarray(actual)
     if not a.size:
@@ -349,6 +353,12 @@ def bias_u(actual, expected, scale, di, memo: dict | None = None) -> float | Non
                 r_ok = r.ravel()[where]
             if memo is not None:
                 memo[key] = where, r_ok
+        if diff is not None and diff.shape == np.shape(expected) and r_ok.size:
+            # the same differences, divided in the same order: the same bits as below
+            rel = diff.reshape(-1) if where is None else diff.reshape(-1)[where]
+            rel /= r_ok
+            val = float(np.mean(np.real(rel))) / di.u
+            return val if np.isfinite(val) else None
         if a.shape != np.shape(expected):
             a_ok = a[np.isfinite(a)][:0]
         elif where is None:  # every element counts: no gather

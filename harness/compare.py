@@ -103,6 +103,9 @@ def _parts(a: np.ndarray) -> np.ndarray:
     return np.stack([a.real, a.imag]) if np.iscomplexobj(a) else a[None]
 
 
+_SCRATCH_MIN = 1 << 16  # elements: below this a fresh array costs less than the bookkeeping
+
+
 def measure(
     actual: np.ndarray,
     expected: np.ndarray,
@@ -116,7 +119,9 @@ def measure(
     """Compare one result to expected values under the condition-scaled error model.
 
     ``memo`` (a reference's own dict) keeps what depends on the reference alone (the
-    denominator, whether it is all finite) for the next result judged against it.
+    denominator, whether it is all finite) for the next result judged against it, and two
+    scratch arrays the size of the result: a Measure made with a memo holds them, and is valid
+    until the next measure() with that memo (judge uses one, then the next).
     """
     actual = np.asarray(actual)
     if actual.shape != np.shape(expected):
@@ -139,9 +144,19 @@ def measure(
         if memo is not None:
             memo[key] = denom, r_finite
     with np.errstate(all="ignore"):
-        diff = np.subtract(a, r)
-        err = np.abs(diff)
-        err /= denom  # in place: two full-size temporaries per result, the difference kept
+        diff_t = np.result_type(a, r)
+        if memo is not None and a.ndim and a.size >= _SCRATCH_MIN:
+            # a result as large as A: fresh arrays for each of a case's results would cost
+            # their page faults again each time (a plain process returns them to the kernel)
+            skey = ("scratch", a.shape, diff_t)
+            if skey not in memo:
+                memo[skey] = np.empty(a.shape, diff_t), np.empty(a.shape, np.float64)
+            diff = np.subtract(a, r, out=memo[skey][0])
+            err = np.abs(diff, out=memo[skey][1])
+        else:
+            diff = np.subtract(a, r)
+            err = np.abs(diff)
+        err /= denom  # in place: the difference kept for bias_u
         if r_finite:
             # the common case: finite reference, finite errors, told by one argmax (the first
             # NaN or inf wins it); what follows gives exactly this there (no NaN/inf pattern to

@@ -16,6 +16,7 @@ entry-point group under its backend's name; its entries may name that backend on
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from functools import cache
@@ -296,19 +297,31 @@ def _stamp(path: Path):
 
 # Loading costs ~12 ms (two entry-point scans of every installed distribution and the TOML
 # parses): most of a small case's cost when a caller checks one case per call.  The registry is
-# kept while the files it read are unchanged and the scan would see the same distributions
-# (same sys.path, same entry_points function: a test's monkeypatch misses the cache).
+# kept while the files it read are unchanged and the scan would see the same distributions:
+# the same sys.path, its directories unchanged (installing a package adds to one), the same
+# entry_points function (a test's monkeypatch misses the cache).
 _LOADED: dict = {}
+
+
+def _path_stamp() -> tuple:
+    out = []
+    for p in sys.path:
+        try:
+            out.append((p, os.stat(p or ".").st_mtime_ns))
+        except OSError:
+            out.append((p, None))
+    return tuple(out)
 
 
 def load_registry(path: str | Path | None = None, plugins: bool = True) -> Registry:
     """Load the packaged known.toml (or ``path``) and every plug-in's own registry."""
     from .backends import BUILTIN
 
-    key = (str(path) if path else None, plugins, entry_points, tuple(sys.path))
+    key = (str(path) if path else None, plugins)
+    seen = (entry_points, _path_stamp())
     hit = _LOADED.get(key)
-    if hit is not None and all(_stamp(f) == st for f, st in hit[1]):
-        return hit[0]
+    if hit is not None and hit[0] == seen and all(_stamp(f) == st for f, st in hit[2]):
+        return hit[1]
     main = Path(path) if path else Path(__file__).with_name("known.toml")
     files = [main]
     entries = _read(main, "gradxval", None if path else set(BUILTIN))
@@ -321,5 +334,5 @@ def load_registry(path: str | Path | None = None, plugins: bool = True) -> Regis
     if dup:
         raise GradxvalError(f"known entries defined twice: {', '.join(dup)}")
     registry = Registry(entries)
-    _LOADED[key] = registry, [(f, _stamp(f)) for f in files]
+    _LOADED[key] = seen, registry, [(f, _stamp(f)) for f in files]
     return registry

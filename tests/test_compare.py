@@ -1,5 +1,7 @@
 """Verdict logic on planted faults: each must be `disagree`, attributed to the faulty backend."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gradxval.cases import Case
@@ -285,3 +287,18 @@ def test_bias_from_the_kept_difference_is_the_same_number(dtype):
     everything = bias_u(act, ref, np.abs(ref), di, memo={})
     m = measure(act, ref, np.abs(ref), under, di, dtype)
     assert bias_u(act, ref, np.abs(ref), di, diff=m.diff) == everything
+
+
+def test_the_registry_is_loaded_again_when_its_file_changes(tmp_path):
+    from gradxval.known import load_registry
+
+    src = tmp_path / "known.toml"
+    src.write_text("")
+    first = load_registry(src)
+    assert load_registry(src) is first and first.entries == []
+    main = load_registry(plugins=False)
+    src.write_text(
+        (Path(__file__).parents[1] / "harness" / "known.toml").read_text(encoding="utf-8")
+    )
+    again = load_registry(src)
+    assert again is not first and [e.id for e in again.entries] == [e.id for e in main.entries]

@@ -49,8 +49,10 @@ class Verdict:
 
     def to_json(self) -> dict:
         # what asdict gives (lists, tuples and dicts copied), without its per-field recursion:
-        # a default run writes ~8,000 of these
-        d = {f: _copied(getattr(self, f)) for f in _VERDICT_FIELDS}
+        # a default run writes ~8,000 of these; only these two fields hold containers
+        d = {f: getattr(self, f) for f in _VERDICT_FIELDS}
+        d["worst_index"] = _copied(self.worst_index)
+        d["extra"] = _copied(self.extra)
         if d["error_u"] is not None and not np.isfinite(d["error_u"]):
             d["error_u"] = "inf"
         return d

@@ -126,3 +126,18 @@ def test_workers_start_with_idle_threads_asleep_and_the_caller_keeps_its_environ
     _, stats = _run(["mutants:EnvReporter"], isolate=True)
     assert stats.backends[0].version == "4/ACTIVE/1"
     assert keep_freed_memory() is sys.platform.startswith("linux")
+
+
+def test_the_cli_tunes_its_own_process_where_the_user_set_nothing(monkeypatch):
+    import os
+
+    from gradxval.tuning import PROCESS_ENV, process_env, tune_own_process
+
+    for k in PROCESS_ENV:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "30")
+    assert process_env() == {k: v for k, v in PROCESS_ENV.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    tune_own_process()
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "30"  # the user's
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    assert process_env() == {}

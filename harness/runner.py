@@ -209,6 +209,7 @@ def evaluate_backend(
         except Unsupported as exc:
             out[method] = {"unsupported": str(exc)}
         except Exception as exc:  # any backend fault becomes a recorded verdict
+            held.clear()  # a call that failed may have written before it raised: fresh copies
             tb = traceback.extract_tb(exc.__traceback__)[-1:]
             where = f" at {tb[0].filename}:{tb[0].lineno}" if tb else ""
             out[method] = {"error": f"{type(exc).__name__}: {exc}{where}"}

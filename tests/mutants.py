@@ -145,6 +145,7 @@ class SneakyWriter(_NumpyFault):
 
     name = "sneaky_writer"
     methods = ("autodiff", "closed_form")
+    then_raise = False
 
     def fault(self, A, x, r):
         return r
@@ -153,7 +154,16 @@ class SneakyWriter(_NumpyFault):
         if method == "autodiff":
             x.flags.writeable = True  # allowed: the copy owns its memory
             x[...] = 0
+            if self.then_raise:
+                raise RuntimeError("planted failure after a write")
         return super()._evaluate(method, A, x, dtype)
+
+
+class SneakyWriterThenRaises(SneakyWriter):
+    """Writes into its input, then raises before returning."""
+
+    name = "sneaky_writer_raises"
+    then_raise = True
 
 
 class EnvReporter(_NumpyFault):

@@ -45,11 +45,13 @@ def test_input_mutation_and_non_numpy_results_are_errors():
 
 def test_a_sneaky_write_is_caught_and_the_next_method_gets_clean_inputs():
     """Copies are shared by a backend's calls only while they stay unwritten."""
-    out, _ = _run(["mutants:SneakyWriter"], isolate=False)
+    out, _ = _run(["mutants:SneakyWriter", "mutants:SneakyWriterThenRaises"], isolate=False)
     ad = [v for v in out if v.method == "autodiff"]
     cf = [v for v in out if v.method == "closed_form"]
-    assert ad and all(v.verdict == "error" and "modified its input" in v.message for v in ad)
-    assert cf and all(v.verdict == "agree" for v in cf), [v.message for v in cf]
+    assert ad and all(v.verdict == "error" for v in ad)
+    assert all("modified its input" in v.message for v in ad if v.backend.endswith("Writer"))
+    assert all("planted failure" in v.message for v in ad if v.backend.endswith("Raises"))
+    assert len(cf) == 12 and all(v.verdict == "agree" for v in cf), [v.message for v in cf]
 
 
 def test_isolated_and_in_process_runs_give_the_same_verdicts():

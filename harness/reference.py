@@ -21,7 +21,7 @@ import numpy as np
 
 from .cases import Case, Inputs
 from .dtypes import info
-from .numerics import aligned_slices, dd_matmul, dd_mul, two_prod, two_sum
+from .numerics import aligned_slices, dd_matmul, dd_mul, dd_outer, two_prod, two_sum
 
 __all__ = ["Reference", "compute_reference", "evaluate_plain"]
 
@@ -244,15 +244,12 @@ def _precise(R: np.ndarray, X: np.ndarray, activation, V=None) -> dict[str, np.n
     sq, sq_e = two_prod(z_hi, z_hi)
     loss = math.fsum(np.concatenate([sq.ravel(), sq_e.ravel(), (2 * z_hi * z_lo).ravel()]).tolist())
     if s_hi.shape[1] == 1:  # an outer product: z s^T by exact products, no sum
-        g_hi, g_lo = two_prod(z_hi, s_hi.T)
-        t = np.multiply(z_hi, s_lo.T)  # below 2**-53 relative: float64 is exact enough
-        g_lo += t
-        g_lo += np.multiply(z_lo, s_hi.T, out=t)  # as above
+        g_hi = dd_outer(z_hi, z_lo, s_hi.T, s_lo.T, scale=2.0)
     else:
         g_hi, g_lo = dd_matmul(z_hi, s_hi.T.copy(), s_lo.T.copy())
-        g_lo += z_lo @ s_hi.T  # below 2**-53 relative, as above
-    g_hi += g_lo
-    g_hi *= 2
+        g_lo += z_lo @ s_hi.T  # below 2**-53 relative: float64 is exact enough
+        g_hi += g_lo
+        g_hi *= 2
     out = {"loss": np.float64(loss), "grad_x": grad_x, "grad_A": g_hi}
     if V is not None:  # H v in double-double: v is exact in float64
         spp_hi, spp_lo = pairs[4:]

@@ -157,3 +157,67 @@ def test_sliced_and_dot2_agree_at_n_4000():
     d_hi, d_lo = _dot2_matmul(B, v_hi, v_lo)
     scale = np.abs(B) @ np.abs(v_hi)
     assert np.all(np.abs((s_hi - d_hi) + (s_lo - d_lo)) <= scale * 2.0**-98)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (700, 300), (5, 70000)])
+def test_dd_outer_in_blocks_gives_the_whole_array_bits(shape):
+    """Row blocks, whole arrays: the same operations element by element, the same bits; and
+    within one rounding of the exact double-double product."""
+    from gradxval.numerics import dd_outer, two_prod
+
+    rng = np.random.default_rng(7)
+    P, Q = shape
+    a_hi = rng.standard_normal((P, 1)) * 2.0 ** rng.integers(-30, 30, (P, 1))
+    b_hi = rng.uniform(0, 1, (1, Q))
+    a_lo = a_hi * 2.0**-55 * rng.uniform(-1, 1, (P, 1))
+    b_lo = b_hi * 2.0**-55 * rng.uniform(-1, 1, (1, Q))
+    a_hi[0, 0], b_hi[0, -1] = np.inf, np.nan  # non-finite values pass through as IEEE has them
+    with np.errstate(all="ignore"):
+        g_hi, g_lo = two_prod(a_hi, b_hi)
+        g_lo += a_hi * b_lo
+        g_lo += a_lo * b_hi
+        g_hi += g_lo
+        g_hi *= 2
+        got = dd_outer(a_hi, a_lo, b_hi, b_lo, scale=2.0)
+    np.testing.assert_array_equal(got.view(np.uint64), g_hi.view(np.uint64))
+    i, j = min(P - 1, 3), min(Q - 2, 5)
+    exact = (
+        2
+        * (Fraction(a_hi[i, 0]) + Fraction(a_lo[i, 0]))
+        * (Fraction(b_hi[0, j]) + Fraction(b_lo[0, j]))
+    )
+    assert abs(Fraction(got[i, j]) - exact) <= abs(exact) * Fraction(2) ** -52
+
+
+def _slices_whole(a, beta=26, cap=4):
+    """aligned_slices on whole arrays, as first written: the blocked one must equal it."""
+    top = float(np.max(np.abs(a)))
+    t = t0 = int(np.frexp(top)[1])
+    rest, out, quanta = a, [], []
+    while True:
+        if len(out) == cap or t - beta < -1074:
+            return None
+        sigma = 1.5 * 2.0 ** (52 + t - beta)
+        q = (rest + sigma) - sigma
+        rest = rest - q
+        out.append(q)
+        quanta.append(t - beta)
+        t -= beta + 1
+        if not rest.any():
+            return out, quanta, t0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (9, 4), (300, 700), (70000, 2), (2, 70000)])
+def test_aligned_slices_in_blocks_equal_the_whole_array_slices(shape):
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal(shape) * 2.0 ** rng.integers(-12, 12, shape)
+    a.flat[0] = 2.0**-40  # one element that needs the last slice, in the first block only
+    for beta, cap in ((26, 4), (17, 12), (26, 2)):
+        got, want = aligned_slices(a, beta, cap), _slices_whole(a, beta, cap)
+        assert (got is None) == (want is None)
+        if got is not None:
+            assert got[1:] == want[1:] and len(got[0]) == len(want[0])
+            for g, w in zip(got[0], want[0], strict=True):
+                np.testing.assert_array_equal(g, w)
+    if a.size > 1:  # 2**-40 beside values near 2**12: more than two slices
+        assert aligned_slices(a, 26, 2) is None

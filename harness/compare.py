@@ -372,7 +372,15 @@ def bias_u(
                 memo[key] = where, r_ok
         if diff is not None and diff.shape == np.shape(expected) and r_ok.size:
             # the same differences, divided in the same order: the same bits as below
-            rel = diff.reshape(-1) if where is None else diff.reshape(-1)[where]
+            if where is None:
+                rel = diff.reshape(-1)
+            elif memo is not None and where.size >= _SCRATCH_MIN:  # gathered into scratch
+                gkey = ("bias-scratch", where.size, diff.dtype)
+                if gkey not in memo:
+                    memo[gkey] = np.empty(where.size, diff.dtype)
+                rel = np.take(diff.reshape(-1), where, out=memo[gkey])
+            else:
+                rel = diff.reshape(-1)[where]
             rel /= r_ok
             val = float(np.mean(np.real(rel))) / di.u
             return val if np.isfinite(val) else None

@@ -305,3 +305,30 @@ def test_the_registry_is_loaded_again_when_its_file_changes(tmp_path):
     )
     again = load_registry(src)
     assert again is not first and [e.id for e in again.entries] == [e.id for e in main.entries]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "complex128"])
+def test_large_results_measured_in_blocks_match_whole_arrays(dtype):
+    """Blocks (with a memo) and whole arrays (without) give the same errors, worst element
+    (the first of equal maxima, across blocks) and fallback where a value is not finite."""
+    di = info(dtype)
+    rng = np.random.default_rng(3)
+    shape = (300, 400)  # 120,000 elements: four blocks
+    ref = rng.standard_normal(shape)
+    if dtype == "complex128":
+        ref = ref + 1j * rng.standard_normal(shape)
+    ref[250, 10] = ref[20, 5]
+    scale, under = np.abs(ref) + 1, np.ones(shape)
+    act = ref + 1e-15 * rng.standard_normal(shape)
+    act[250, 10] = act[20, 5] = ref[20, 5] + 1e-6  # equal maxima, in the fourth and first block
+    plain = measure(act, ref, scale, under, di, dtype)
+    memo: dict = {}
+    blocked = measure(act, ref, scale, under, di, dtype, memo=memo)
+    np.testing.assert_array_equal(blocked.e, plain.e)
+    assert blocked.worst == plain.worst == (20, 5) and blocked.error_u == plain.error_u
+    np.testing.assert_array_equal(blocked.diff, act - ref)
+    act[299, 399] = np.nan  # the last block: the general path, the same answer
+    plain = measure(act, ref, scale, under, di, dtype)
+    blocked = measure(act, ref, scale, under, di, dtype, memo=memo)
+    np.testing.assert_array_equal(blocked.e, plain.e)
+    assert blocked.worst == plain.worst == (299, 399) and blocked.error_u == np.inf

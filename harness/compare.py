@@ -410,7 +410,8 @@ def bias_u(
             if memo is not None:
                 memo[key] = where, r_ok
         if diff is not None and diff.shape == np.shape(expected) and r_ok.size:
-            # the same differences, divided in the same order: the same bits as below
+            # measure()'s differences (all finite), gathered as below: the same bits
+            r_sel = r_ok
             if where is None:
                 rel = diff.reshape(-1)
             elif memo is not None and where.size >= _SCRATCH_MIN:  # gathered into scratch
@@ -420,23 +421,21 @@ def bias_u(
                 rel = np.take(diff.reshape(-1), where, out=memo[gkey])
             else:
                 rel = diff.reshape(-1)[where]
-            rel /= r_ok
-            val = float(np.mean(np.real(rel))) / di.u
-            return val if np.isfinite(val) else None
-        if a.shape != np.shape(expected):
-            a_ok = a[np.isfinite(a)][:0]
-        elif where is None:  # every element counts: no gather
-            a_ok = a.ravel()
         else:
-            a_ok = a.ravel()[where]
-        fin = np.isfinite(a_ok)
-        if not fin.all():
-            a_ok, r_sel = a_ok[fin], r_ok[fin]
-        else:
-            r_sel = r_ok
-        if not a_ok.size:
-            return None
-        rel = np.subtract(a_ok.astype(r_sel.dtype, copy=False), r_sel)
+            if a.shape != np.shape(expected):
+                a_ok = a[np.isfinite(a)][:0]
+            elif where is None:  # every element counts: no gather
+                a_ok = a.ravel()
+            else:
+                a_ok = a.ravel()[where]
+            fin = np.isfinite(a_ok)
+            if not fin.all():
+                a_ok, r_sel = a_ok[fin], r_ok[fin]
+            else:
+                r_sel = r_ok
+            if not a_ok.size:
+                return None
+            rel = np.subtract(a_ok.astype(r_sel.dtype, copy=False), r_sel)
         rel /= r_sel
         val = float(np.mean(np.real(rel))) / di.u
     return val if np.isfinite(val) else None

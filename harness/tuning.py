@@ -58,17 +58,13 @@ def tune_own_process() -> None:
 @contextmanager
 def worker_env():
     """process_env() for the processes started inside; os.environ as it was afterwards."""
-    added = process_env()
-    before = {k: os.environ.get(k) for k in added}
+    added = process_env()  # only variables os.environ does not set
     os.environ.update(added)
     try:
         yield
     finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def keep_freed_memory() -> bool:

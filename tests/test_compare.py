@@ -18,6 +18,10 @@ FAULTS = [
     ("mutants:Float32Inside", "normal-complex128-m20n30-s4", "grad_A"),
     ("mutants:ConjDropped", "normal-complex64-m5n4-s5", "grad_A"),
     ("mutants:NormSquaredJax", "special-float32-m4n3-s2", "grad_A"),  # zero_A
+    # results of 120,000 elements: judged by measure()'s blocked fast path
+    ("mutants:ZeroGradClosedForm", "normal-float64-m300n400-s6", "grad_A"),
+    ("mutants:GradAMissingFactor2", "normal-complex128-m300n400-s7", "grad_A"),
+    ("mutants:Float32Inside", "saturated-float64-m400n300-s8", "grad_A"),
 ]
 
 

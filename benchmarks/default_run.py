@@ -54,9 +54,10 @@ def _run(label: str, args: list[str], env: dict, tmp: Path) -> tuple:
     )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    sys_cpu = after.ru_stime - before.ru_stime
+    cpu = (after.ru_utime - before.ru_utime) + sys_cpu
     summary = json.loads((d / "summary.json").read_text())
-    return label, wall, cpu, summary["run"]["cases"], d
+    return label, wall, cpu, sys_cpu, summary["run"]["cases"], d
 
 
 def main() -> int:
@@ -65,19 +66,35 @@ def main() -> int:
     rows = [
         _run("default, jax cache cold", [], env, tmp),
         _run("default, jax cache warm", [], env, tmp),
+        # what gradxval/tuning.py changes, undone or added (cache warm): OpenBLAS's default
+        # spinning of idle threads (an empty value is its default and wins over gradxval's),
+        # and glibc's huge pages for every allocation, tried and left out
+        _run(
+            "default, jax cache warm, OPENBLAS_THREAD_TIMEOUT unset by the user (spinning)",
+            [],
+            dict(env, OPENBLAS_THREAD_TIMEOUT=""),
+            tmp,
+        ),
+        _run(
+            "default, jax cache warm, GLIBC_TUNABLES=glibc.malloc.hugetlb=1",
+            [],
+            dict(env, GLIBC_TUNABLES="glibc.malloc.hugetlb=1"),
+            tmp,
+        ),
         _run("default, --no-jax-cache", ["--no-jax-cache"], env, tmp),
         _run("--methods all, jax cache warm for core only", ["--methods", "all"], env, tmp),
         _run("--methods all, jax cache warm", ["--methods", "all"], env, tmp),
         _run("--methods all, --no-jax-cache", ["--methods", "all", "--no-jax-cache"], env, tmp),
     ]
-    base = _verdicts(rows[0][4])
-    all_base = _verdicts(rows[4][4])
-    print("| run | wall (s) | CPU (s) | cases | verdicts equal |")
-    print("|---|---|---|---|---|")
-    for label, wall, cpu, cases, d in rows:
+    base = _verdicts(rows[0][-1])
+    all_base = _verdicts(rows[6][-1])
+    print("| run | wall (s) | CPU (s) | of which system (s) | cases | verdicts equal |")
+    print("|---|---|---|---|---|---|")
+    for label, wall, cpu, sys_cpu, cases, d in rows:
         same = _verdicts(d) == (all_base if "methods all" in label else base)
-        print(f"| {label} | {wall:.1f} | {cpu:.1f} | {cases} | {'yes' if same else 'NO'} |")
-    walls = {label: wall for label, wall, *_ in rows}
+        cells = [label, f"{wall:.1f}", f"{cpu:.1f}", f"{sys_cpu:.1f}", str(cases)]
+        print("| " + " | ".join([*cells, "yes" if same else "NO"]) + " |")
+    walls = {row[0]: row[1] for row in rows}
     print(
         "\n--methods all / default: "
         f"{walls['--methods all, jax cache warm'] / walls['default, jax cache warm']:.2f}x "

@@ -295,8 +295,9 @@ def _stamp(path: Path):
     return st.st_mtime_ns, st.st_size
 
 
-# Loading costs ~12 ms (two entry-point scans of every installed distribution and the TOML
-# parses): most of a small case's cost when a caller checks one case per call.  The registry is
+# Reading it again costs ~4 ms (two entry-point scans of every installed distribution and the
+# TOML parses; benchmarks/micro.py): as much as a whole small case, when a caller checks one
+# case per call.  The registry is
 # kept while the files it read are unchanged and the scan would see the same distributions:
 # the same sys.path, its directories unchanged (installing a package adds to one), the same
 # entry_points function (a test's monkeypatch misses the cache).

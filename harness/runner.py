@@ -219,8 +219,8 @@ def evaluate_backend(
 def _held(case: Case, inputs: Inputs, held: dict | None, names=("A", "x")) -> list:
     """Read-only copies of the named inputs: an in-place write raises at the backend's own
     line, and comparing with the case's own inputs after each call still catches writes through
-    other views (a tensor sharing memory).  A copy found unchanged serves the next call (a copy
-    of A per call cost 5 % of a large case); one found written is dropped with the rest."""
+    other views (a tensor sharing memory).  A copy found unchanged serves the next call (a fresh
+    copy of A per call is a pass over A for each); one found written is dropped with the rest."""
     held = {} if held is None else held
     for name in names:
         if name not in held:

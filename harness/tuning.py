@@ -4,19 +4,20 @@ Library callers (run_cases in a user's process, the pytest plugin) keep their ow
 the worker processes gradxval spawns for them get PROCESS_ENV too.
 
 - Idle BLAS and OpenMP threads sleep instead of spinning.  OpenBLAS threads spin for about
-  2**28 cycles after each call by default; five workers on two cores spend more CPU spinning
-  than computing: the default run took 19.3 CPU-s and 11.9 s, and 12.6 CPU-s and 8.8 s with
-  OPENBLAS_THREAD_TIMEOUT=4 (same thread counts, so the same bits; docs/performance.md).
+  2**28 cycles after each call by default, and five workers share two cores: the warm default
+  run took 2.8 CPU-s and 1.3 s more with them spinning (same thread counts, so the same bits).
 - torch's large tensors get transparent huge pages (THP_MEM_ALLOC_ENABLE=1; numpy asks for
   them already).  Without, every fresh 4 KB page of a result faults on its own: at n = 4000
-  torch's autodiff took 44 ms a call, 16 ms with.  (glibc.malloc.hugetlb=1 would give them to
-  jax too, 100 -> 22 ms there, but it costs small allocations more than that: the default run
-  took 1.5 s more system time with it.)
+  torch's autodiff took 43 ms a call, 16 ms with.  (glibc.malloc.hugetlb=1 would give them to
+  jax too, 121 -> 33 ms for its closed form there, but it costs small allocations more: the
+  warm default run took 0.9 s longer with it.)
 - glibc keeps freed memory for reuse.  A case allocates a few dozen temporaries the size of A,
   and glibc hands each freed one back to the kernel (an 8 MB array is above its mmap
-  threshold), so the next one faults every page in again: two fresh 8 MB arrays cost 2.0 ms on
-  this project's VM, 0.34 ms once freed memory is kept.  Arrays above 32 MB, glibc's largest
+  threshold), so the next one faults every page in again: two fresh 8 MB arrays cost 2.1 ms on
+  this project's VM, 0.3 ms once freed memory is kept.  Arrays above 32 MB, glibc's largest
   mmap threshold, are still mapped afresh.
+
+The figures: benchmarks/default_run.py and benchmarks/micro.py (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,0 +1,37 @@
+"""Issue 20: verdicts true outside the default run (each test failed before its fix)."""
+
+from __future__ import annotations
+
+import numpy as np
+from gradxval.cases import Case
+from gradxval.compare import measure
+from gradxval.dtypes import info
+from gradxval.evidence import EVIDENCE
+from gradxval.problems import reference_for
+
+
+def _flush_model(case_id, actual):
+    case = Case.from_id(case_id)
+    ref = reference_for(case, case.inputs())
+    di = info(case.dtype)
+    ms = measure(actual, ref.values["loss"], ref.scale["loss"], ref.under["loss"], di, "float32")
+    tol = 21.083
+    return ms, EVIDENCE["subnormal_flush"](case, "loss", actual, ref, ms, tol), ref
+
+
+def test_flushed_squares_of_the_loss_are_the_flush_model():
+    # XLA's loss of this case drops the three of 146 squares z_i^2 below float32's tiny
+    cid = "saturated-float32-m146n1-s21230"
+    case = Case.from_id(cid)
+    ref = reference_for(case, case.inputs())
+    sq = np.square(ref.embedding @ ref.sigma.reshape(case.n, 1))
+    tiny = info("float32").tiny
+    assert 0 < np.count_nonzero(sq < tiny) < sq.size
+    flushed = np.float32(np.sum(np.where(sq < tiny, 0.0, sq)))
+    ms, explained, _ = _flush_model(cid, flushed)
+    assert ms.e.max() > 21.083  # outside the tolerance, so it needs the model
+    assert explained is not None and explained.all()
+    # the same error the other way (a loss too large) is not a flush
+    too_big = np.float32(2 * ref.values["loss"] - np.float64(flushed))
+    ms, explained, _ = _flush_model(cid, too_big)
+    assert ms.e.max() > 21.083 and not explained.all()

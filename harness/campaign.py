@@ -121,7 +121,7 @@ def plan(settings: Settings) -> Plan:
     from .backends import BUILTIN, parse_backends
     from .cases import parse_regimes, sample_cases
     from .dtypes import parse_dtypes
-    from .problems import parse_order, parse_problems
+    from .problems import domains, parse_order, parse_problems
     from .runner import HVP_METHODS, KNOWN_METHODS, parse_methods
 
     s = settings
@@ -148,7 +148,10 @@ def plan(settings: Settings) -> Plan:
         "dtypes": list(dtypes) if s.dtypes != "all" else [],
     }
     shard = parse_shard(s.shard)
-    every = sample_cases(s.cases, s.seed, dtypes, regimes, problems=problems)
+    every = sample_cases(
+        s.cases, s.seed, dtypes, regimes, problems=problems,
+        domains=domains(problems, dtypes, regimes),
+    )
     cases = shard_cases(every, shard)
     return Plan(s, names, explicit, dtypes, regimes, problems, method_spec, cases, asked, every)
 

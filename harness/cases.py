@@ -229,6 +229,7 @@ def sample_cases(
     regimes=REGIMES,
     pool_size: int | None = None,
     problems=("logistic",),
+    domains: dict | None = None,
 ) -> list[Case]:
     """Draw ``count`` cases deterministically from the run seed.
 
@@ -240,6 +241,8 @@ def sample_cases(
     Other shapes come from a pool of about count/50 shapes, so that jit-compiling backends
     compile each (shape, dtype) once per run.
     Per-case seeds come from SeedSequence(run seed, index): every case reproduces alone.
+    ``domains`` maps a problem to the (dtypes, regimes) it declares (problems.domains): its
+    cases are drawn from those only, in the same order; problems not in it take every one.
     """
     if count < 0:
         raise UsageError(f"cases={count}, expected a count >= 0")
@@ -249,19 +252,32 @@ def sample_cases(
     pool = _shape_pool(rng, pool_size or max(4, count // 50))
     cover = _cover_shapes(rng)
     order = [r for r in _COVER_ORDER if r in regimes]
-    seen = dict.fromkeys(dtypes, 0)  # cases of each dtype so far
+    domains = domains or {}
+    own = {
+        p: (
+            [d for d in dtypes if d in domains[p][0]] if p in domains else list(dtypes),
+            [r for r in order if r in domains[p][1]] if p in domains else order,
+        )
+        for p in problems
+    }
+    for p, (ds, rs) in own.items():
+        if not ds or not rs:
+            raise UsageError(f"problem {p} has no dtype or regime among those asked for")
+    seen = {}  # cases of each (problem, dtype) so far
     # fixed shapes still to hand out to each dtype: the strided regime takes the square one
     # (a 1 x n layout is barely non-contiguous), other regimes take them in order
     todo = {d: [cover[1], cover[2], cover[0]] for d in dtypes}
     cases = []
     for i in range(count):
         problem = problems[i % len(problems)]
-        dtype = dtypes[(i // len(problems)) % len(dtypes)]
+        p_dtypes, p_order = own[problem]
+        dtype = p_dtypes[(i // len(problems)) % len(p_dtypes)]
         # a dtype's cases come in blocks of one per problem: shifting by the block index lets
         # every problem meet every regime (plain seen % R would pair them in fixed cycles)
-        block, slot = divmod(seen[dtype], len(problems))
-        regime = order[(block + slot) % len(order)]
-        seen[dtype] += 1
+        # (with every problem in every dtype: block = seen[dtype] // P, slot = i % P)
+        block, slot = seen.get((problem, dtype), 0), problems.index(problem)
+        regime = p_order[(block + slot) % len(p_order)]
+        seen[problem, dtype] = block + 1
         case_seed = int(np.random.SeedSequence([seed, i + 1]).generate_state(1)[0]) % 10**6
         m, n, k = pool[int(rng.integers(0, len(pool)))]
         if regime != "empty" and todo[dtype]:

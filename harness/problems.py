@@ -557,3 +557,30 @@ def parse_problems(spec: str | None) -> tuple[str, ...]:
     for n in names:
         load_problem(n)
     return names or (DEFAULT_PROBLEM,)
+
+
+def domains(problems, dtypes, regimes) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """problem -> (dtypes, regimes) to sample it in: what it declares (Problem.dtypes and
+    Problem.regimes; none declared is every one), narrowed by what was asked for.  A problem
+    left with none is a usage error naming what it declares."""
+    from .cases import REGIMES
+    from .errors import UsageError
+
+    out = {}
+    for name in problems:
+        p = load_problem(name)
+        own_d = tuple(getattr(p, "dtypes", ()) or dtypes)
+        own_r = tuple(getattr(p, "regimes", ()) or REGIMES)
+        ds = tuple(d for d in dtypes if d in own_d)
+        rs = tuple(r for r in regimes if r in own_r)
+        for what, got, declared, asked in (
+            ("dtypes", ds, own_d, dtypes),
+            ("regimes", rs, own_r, regimes),
+        ):
+            if not got:
+                raise UsageError(
+                    f"problem {name} declares {what} {', '.join(declared)}; none of "
+                    f"{', '.join(asked)} asked for"
+                )
+        out[name] = (ds, rs)
+    return out

@@ -186,7 +186,7 @@ class _Session:
         from .cases import parse_regimes, sample_cases
         from .dtypes import parse_dtypes
         from .errors import UsageError
-        from .problems import parse_problems
+        from .problems import domains, parse_problems
 
         try:
             names, explicit = parse_backends(_opt(self.config, "backends"))
@@ -204,12 +204,12 @@ class _Session:
                 spec = str(_opt(self.config, name)).strip()
                 if not [x for x in spec.split(",") if x.strip()]:
                     raise UsageError(f"--gradxval-{name}={spec!r} names nothing")
+            dtypes = parse_dtypes(_opt(self.config, "dtypes"))
+            regimes = parse_regimes(_opt(self.config, "regimes"))
+            problems = parse_problems(str(_opt(self.config, "problems")))
             cases = sample_cases(
-                count,
-                self.seed,
-                parse_dtypes(_opt(self.config, "dtypes")),
-                parse_regimes(_opt(self.config, "regimes")),
-                problems=parse_problems(str(_opt(self.config, "problems"))),
+                count, self.seed, dtypes, regimes, problems=problems,
+                domains=domains(problems, dtypes, regimes),
             )
         except (UsageError, ValueError) as exc:
             raise pytest.UsageError(f"gradxval: {exc}") from None

@@ -35,3 +35,34 @@ def test_flushed_squares_of_the_loss_are_the_flush_model():
     too_big = np.float32(2 * ref.values["loss"] - np.float64(flushed))
     ms, explained, _ = _flush_model(cid, too_big)
     assert ms.e.max() > 21.083 and not explained.all()
+
+
+def test_sampler_honours_a_problems_declared_regimes_and_dtypes():
+    import sys
+    from pathlib import Path
+
+    import pytest
+    from gradxval.cases import REGIMES, sample_cases
+    from gradxval.dtypes import DTYPES
+    from gradxval.errors import UsageError
+    from gradxval.problems import domains
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+    name = "logsumexp_problem:LogSumExp"
+    doms = domains([name, "logistic"], DTYPES, REGIMES)
+    assert doms[name] == (("float32", "float64"), ("normal", "saturated", "strided"))
+    cases = sample_cases(120, 7, DTYPES, REGIMES, problems=(name, "logistic"), domains=doms)
+    lse = [c for c in cases if c.problem == name]
+    assert {c.regime for c in lse} == {"normal", "saturated", "strided"}
+    assert {c.dtype for c in lse} == {"float32", "float64"}
+    # the built-in keeps every regime and dtype, and its cases are the ones drawn without domains
+    seed = [c for c in cases if c.problem == "logistic"]
+    assert {c.regime for c in seed} == set(REGIMES) and {c.dtype for c in seed} == set(DTYPES)
+    plain = sample_cases(120, 7, DTYPES, REGIMES, problems=(name, "logistic"))
+    assert [c for c in plain if c.problem == "logistic"] == seed
+    # --regimes narrows; nothing left is a usage error naming what the problem declares
+    assert domains([name], DTYPES, ("saturated", "special"))[name][1] == ("saturated",)
+    with pytest.raises(UsageError, match="declares regimes normal, saturated, strided"):
+        domains([name], DTYPES, ("special",))
+    with pytest.raises(UsageError, match="declares dtypes float32, float64"):
+        domains([name], ("float16",), REGIMES)

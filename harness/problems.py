@@ -216,12 +216,12 @@ class Problem:
         return self.loss
 
     def reference(self, case, inputs, second_order: bool = False):
-        """Without a high-precision definition: the float64 closed form, checked by the
-        finite-difference witness and marked as lower confidence (see reference.py).  Second
-        order is not defined for such a problem: hvp_x verdicts say unsupported."""
-        from .reference import float64_reference
+        """Without a high-precision definition: the problem's own loss in mpmath, gradients by
+        differences of it (mp_reference.py), never its closed form.  Second order is not
+        defined for such a problem: hvp_x verdicts say unsupported."""
+        from .mp_reference import multiprecision_reference
 
-        return float64_reference(self, case, inputs)
+        return multiprecision_reference(self, case, inputs)
 
     def tolerance_u(self, quantity: str, m: int, n: int, k: int | None) -> float:
         from .tolerance import tolerance_u

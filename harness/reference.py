@@ -44,6 +44,7 @@ class Reference:
     precise: bool = field(default=False)
     v: np.ndarray | None = None  # the hvp direction, float64, shape of x (second order only)
     sigma_second: np.ndarray | None = None  # phi''(x), float64 (second order only)
+    missing: dict = field(default_factory=dict)  # quantity -> why it has no reference here
     # what judging computes from the reference alone, kept for the next result (compare.py)
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -261,65 +262,3 @@ def _precise(R: np.ndarray, X: np.ndarray, activation, V=None) -> dict[str, np.n
         h, e = two_sum(t1[0], t2[0])
         out["hvp_x"] = 2 * (h + (e + t1[1] + t2[1]))
     return out
-
-
-def float64_reference(problem, case: Case, inputs: Inputs) -> Reference:
-    """The fallback for a problem with no high-precision definition: its closed form in float64.
-
-    The tolerance cannot be condition-scaled without the problem's structure, so the scale is
-    normwise (the largest magnitude of each quantity).  A finite-difference witness of the
-    problem's own loss checks three entries of each gradient; the reference records whether it
-    confirmed them, and verdicts carry that as lower confidence.
-    """
-    import array_api_compat.numpy as xp
-
-    from .errors import Unsupported
-    from .numerics import richardson
-
-    if case.dtype not in problem.dtypes:
-        raise Unsupported(f"problem {problem.name} is defined for {', '.join(problem.dtypes)}")
-    di = info(case.dtype)
-    A = np.asarray(inputs.A, dtype=np.complex128 if di.is_complex else np.float64)
-    x = np.asarray(inputs.x, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        loss, gx, gA = (np.asarray(v) for v in problem.closed_form(A, x, xp))
-    values = {"loss": np.float64(loss), "grad_x": gx, "grad_A": gA}
-    scale = {q: np.full(np.shape(v), np.max(np.abs(v), initial=0.0)) for q, v in values.items()}
-    under = {q: np.ones(np.shape(v)) for q, v in values.items()}
-    rng = np.random.default_rng(case.seed)
-    confirmed = True
-    for q, arr, target in (("grad_x", x, "x"), ("grad_A", A, "A")):
-        if not arr.size or np.iscomplexobj(arr) or not np.all(np.isfinite(arr)):
-            continue
-        for _ in range(3):
-            idx = tuple(int(i) for i in np.unravel_index(int(rng.integers(arr.size)), arr.shape))
-
-            def f(t, idx=idx, target=target):
-                B = (x if target == "x" else A).copy()
-                B[idx] += t
-                args = (A, B) if target == "x" else (B, x)
-                with np.errstate(all="ignore"):
-                    return float(problem.loss(*args, xp))
-
-            value, err = richardson(f, 0.25 * max(1.0, abs(float(arr[idx]))))
-            slack = 1e-9 * max(1.0, float(np.max(np.abs(values[q]), initial=0.0)))
-            if abs(value - values[q][idx]) > 3 * err + slack:
-                confirmed = False
-    return Reference(
-        values=values,
-        scale=scale,
-        under=under,
-        sigma=None,
-        sigma_prime=None,
-        back=None,
-        back_abs=None,
-        embedding=None,
-        x=x,
-        activation=None,
-        precise=False,
-        confidence=(
-            "float64 closed form (lower confidence), confirmed by the numeric witness"
-            if confirmed
-            else "float64 closed form (lower confidence), NOT confirmed by the numeric witness"
-        ),
-    )

@@ -759,7 +759,7 @@ def _verdict(case, name, method, q, oc, ref, ref_error, known) -> Verdict:
         v = Verdict(
             **base,
             verdict="unsupported",
-            message=f"problem {case.problem} defines no reference for {q}",
+            message=ref.missing.get(q) or f"problem {case.problem} defines no reference for {q}",
         )
     elif "unsupported" in oc:
         v = Verdict(**base, verdict="unsupported", message=oc["unsupported"])

@@ -67,3 +67,64 @@ def test_sampler_honours_a_problems_declared_regimes_and_dtypes():
         domains([name], DTYPES, ("special",))
     with pytest.raises(UsageError, match="declares dtypes float32, float64"):
         domains([name], ("float16",), REGIMES)
+
+
+def _doubled_problem():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
+    from logsumexp_problem import LogSumExp
+
+    class Doubled(LogSumExp):
+        name = "lse-doubled"
+
+        def closed_form(self, A, x, xp):
+            loss, gx, gA = super().closed_form(A, x, xp)
+            return loss, 2 * gx, gA
+
+    return Doubled()
+
+
+def test_a_users_closed_form_is_never_the_reference(monkeypatch):
+    # a closed form with grad_x doubled: flagged as the closed form; autodiff agrees
+    from gradxval import problems
+    from gradxval.runner import run_cases
+
+    doubled = _doubled_problem()
+    monkeypatch.setitem(problems.PROBLEMS, "lse-doubled", doubled)
+    problems.load_problem.cache_clear()
+    cases = [Case("normal", "float64", 6, 4, None, 3, "lse-doubled"),
+             Case("saturated", "float32", 3, 5, 2, 4, "lse-doubled")]
+    out: list = []
+    run_cases(cases, ["numpy", "torch"], out.append, isolate=False)
+    problems.load_problem.cache_clear()
+    by = {(v.case_id, v.backend, v.method, v.quantity): v.verdict for v in out}
+    for c in cases:
+        for b in ("numpy", "torch"):
+            assert by[(c.id, b, "closed_form", "grad_x")] == "disagree"
+            assert by[(c.id, b, "closed_form", "grad_A")] == "agree"
+        assert by[(c.id, "torch", "autodiff", "grad_x")] == "agree"
+
+
+def test_the_mp_reference_matches_60_digit_mpmath_and_declines_what_it_cannot_do():
+    import mpmath
+    from gradxval.mp_reference import GRADIENT_BUDGET, multiprecision_reference
+
+    p = _doubled_problem()
+    case = Case("normal", "float64", 3, 2, None, 9, "lse-doubled")
+    inp = case.inputs()
+    ref = multiprecision_reference(p, case, inp)
+    with mpmath.workdps(60):  # d/dx_j sum logsumexp(A x) = sum_i softmax(A x)_i A_ij
+        A = mpmath.matrix(inp.A.tolist())
+        z = A * mpmath.matrix(inp.x.tolist())
+        e = [mpmath.exp(t) for t in z]
+        sm = [t / sum(e) for t in e]
+        gx = [sum(sm[i] * A[i, j] for i in range(3)) for j in range(2)]
+        assert abs(ref.values["loss"] - mpmath.log(sum(e))) < 1e-15 * abs(ref.values["loss"])
+        for j in range(2):
+            assert abs(ref.values["grad_x"][j] - gx[j]) <= 1e-16 * abs(gx[j])
+    big = Case("normal", "float64", 300, 200, None, 1, "lse-doubled")
+    ref = multiprecision_reference(p, big, big.inputs())
+    assert "grad_A" not in ref.values and str(GRADIENT_BUDGET) in ref.missing["grad_A"]
+    assert "loss" in ref.values

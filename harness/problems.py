@@ -223,10 +223,12 @@ class Problem:
 
         return multiprecision_reference(self, case, inputs)
 
-    def tolerance_u(self, quantity: str, m: int, n: int, k: int | None) -> float:
+    def tolerance_u(
+        self, quantity: str, m: int, n: int, k: int | None, dtype: str | None = None
+    ) -> float:
         from .tolerance import tolerance_u
 
-        return tolerance_u(quantity, m, n, k)
+        return tolerance_u(quantity, m, n, k, dtype)
 
 
 class ActivationProblem(Problem):

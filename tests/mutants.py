@@ -403,6 +403,33 @@ class LossNotSquared(_NumpyFault):
         return r
 
 
+class Float16LossOneTermUnsquared(_NumpyFault):
+    """A float16 fused sum of squares that adds its first term unsquared (|z_0| for z_0^2): the
+    float16 loss of a 1 x n case is |z|, 66 % below z^2 on normal-float16-m1n983-s888290."""
+
+    name = "f16_loss_one_unsquared"
+
+    def fault(self, A, x, r):
+        if A.dtype != np.float16 or not A.size:
+            return r
+        s, _ = _stable_sigmoid(x)
+        z = (A.astype(np.float32) @ s.astype(np.float32)).ravel()
+        total = np.sum(z[1:] * z[1:]) + np.abs(z[0])
+        r["loss"] = np.asarray(total, np.float16)
+        return r
+
+
+class Float16LossTenPercent(_NumpyFault):
+    """A float16 loss 10 % too large (a wrong scale in a half-precision kernel)."""
+
+    name = "f16_loss_10pct"
+
+    def fault(self, A, x, r):
+        if A.dtype == np.float16:
+            r["loss"] = np.asarray(np.float32(r["loss"]) * np.float32(1.1), np.float16)
+        return r
+
+
 class GradAMissingFactor2(_NumpyFault):
     """grad_A missing its factor 2."""
 
@@ -882,6 +909,8 @@ MUTANTS = [
     ("ConjDropped", "disagree"),
     ("Float32Inside", "disagree"),
     ("Float16Accumulation", "disagree"),
+    ("Float16LossOneTermUnsquared", "disagree"),
+    ("Float16LossTenPercent", "disagree"),
     ("NormSquaredJax", "disagree"),
     ("NaiveSigmoidTorch", "disagree"),
     ("BatchAxisSummed", "disagree"),

@@ -128,3 +128,24 @@ def test_the_mp_reference_matches_60_digit_mpmath_and_declines_what_it_cannot_do
     ref = multiprecision_reference(p, big, big.inputs())
     assert "grad_A" not in ref.values and str(GRADIENT_BUDGET) in ref.missing["grad_A"]
     assert "loss" in ref.values
+
+
+def test_float16_loss_faults_are_caught_on_wide_cases():
+    from gradxval.runner import run_cases
+
+    out: list = []
+    run_cases([Case.from_id("normal-float16-m1n983-s888290")],
+              ["numpy", "mutants:Float16LossOneTermUnsquared", "mutants:Float16LossTenPercent"],
+              out.append, isolate=False)
+    loss = {v.backend: v.verdict for v in out if v.quantity == "loss"}
+    assert loss == {"numpy": "agree", "mutants:Float16LossOneTermUnsquared": "disagree",
+                    "mutants:Float16LossTenPercent": "disagree"}, loss
+
+
+def test_half_precision_growth_is_float32_accumulation():
+    from gradxval.tolerance import tolerance_u
+
+    # 1 x 983: the growth term once gave float16 40 u (a 150 % loss tolerance there)
+    assert tolerance_u("loss", 1, 983, None) > 40
+    assert tolerance_u("loss", 1, 983, None, "float16") < 8.01
+    assert tolerance_u("loss", 1, 983, None, "float32") == tolerance_u("loss", 1, 983, None)

@@ -116,6 +116,20 @@ def _list(name: str, spec: str) -> str:
     return spec
 
 
+def _check_import_strings(names) -> None:
+    """A module:Class backend that cannot be imported or is not a Backend is a usage error,
+    found before any case runs (a framework that fails at start-up is not: that is exit 4)."""
+    from .backends import describe
+
+    for n in names:
+        if ":" not in n:
+            continue
+        info = describe(n)
+        bad = ("is not a gradxval Backend", "ModuleNotFoundError", "AttributeError: module")
+        if not info.available and any(b in info.reason for b in bad):
+            raise UsageError(f"--backends {n}: {info.reason}")
+
+
 def plan(settings: Settings) -> Plan:
     """Validate the settings and draw the cases; raise UsageError on any bad value."""
     from .backends import BUILTIN, parse_backends
@@ -130,6 +144,7 @@ def plan(settings: Settings) -> Plan:
     if not isinstance(s.cases, int) or s.cases < 0:
         raise UsageError(f"cases={s.cases!r}, expected a count >= 0")
     names, explicit = parse_backends(s.backends)
+    _check_import_strings(names)
     dtypes, regimes = parse_dtypes(s.dtypes), parse_regimes(s.regimes)
     problems = parse_problems(s.problems)
     parse_order(s.order)

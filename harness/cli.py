@@ -38,10 +38,17 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: {d})"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line, as every other usage error is (not the usage dump)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="gradxval", description=__doc__, epilog=_epilog(), formatter_class=_Help
     )
     p.add_argument("--version", action="version", version=f"gradxval {__version__}")

@@ -524,7 +524,7 @@ def load_problem(name: str) -> Problem:
     """A built-in problem, a plug-in from the gradxval.problems group, or module:attribute."""
     import importlib
 
-    from .errors import expected
+    from .errors import UsageError, expected
 
     if name in PROBLEMS:
         return PROBLEMS[name]
@@ -532,7 +532,33 @@ def load_problem(name: str) -> Problem:
     if target is None:
         raise expected("problem", name, [*known_problems(), "module:attribute"])
     module, _, attr = target.partition(":")
-    obj = getattr(importlib.import_module(module), attr)
+    try:
+        if module.endswith(".py"):  # a case id names its problem: it must import by name
+            from pathlib import Path
+
+            path = Path(module)
+            if not path.is_file():
+                raise UsageError(f"problem {name!r}: no file {module}")
+            raise UsageError(
+                f"problem {name!r}: give a module, not a file: PYTHONPATH={path.parent} "
+                f"gradxval run --problems {path.stem}:{attr}"
+            )
+        mod = importlib.import_module(module)
+        obj = getattr(mod, attr)
+    except UsageError:
+        raise
+    except SyntaxError as exc:
+        raise UsageError(
+            f"problem {name!r}: syntax error in {exc.filename}, line {exc.lineno}: {exc.msg}"
+        ) from None
+    except ModuleNotFoundError as exc:
+        raise UsageError(
+            f"problem {name!r}: no module {exc.name!r} on the path (PYTHONPATH, or give FILE.py:NAME)"
+        ) from None
+    except AttributeError:
+        raise UsageError(f"problem {name!r}: {module} has no attribute {attr!r}") from None
+    except Exception as exc:
+        raise UsageError(f"problem {name!r}: importing {module} raised {type(exc).__name__}: {exc}") from None
     return obj() if isinstance(obj, type) else obj
 
 

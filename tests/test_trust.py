@@ -149,3 +149,32 @@ def test_half_precision_growth_is_float32_accumulation():
     assert tolerance_u("loss", 1, 983, None) > 40
     assert tolerance_u("loss", 1, 983, None, "float16") < 8.01
     assert tolerance_u("loss", 1, 983, None, "float32") == tolerance_u("loss", 1, 983, None)
+
+
+def test_loading_mistakes_are_one_line_usage_errors(tmp_path, monkeypatch, capsys):
+    import pytest
+    from gradxval.cli import main
+    from gradxval.problems import load_problem
+
+    (tmp_path / "broken_problem.py").write_text("def f(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_problem.cache_clear()
+    out = str(tmp_path / "out")
+    for spec, says in (
+        ("broken_problem:X", "syntax error in"),
+        ("no_such_module_here:X", "no module 'no_such_module_here'"),
+        ("json:NoAttr", "json has no attribute 'NoAttr'"),
+        (f"{tmp_path}/broken_problem.py:X", f"PYTHONPATH={tmp_path}"),
+    ):
+        assert main(["run", "--problems", spec, "--cases", "2", "--out", out]) == 2, spec
+        err = capsys.readouterr().err.strip()
+        assert says in err and len(err.splitlines()) == 1 and "bug in gradxval" not in err, err
+    # a class that is not a Backend: refused before any case runs
+    assert main(["run", "--backends", "json:JSONDecoder", "--cases", "2", "--out", out]) == 2
+    assert "is not a gradxval Backend" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results.jsonl").exists()
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--seed", "abc"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'abc'" in err, err

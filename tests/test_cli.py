@@ -106,6 +106,11 @@ def test_replay_prints_reference_and_every_method(capsys):
         (["run", "--timeout", "-1"], "--timeout=-1.0"),
         (["run", "--backends", "numpy", "--methods", "autodif"], "methods='autodif'"),
         (["replay", "normal-float64-m100000n100000-s1"], "needs about"),
+        # refused before any case runs (it used to run every case and then exit 4)
+        (
+            ["run", "--backends", "numpy,mutants:NotABackend", "--cases", "3", "--quiet"],
+            "is not a gradxval Backend: it lacks evaluate",
+        ),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(argv, words, capsys):
@@ -196,10 +201,6 @@ def test_exit_codes_and_commands_are_in_help(capsys):
         (
             ["run", "--backends", "numpy", "--methods", "autodiff", "--cases", "3", "--quiet"],
             "nothing tested",
-        ),
-        (
-            ["run", "--backends", "numpy,mutants:NotABackend", "--cases", "3", "--quiet"],
-            "is not a gradxval Backend: it lacks evaluate",
         ),
         (
             ["run", "--backends", "numpy,mutants:VersionRaises", "--cases", "3", "--quiet"],

@@ -60,7 +60,10 @@ def cluster():
 
 def test_a_killed_worker_has_its_cases_rerun_not_lost(tmp_path, cluster):
     c, client = cluster
-    p = plan(Settings(backends="numpy,mutants:Slow", cases=40, seed=3))
+    # Slow is numpy's closed form, so in bfloat16 it shares numpy's registered bfloat16 sum
+    # fault, which is registered for numpy alone: leave bfloat16 out of a test about workers
+    dtypes = "float16,float32,float64,complex64,complex128"
+    p = plan(Settings(backends="numpy,mutants:Slow", cases=40, seed=3, dtypes=dtypes))
     out = RunDir(tmp_path / "run")
     out.open()
     seen: list = []

@@ -46,6 +46,9 @@ class Reference:
     v: np.ndarray | None = None  # the hvp direction, float64, shape of x (second order only)
     sigma_second: np.ndarray | None = None  # phi''(x), float64 (second order only)
     missing: dict = field(default_factory=dict)  # quantity -> why it has no reference here
+    # quantity -> (mask, values): where mask holds, other values an IEEE-correct evaluation
+    # may give (complex infinities: docs/tolerance.md, "Outcome sets"), judged as the reference
+    honest: dict = field(default_factory=dict)
     # what judging computes from the reference alone, kept for the next result (compare.py)
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -124,6 +127,7 @@ def compute_reference(
     R = np.vstack([A.real, A.imag]) if di.is_complex else A  # real embedding, (M, n)
     second = second_order and inputs.v is not None and activation.second is not None
     V = np.asarray(inputs.v, dtype=np.float64).reshape(n, k) if second else None
+    honest: dict = {}
     with np.errstate(all="ignore"):
         s, sp = activation.plain(X)
         spp = activation.second(X, np) if second else None
@@ -137,6 +141,8 @@ def compute_reference(
             rspp = None if spp is None else spp.astype(di.np_real).astype(np.float64)
             rounded = _plain(A, rs, rsp, di.is_complex, rspp, V)
             plain = {q: np.where(np.isfinite(rounded[q]), plain[q], rounded[q]) for q in plain}
+            if di.is_complex:
+                honest = _complex_outcomes(R, rs, rsp, case.m, rounded, plain, rspp, V)
         if precise:
             vals = _precise(R, X, activation, V)
             vals = {q: _where_finite(plain[q], vals[q]) for q in vals}
@@ -178,6 +184,9 @@ def compute_reference(
     shape = case.x_shape
     for q in ("grad_x", "hvp_x") if second else ("grad_x",):
         vals[q], scale[q], under[q] = (a.reshape(shape) for a in (vals[q], scale[q], under[q]))
+        if q in honest:
+            mask, alts = honest[q]
+            honest[q] = (mask.reshape(shape), [a.reshape(shape) for a in alts])
     return Reference(
         values=vals,
         scale=scale,
@@ -192,7 +201,39 @@ def compute_reference(
         precise=precise,
         v=V.reshape(shape) if second else None,
         sigma_second=spp.reshape(shape) if second else None,
+        honest=honest,
     )
+
+
+def _complex_outcomes(R, s, sp, m, naive, values, spp=None, V=None) -> dict:
+    """The other outcomes of a complex case with infinities, per quantity.
+
+    The reference's own non-finite pattern is the naive complex product's, (a + bi)(c + di) =
+    (ac - bd) + (ad + bc)i, where inf * 0 makes NaN.  Two other evaluation orders are as
+    honest: the real embedding, |z|^2 = Re(z)^2 + Im(z)^2 (hypot-like, +inf where the naive
+    product gives NaN); and the BLAS complex kernels, which return nan + nan j for a product
+    with an infinite operand (OpenBLAS under numpy and MKL under torch alike: [[0.5-0.75j]] @
+    [-inf+0j] is nan+nanj, while the elementwise product is -inf+inf j).  So where any of the
+    orders gives a non-finite value, its value and NaN are accepted; finite elements keep the
+    one reference value.
+    """
+    embedded = evaluate_plain(R, s, sp, m, True, spp, V)
+    out = {}
+    for q, ref in values.items():
+        alt = np.asarray(embedded[q])
+        if q == "grad_A":
+            ref_ = _combine(naive[q][:m], naive[q][m:])
+        else:
+            ref_ = np.asarray(naive[q])
+        alt = alt.reshape(np.shape(ref_)) if np.size(alt) == np.size(ref_) else None
+        if alt is None:
+            continue
+        bad = ~np.isfinite(ref_) | ~np.isfinite(alt)
+        if not bad.any():
+            continue
+        nan = complex(np.nan, np.nan) if np.iscomplexobj(ref_) else np.nan
+        out[q] = (bad, [np.where(bad, alt, ref_), np.where(bad, nan, ref_)])
+    return out
 
 
 def _where_finite(plain: np.ndarray, precise: np.ndarray) -> np.ndarray:

@@ -166,6 +166,10 @@ def select_jobs(info, spec, quantities) -> tuple[tuple[str, ...], tuple[str, ...
     hvp = tuple(getattr(info, "hvp_methods", ()) or ())
     if isinstance(spec, str):
         first = select_methods(info.methods, spec) if first_q else ()
+        if "autodiff" in info.methods and not set(hvp) - {"closed_form"}:
+            # a backend with autodiff but no second-order route shows that, unsupported with
+            # the reason, instead of leaving its autodiff out of a second-order run unseen
+            hvp = (*hvp, "hvp")
         return first, hvp if second_q else ()
     names = tuple(spec)
     if not first_q:
@@ -264,6 +268,11 @@ def _call_hvp(backend, method: str, case: Case, inputs: Inputs, held: dict | Non
     """hvp_x by one second-order method, on read-only copies checked for writes."""
     A, x, v = _held(case, inputs, held, ("A", "x", "v"))
     hvp_methods = getattr(backend, "hvp_methods", ("closed_form",))
+    if method == "hvp" and method not in hvp_methods:
+        raise Unsupported(
+            f"{backend.name or 'this backend'} has no second-order autodiff: it gives hvp_x by "
+            "closed_form only (a backend gains it with hvp_routes or an hvp method)"
+        )
     if method not in hvp_methods:
         raise Unsupported(
             f"{backend.name or 'this backend'} has no second-order method {method!r}; it has "

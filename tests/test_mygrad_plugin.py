@@ -36,3 +36,20 @@ def test_plugin_agreement_run_has_nothing_unexplained():
     bad = [v.message for v in out if v.verdict in ("disagree", "error")]
     assert not bad, bad[:3]
     assert any(v.backend == "mygrad" and v.verdict == "agree" for v in out)
+
+
+def test_a_plugin_without_second_order_autodiff_is_shown_and_named_is_incomplete(tmp_path, capsys):
+    from gradxval.cli import main
+    from gradxval.report import read_jsonl
+
+    args = ["run", "--order", "2", "--cases", "2", "--dtypes", "float64", "--quiet"]
+    assert main([*args, "--backends", "numpy,mygrad", "--out", str(tmp_path / "named")]) == 4
+    err = capsys.readouterr().err
+    assert "mygrad was asked for by name but its second-order autodiff judged nothing" in err
+    rows = [r for r in read_jsonl(tmp_path / "named" / "results.jsonl") if r["method"] == "hvp"]
+    assert rows and all(r["verdict"] == "unsupported" for r in rows)
+    assert "no second-order autodiff" in rows[0]["message"]
+    # not named (every installed backend): shown as unsupported, and the run passes
+    assert main([*args, "--out", str(tmp_path / "all")]) == 0
+    rows = read_jsonl(tmp_path / "all" / "results.jsonl")
+    assert any(r["backend"] == "mygrad" and r["method"] == "hvp" for r in rows)

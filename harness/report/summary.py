@@ -151,6 +151,15 @@ def _incomplete(records: list[dict], run: dict) -> list[str]:
                 seen = [r for r in records if r[key] == name]
                 reason = seen[0]["message"] if seen else "no results"
                 out.append(f"{key} {name} was asked for by name but judged nothing: {reason}")
+    for name in asked.get("backends", ()):
+        # a second-order run asks each named backend's autodiff for H v
+        hvp = [r for r in records if r["backend"] == name and r["quantity"] == "hvp_x"]
+        auto = [r for r in hvp if r["method"] != "closed_form"]
+        if auto and not any(r["verdict"] in JUDGED for r in auto):
+            out.append(
+                f"backend {name} was asked for by name but its second-order autodiff judged "
+                f"nothing: {auto[0]['message']}"
+            )
     return out
 
 

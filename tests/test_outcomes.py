@@ -1,0 +1,126 @@
+"""Non-finite outcome sets and the library faults found outside the default run (issue 20)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradxval.cases import Case
+from gradxval.compare import judge
+from gradxval.dtypes import info
+from gradxval.known import load_registry
+from gradxval.problems import reference_for
+
+
+def _judge(case_id, backend, method, quantity, actual, order=False):
+    case = Case.from_id(case_id)
+    ref = reference_for(case, case.inputs(), order) if order else reference_for(case, case.inputs())
+    return judge(case, backend, method, quantity, np.asarray(actual), ref, load_registry())
+
+
+def _ref(case_id):
+    case = Case.from_id(case_id)
+    inputs = case.inputs()
+    return case, inputs, reference_for(case, inputs)
+
+
+@pytest.mark.parametrize(
+    "case_id",
+    ["logsigmoid:extreme-complex64-m1n1-s117901", "logsigmoid:extreme-complex128-m37n5k3-s813616"],
+)
+def test_every_honest_complex_order_agrees_and_a_finite_answer_does_not(case_id):
+    case, inputs, ref = _ref(case_id)
+    assert not np.isfinite(ref.values["loss"])
+    A = inputs.A.astype(np.complex128)
+    phi = ref.activation.plain(np.asarray(inputs.x, np.float64).reshape(case.n, -1))[0]
+    phi = phi.astype(info(case.dtype).np_real).astype(np.float64)  # phi rounded to the dtype
+    with np.errstate(all="ignore"):
+        z = A @ phi.astype(np.complex128)
+        naive = np.sum(np.real(z * z.conj()))
+        by_hypot = np.sum(np.hypot(z.real, z.imag) ** 2)  # |z| computed without inf * 0
+    rdt = "float32" if case.dtype == "complex64" else "float64"
+    for value in (naive, by_hypot, np.nan, np.inf):  # np.nan: a BLAS kernel's nan+nanj
+        v = _judge(case_id, "mutants:Honest", "closed_form", "loss", np.array(value, rdt))
+        assert v.verdict == "agree", (value, v.message)
+    for value in (1.0, -np.inf):
+        v = _judge(case_id, "mutants:Honest", "closed_form", "loss", np.array(value, rdt))
+        assert v.verdict == "disagree", value
+
+
+def test_blas_complex_products_with_an_infinity_are_nan():
+    # the fact the outcome sets rest on: OpenBLAS (numpy) gives nan+nanj, the naive product inf
+    A = np.array([[0.5 - 0.75j, 1 + 2j], [0.3 + 0.1j, -1 + 0.5j]])
+    s = np.array([-np.inf, 1.0], dtype=np.complex128)
+    with np.errstate(all="ignore"):
+        blas = A @ s
+        naive = (A * s).sum(axis=1)
+    assert np.isnan(blas.real).all() and np.isinf(naive.real).all()
+
+
+def test_jax_tanh_jvp_nan_is_known_in_jax_only():
+    cid = "tanh:special-float64-m13n11-s634591"  # A holds an inf
+    case, inputs, ref = _ref(cid)
+    g = 2 * ref.back
+    y = ref.sigma
+    with np.errstate(all="ignore"):
+        model = (g + g * y) * (1 - y)
+    assert np.isnan(model).any() and np.isinf(ref.values["grad_x"]).all()
+    v = _judge(cid, "jax", "autodiff", "grad_x", model)
+    assert v.verdict == "known" and v.classification == "jax-tanh-jvp-nan-for-infinite-cotangent"
+    assert _judge(cid, "torch", "autodiff", "grad_x", model).verdict == "disagree"
+    assert _judge(cid, "jax", "closed_form", "grad_x", model).verdict == "disagree"
+    # a NaN where tanh(x) > 0 is not what the rule gives
+    wrong = np.where(y > 0, np.nan, ref.values["grad_x"])
+    assert _judge(cid, "jax", "autodiff", "grad_x", wrong).verdict == "disagree"
+
+
+def test_autograd_tanh_cosh_overflow_is_known_in_autograd_only():
+    cid = "tanh:extreme-complex128-m1000n257-s883039"
+    case, inputs, ref = _ref(cid)
+    with np.errstate(all="ignore"):
+        model = 2 * ref.back / np.cosh(ref.x) ** 2
+    model = np.where(np.isfinite(ref.values["grad_x"]) & (model != 0), ref.values["grad_x"], model)
+    v = _judge(cid, "autograd", "autodiff", "grad_x", model)
+    assert v.verdict == "known" and v.classification == "autograd-tanh-vjp-cosh-squared-overflows"
+    assert _judge(cid, "torch", "autodiff", "grad_x", model).verdict == "disagree"
+    # zero where cosh^2 does not overflow is a different fault
+    wrong = np.array(ref.values["grad_x"], copy=True)
+    wrong[np.flatnonzero(np.abs(ref.x) < 5)[:1]] = 0.0
+    assert _judge(cid, "autograd", "autodiff", "grad_x", wrong).verdict == "disagree"
+
+
+def test_torch_bfloat16_nan_leak_is_known_only_before_the_non_finite_row():
+    cid = "special-bfloat16-m1000n257k3-s83"  # A[642, 9] is NaN
+    case, inputs, ref = _ref(cid)
+    r = int(np.argwhere(~np.isfinite(inputs.A.astype(np.float32)))[0][0])
+    want = np.asarray(ref.values["grad_A"])
+    leaked = np.array(want, copy=True)
+    leaked[r - 1] = np.nan
+    bf16 = info("bfloat16").np
+    v = _judge(cid, "torch", "closed_form", "grad_A", leaked.astype(bf16))
+    assert v.verdict == "known"
+    assert v.classification == "torch-bfloat16-matmul-nan-leaks-to-previous-row"
+    after = np.array(want, copy=True)
+    after[r + 1] = np.nan
+    assert _judge(cid, "torch", "closed_form", "grad_A", after.astype(bf16)).verdict == "disagree"
+    assert _judge(cid, "jax", "closed_form", "grad_A", leaked.astype(bf16)).verdict == "disagree"
+
+
+def test_xla_flush_model_covers_the_terms_of_h_v():
+    # jax's closed form H v of this case drops 2 phi' (R^T R w) = 1.5e-39 (subnormal) from
+    # element 1, 1.1e-36: 1.3e-3 relative, flushed before the two terms are added
+    cid = "extreme-complex64-m13n11-s442710"
+    case = Case.from_id(cid)
+    ref = reference_for(case, case.inputs(), True)
+    want = np.asarray(ref.values["hvp_x"])
+    R, s, sp, spp, v = ref.embedding, ref.sigma, ref.sigma_prime, ref.sigma_second, ref.v
+    term1 = 2 * spp * (R.T @ (R @ s)) * v
+    flushed = np.array(want, copy=True)
+    flushed[1] = term1[1]
+    assert abs(flushed[1] - want[1]) > 1e-3 * abs(want[1]) * 0.9
+    known = judge(case, "jax", "closed_form", "hvp_x", flushed.astype(np.float32), ref,
+                  load_registry())
+    assert known.verdict == "known" and "xla-cpu-flush-to-zero" in known.classification
+    off = np.array(want, copy=True)
+    off[0] *= 1 + 1.3e-3  # the same relative error on a normal-sized element
+    assert judge(case, "jax", "closed_form", "hvp_x", off.astype(np.float32), ref,
+                 load_registry()).verdict == "disagree"

@@ -416,6 +416,31 @@ def _nan_leaks_to_previous_row(case, quantity, actual, ref, ms, tol) -> np.ndarr
     return np.where(leak[:, None], nan | (ms.e <= tol), ms.e <= tol)
 
 
+def _exp_of_rounded_difference(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """grad_x equals 2 exp(fl(x - y)) Re(A^H A phi(x)) for softplus (y = fl(softplus(x))), or
+    2 exp(fl(y - x)) ... for logsigmoid (y = fl(logsigmoid(x))): logaddexp's VJP, g exp(x - ans).
+    The difference is rounded to the dtype, and exp turns its absolute rounding error, up to
+    |x| u / 2, into a relative error of the derivative (x = -23.9: up to 12 u)."""
+    from .compare import expected_dtype, measure
+
+    name = getattr(ref.activation, "name", "")
+    if quantity != "grad_x" or name not in ("softplus", "logsigmoid") or ref.x is None:
+        return None
+    di = info(case.dtype)
+    dt = np.dtype(di.np_real)
+    x = np.asarray(ref.x, dtype=np.float64).reshape(np.shape(ms.e))
+    y = np.asarray(ref.sigma, dtype=np.float64).astype(dt)
+    with np.errstate(all="ignore"):
+        arg = (x.astype(dt) - y) if name == "softplus" else (y - x.astype(dt))
+        model = 2 * np.exp(np.asarray(arg, dtype=np.float64)) * np.asarray(ref.back)
+    m = measure(actual, model, ref.scale[quantity], ref.under[quantity], di,
+                expected_dtype(case, quantity))
+    if m.mismatch:
+        return None
+    gap = _err(model, ref.values[quantity], ref, quantity, di)
+    return _explained(m.e <= tol, gap, ms, tol)
+
+
 def _all_zero_gradient(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     """Every element of the gradient is exactly zero while the reference is not all zero: the
     autodiff graph was cut somewhere between the inputs and the loss."""
@@ -466,6 +491,7 @@ EVIDENCE: dict[str, Callable] = {
     "tanh_jvp_inf_minus_inf": _tanh_jvp_inf_minus_inf,
     "cosh_squared_overflow": _cosh_squared_overflow,
     "nan_leaks_to_previous_row": _nan_leaks_to_previous_row,
+    "exp_of_rounded_difference": _exp_of_rounded_difference,
 }
 # evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
 DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
@@ -487,6 +513,8 @@ DIAGNOSES = {
     "cosh_squared_overflow": "equals g / cosh(x)^2, which is 0 where cosh(x)^2 overflows",
     "nan_leaks_to_previous_row": "NaN in the row before each non-finite row of A, right "
     "elsewhere",
+    "exp_of_rounded_difference": "equals the derivative taken as exp(x - softplus(x)) with the "
+    "difference rounded (logaddexp's VJP: |x| u / 2 relative)",
     "promoted_dtype": "a wider dtype than the case's, right once rounded (a promoting scalar?)",
 }
 

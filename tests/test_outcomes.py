@@ -124,3 +124,20 @@ def test_xla_flush_model_covers_the_terms_of_h_v():
     off[0] *= 1 + 1.3e-3  # the same relative error on a normal-sized element
     assert judge(case, "jax", "closed_form", "hvp_x", off.astype(np.float32), ref,
                  load_registry()).verdict == "disagree"
+
+
+def test_logaddexp_rounded_difference_is_known_for_its_libraries_only():
+    cid = "softplus:saturated-float64-m1n1-s764503"
+    case, inputs, ref = _ref(cid)
+    x = float(ref.x[0])
+    y = float(ref.sigma[0])
+    got = np.array([2 * np.exp(x - y) * float(ref.back[0])])  # x - y rounded: the VJP's order
+    v = _judge(cid, "jax", "autodiff", "grad_x", got)
+    assert v.error_u > v.tolerance_u  # outside the tolerance: it needs the model
+    assert v.verdict == "known"
+    assert v.classification == "logaddexp-vjp-exp-of-rounded-difference"
+    assert _judge(cid, "torch", "autodiff", "grad_x", got).verdict == "disagree"
+    assert _judge(cid, "jax", "closed_form", "grad_x", got).verdict == "disagree"
+    # the same error the other way is not the model's
+    mirrored = 2 * ref.values["grad_x"] - got
+    assert _judge(cid, "jax", "autodiff", "grad_x", mirrored).verdict == "disagree"

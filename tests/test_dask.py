@@ -35,12 +35,19 @@ def _summary(d):
     return s
 
 
-def test_dask_and_local_runs_give_the_same_summary(tmp_path):
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The local run both equality tests compare with (written once)."""
+    d = tmp_path_factory.mktemp("local") / "run"
+    assert main([*ARGS, "--out", str(d)]) == 1
+    return d
+
+
+def test_dask_and_local_runs_give_the_same_summary(tmp_path, local_run):
     """Through the CLI, on the LocalCluster it starts itself."""
-    local, dask = tmp_path / "local", tmp_path / "dask"
-    assert main([*ARGS, "--out", str(local)]) == 1
+    dask = tmp_path / "dask"
     assert main([*ARGS, "--out", str(dask), "--executor", "dask", "--workers", "2"]) == 1
-    assert _summary(local) == _summary(dask)
+    assert _summary(local_run) == _summary(dask)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +70,7 @@ def test_a_killed_worker_has_its_cases_rerun_not_lost(tmp_path, cluster):
     # Slow is numpy's closed form, so in bfloat16 it shares numpy's registered bfloat16 sum
     # fault, which is registered for numpy alone: leave bfloat16 out of a test about workers
     dtypes = "float16,float32,float64,complex64,complex128"
-    p = plan(Settings(backends="numpy,mutants:Slow", cases=40, seed=3, dtypes=dtypes))
+    p = plan(Settings(backends="numpy,mutants:Slow", cases=24, seed=3, dtypes=dtypes))
     out = RunDir(tmp_path / "run")
     out.open()
     seen: list = []
@@ -87,7 +94,7 @@ def test_a_killed_worker_has_its_cases_rerun_not_lost(tmp_path, cluster):
     assert sorted(done) == sorted(c.id for c in p.cases) and len(done) == len(set(done))
     verdicts = [x for x in lines if "verdict" in x]
     keys = [(r["case_id"], r["backend"], r["method"], r["quantity"]) for r in verdicts]
-    assert len(keys) == len(set(keys)) == 40 * 2 * 3
+    assert len(keys) == len(set(keys)) == 24 * 2 * 3
     assert outcome.status == 0
 
 
@@ -102,10 +109,11 @@ def test_workers_with_another_environment_are_refused(tmp_path, cluster, monkeyp
         execute(p, None, executor="dask", scheduler=c.scheduler_address, follow_up=False)
 
 
-def test_resume_on_dask_equals_the_uninterrupted_run(tmp_path, cluster):
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    assert main([*ARGS, "--out", str(whole)]) == 1
-    assert main([*ARGS, "--out", str(part)]) == 1
+def test_resume_on_dask_equals_the_uninterrupted_run(tmp_path, cluster, local_run):
+    import shutil
+
+    whole, part = local_run, tmp_path / "part"
+    shutil.copytree(whole, part)  # a copy of the same run, cut below as a SIGKILL would
     # keep the first 12 finished cases, as a SIGKILL would, and a torn line
     lines = (part / "results.jsonl").read_text().splitlines()
     keep, done = [], 0

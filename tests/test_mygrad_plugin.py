@@ -42,7 +42,7 @@ def test_a_plugin_without_second_order_autodiff_is_shown_and_named_is_incomplete
     from gradxval.cli import main
     from gradxval.report import read_jsonl
 
-    args = ["run", "--order", "2", "--cases", "2", "--dtypes", "float64", "--quiet"]
+    args = ["run", "--order", "2", "--cases", "2", "--dtypes", "float64", "--quiet", "--in-process"]
     assert main([*args, "--backends", "numpy,mygrad", "--out", str(tmp_path / "named")]) == 4
     err = capsys.readouterr().err
     assert "mygrad was asked for by name but its second-order autodiff judged nothing" in err

@@ -16,7 +16,7 @@ from gradxval.cli import main
 from gradxval.report import read_jsonl
 
 TESTS = str(Path(__file__).parent)
-RUN = ["--backends", "numpy,mutants:FactorTwo", "--cases", "40", "--seed", "5", "--quiet"]
+RUN = ["--backends", "numpy,mutants:FactorTwo", "--cases", "24", "--seed", "5", "--quiet"]
 
 
 def _env() -> dict:
@@ -151,11 +151,12 @@ def test_a_signal_while_a_backend_hangs_stops_every_process_and_writes_the_summa
 
 def test_a_second_run_into_a_busy_directory_stops_at_once(tmp_path):
     d = tmp_path / "run"
-    first = _gradxval("run", *RUN, "--out", str(d), "--no-follow-up")
+    long_run = [*RUN[:3], "40", *RUN[4:]]  # still running when the second one starts
+    first = _gradxval("run", *long_run, "--out", str(d), "--no-follow-up")
     deadline = time.time() + 120
     while time.time() < deadline and not (d / "results.jsonl").exists():
         time.sleep(0.05)
-    second = _gradxval("run", *RUN, "--out", str(d), "--no-follow-up")
+    second = _gradxval("run", *long_run, "--out", str(d), "--no-follow-up")
     _, err = second.communicate(timeout=120)
     assert second.returncode == 2 and "is in use by another gradxval run" in err
     first.communicate(timeout=300)
@@ -215,7 +216,7 @@ def test_a_hung_backend_costs_a_few_timeouts_not_one_per_case(tmp_path):
             "--cases",
             "12",
             "--timeout",
-            "2",
+            "1",
             "--quiet",
             "--out",
             str(tmp_path / "run"),

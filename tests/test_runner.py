@@ -27,9 +27,9 @@ def test_raising_backend_is_an_error_and_the_run_goes_on():
 
 
 def test_hanging_backend_times_out_and_is_restarted():
-    out, stats = _run(["mutants:Hangs", "numpy"], isolate=True, timeout=2)
+    out, stats = _run(["mutants:Hangs", "numpy"], isolate=True, timeout=1)
     hung = [v for v in out if v.backend == "mutants:Hangs"]
-    assert len(hung) == 6 and all("timed out after 2s" in v.message for v in hung)
+    assert len(hung) == 6 and all("timed out after 1s" in v.message for v in hung)
     assert all(v.verdict == "agree" for v in out if v.backend == "numpy")
 
 

@@ -20,6 +20,7 @@ ARGS = [
     "30",
     "--seed",
     "2",
+    "--in-process",  # what is tested is the split and the merge, not the workers
     "--quiet",
     "--no-follow-up",
 ]
@@ -65,9 +66,10 @@ def test_merge_of_shards_equals_the_unsharded_run(tmp_path, capsys):
     other = tmp_path / "other"
     assert main(
         [
-            *ARGS[:-4],
+            *ARGS[:-5],
             "--seed",
             "3",
+            "--in-process",
             "--quiet",
             "--no-follow-up",
             "--shard",

@@ -66,6 +66,7 @@ def test_an_accuracy_outlier_fails_the_run_unless_allowed(capsys):
         "--cases",
         "40",
         "--quiet",
+        "--in-process",  # the flag and the exit status are under test, not the workers
     ]
     assert main(args) == 1
     assert "accuracy outlier mutants:SystematicDrift/closed_form" in capsys.readouterr().out

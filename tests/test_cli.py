@@ -131,6 +131,7 @@ def test_strict_turns_known_into_failure(tmp_path):
         "--backends",
         "torch",
         "--quiet",
+        "--in-process",
     ]
     pytest.importorskip("torch")
     assert main(args) == 0

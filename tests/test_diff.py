@@ -97,7 +97,7 @@ def test_small_growth_below_one_u_is_not_a_regression():
 
 def test_diff_and_baseline_on_real_runs(tmp_path, capsys):
     base, new = tmp_path / "base", tmp_path / "new"
-    args = ["run", "--cases", "6", "--quiet", "--no-follow-up"]
+    args = ["run", "--cases", "6", "--quiet", "--no-follow-up", "--in-process"]
     assert main([*args, "--backends", "numpy", "--out", str(base)]) == 0
     assert main([*args, "--backends", "numpy,mutants:FactorTwo", "--out", str(new)]) == 1
     capsys.readouterr()

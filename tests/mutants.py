@@ -430,6 +430,22 @@ class Float16LossTenPercent(_NumpyFault):
         return r
 
 
+class HonestHypot(_NumpyFault):
+    """Right: a complex loss summed as |z|^2 with |z| = hypot(Re z, Im z), which is +inf where
+    the naive z * conj(z) is NaN.  Both orders are honest, so it must agree everywhere."""
+
+    name = "hypot"
+
+    def fault(self, A, x, r):
+        if np.iscomplexobj(A):
+            with np.errstate(all="ignore"):
+                s, _ = stable_sigmoid_pair(x, np)
+                z = A @ s.astype(A.dtype)
+                mag = np.hypot(z.real, z.imag)
+                r["loss"] = np.asarray(np.sum(mag * mag), dtype=r["loss"].dtype)
+        return r
+
+
 class GradAMissingFactor2(_NumpyFault):
     """grad_A missing its factor 2."""
 

@@ -141,3 +141,25 @@ def test_logaddexp_rounded_difference_is_known_for_its_libraries_only():
     # the same error the other way is not the model's
     mirrored = 2 * ref.values["grad_x"] - got
     assert _judge(cid, "jax", "autodiff", "grad_x", mirrored).verdict == "disagree"
+
+
+def test_an_honest_hypot_loss_agrees_where_the_naive_product_is_nan():
+    from gradxval.runner import run_cases
+
+    # special complex cases with an inf in A (seed % 4 == 3), and normal ones
+    ids = [f"special-{d}-m1n1-s{s}" for d in ("complex64", "complex128") for s in (3, 7, 11)]
+    ids += ["special-complex128-m13n11-s7", "normal-complex128-m23n8k2-s1"]
+    cases = [Case.from_id(c) for c in ids]
+    naive_nan = 0
+    for c in cases:  # where z * conj(z) is NaN, hypot's |z|^2 is +inf: the orders differ there
+        i = c.inputs()
+        with np.errstate(all="ignore"):
+            z = i.A.astype(np.complex128) @ (1 / (1 + np.exp(-i.x.astype(np.float64))))
+            naive_nan += bool(np.isnan(np.sum(np.real(z * z.conj()))))
+    assert naive_nan >= 6
+    out: list = []
+    run_cases(cases, ["mutants:HonestHypot"], out.append, isolate=False)
+    loss = [v for v in out if v.quantity == "loss"]
+    assert len(loss) == len(ids)
+    assert all(v.verdict in ("agree", "overflow") for v in out), [v.message for v in out if
+                                                                   v.verdict != "agree"]

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from .errors import UsageError
+from .errors import GradxvalError, UsageError
 
 __all__ = [
     "Settings",
@@ -440,6 +440,31 @@ def rebuild(out) -> Outcome:
     records, done = out.completed()
     settings = manifest.get("settings", {})
     planned = manifest.get("cases", len(done))
+    try:  # what only the finished run knew (its wall time), from the summary it wrote
+        old = json.loads((out.path / "summary.json").read_text())
+    except (OSError, ValueError):
+        old = {}
+    old_run = old.get("run") or {}
+    try:  # the run's own settings, planned again: the same run keys as the run wrote
+        run = _run_info(
+            plan(Settings(**settings)),
+            cases=len(done),
+            planned=planned,
+            seconds=old_run.get("seconds"),
+            skipped=manifest.get("skipped_backends", {}),
+            quarantined=old_run.get("quarantined", {}),
+            logs=old_run.get("logs", {}),
+            interrupted=len(done) < planned,
+            resumed=old_run.get("resumed", False),
+        )
+        for key, value in old_run.items():  # what follow-up added (known_reproducers)
+            run.setdefault(key, value)
+        run["rebuilt"] = True
+    except (TypeError, GradxvalError):  # an old manifest, or a plug-in that is gone
+        run = None
+    env = manifest.get("environment") or old.get("environment")
+    if run is not None and env:
+        return _rebuilt(records, env, run, out, done, planned)
     run = {
         "cases": len(done),
         "planned_cases": planned,
@@ -463,6 +488,12 @@ def rebuild(out) -> Outcome:
     }
     if not records and not manifest:
         raise UsageError(f"{out.path} holds no results.jsonl or manifest.json: not a gradxval run")
+    return _rebuilt(records, env, run, out, done, planned)
+
+
+def _rebuilt(records, env, run, out, done, planned) -> Outcome:
+    from .known import load_registry
+
     outcome = _finish(records, env, run, out, load_registry(), None, None)
     if run["interrupted"]:
         outcome.lines.append(

@@ -509,13 +509,15 @@ def write_plugin_report(s: _Session, records: list[dict]) -> None:
 
     if not s.order:
         s.selection()
+    from .problems import QUANTITIES, SECOND_ORDER
+
     backends = list(dict.fromkeys(r["backend"] for r in records))
-    quantities = {"loss": 0, "grad_x": 1, "grad_A": 2}
+    quantities = {q: k for k, q in enumerate((*QUANTITIES, *SECOND_ORDER))}
     records.sort(
         key=lambda r: (
             s.order.get(r["case_id"], 1 << 30),
             r["case_id"],
-            quantities[r["quantity"]],
+            quantities.get(r["quantity"], len(quantities)),
             backends.index(r["backend"]),
             r["method"],
         )

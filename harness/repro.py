@@ -371,16 +371,31 @@ def known_reproducers(records: list[dict], directory: Path, versions: dict[str, 
     return out
 
 
+def _installed_version(backend: str) -> str:
+    """The backend's version here (a run without a manifest), or 'unknown version'."""
+    from .backends import describe
+
+    try:
+        return describe(backend).version or "unknown version"
+    except Exception:  # noqa: BLE001 -- a note in a file, never a failure
+        return "unknown version"
+
+
 def repro_known(directory: Path, entry: str, backend: str | None, registry) -> list[Path]:
     """Shrink a known fault seen in a run to its smallest case and write its standalone
     reproducer into DIR/known/, for filing upstream (``gradxval repro DIR --known ENTRY``)."""
     from .compare import case_tolerance
-    from .errors import UsageError
+    from .errors import GradxvalError, UsageError
     from .problems import reference_for
     from .rundir import RunDir
     from .shrink import shrink_case
 
-    records, _ = RunDir(directory).completed()
+    run = RunDir(directory)
+    records, _ = run.completed()
+    try:  # the versions the run found it with, for the file meant for upstream
+        versions = run.read_manifest().get("versions", {})
+    except GradxvalError:
+        versions = {}
     mine = [
         r
         for r in records
@@ -414,7 +429,7 @@ def repro_known(directory: Path, entry: str, backend: str | None, registry) -> l
             r["quantity"],
             ref,
             case_tolerance(small, r["quantity"]),
-            "?",
+            versions.get(b) or _installed_version(b),
         )
         if path is not None:
             final = path.with_name(f"{entry}-{b}.py")

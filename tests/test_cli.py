@@ -301,3 +301,16 @@ def test_a_closed_output_pipe_is_not_an_internal_error():
     )
     assert "internal error" not in run.stderr and "Traceback" not in run.stderr
     assert run.stdout.startswith("sigmoid-grad-cancellation")
+
+
+def test_report_rebuilds_the_summary_the_run_wrote(tmp_path):
+    d = tmp_path / "run"
+    args = ["run", "--backends", "numpy", "--cases", "5", "--dtypes", "float32,float64"]
+    assert main([*args, "--quiet", "--in-process", "--out", str(d)]) == 0
+    before = json.loads((d / "summary.json").read_text())
+    assert main(["report", str(d)]) == 0
+    after = json.loads((d / "summary.json").read_text())
+    assert after["run"].pop("rebuilt") is True
+    assert after == before  # wall time, platform, flags, dtypes, regimes, problems kept
+    assert "wall time None" not in (d / "report.md").read_text()
+    assert " on None" not in (d / "report.md").read_text()

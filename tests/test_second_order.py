@@ -234,6 +234,8 @@ def test_pytest_plugin_order_2(tmp_path):
             "2",
             "--gradxval-regimes",
             "normal",
+            "--gradxval-report",
+            str(tmp_path / "report"),
             "-rA",
         ],
         capture_output=True,
@@ -242,6 +244,10 @@ def test_pytest_plugin_order_2(tmp_path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.count("PASSED test_crossvalidation.py::test_gradxval[numpy-closed_form-") == 3
+    # the report writer knows second-order quantities (it raised KeyError: 'hvp_x')
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["counts"]["agree"] == 3
+    assert "hvp_x" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_follow_up_of_a_second_order_disagreement_shrinks_with_order_2(tmp_path):

@@ -478,7 +478,8 @@ def _relerr(actual, expected, worst) -> str:
     a, r = complex(np.asarray(actual)[worst]), complex(np.asarray(expected)[worst])
     if r == 0:
         return "inf" if a != 0 else "0"
-    return f"{abs(a - r) / abs(r):.3g}"
+    with np.errstate(all="ignore"):  # numpy's abs: inf where Python's complex abs raises
+        return f"{float(np.abs(np.complex128(a - r)) / np.abs(np.complex128(r))):.3g}"
 
 
 def attribute(

@@ -536,8 +536,9 @@ def _exp_of_rounded_difference_second(case, actual, ref, ms, tol, name):
     """hvp_x with phi' = a = exp(fl(x - y)) (softplus; log-sigmoid: exp(fl(y - x))) and its
     derivative phi'' = a (1 - a) (log-sigmoid: -a (1 - a)), both in the dtype: differentiating
     exp(x - ans) once more gives the factor 1 - a, which cancels where a rounds near 1.  Each
-    element's argument may be a few ulps off (exp and the difference round), so the result must
-    lie within the spread of arguments 2 ulps either side, propagated through R^T R."""
+    element's y may be an ulp or two off the rounded one (library functions are not correctly
+    rounded), so the result must lie within the spread that y 2 ulps either side gives,
+    propagated through R^T R."""
     if ref.v is None or ref.embedding is None or ref.sigma is None or case.dtype.startswith(
         "complex"
     ) and ref.embedding.shape[0] != 2 * case.m:
@@ -549,16 +550,18 @@ def _exp_of_rounded_difference_second(case, actual, ref, ms, tol, name):
     y = np.asarray(ref.sigma, dtype=np.float64).astype(dt)
     sign = 1.0 if name == "softplus" else -1.0
     with np.errstate(all="ignore"):
-        arg0 = (x - y) if name == "softplus" else (y - x)
-        args = [arg0]
+        # the library's y may be an ulp or two from the rounded one, and where y nears x (the
+        # linear tail) that shifts x - y by far more than its own ulp: candidates of y
+        ys = [y]
         for target in (-np.inf, np.inf):
-            a = arg0
+            c = y
             for _ in range(2):
-                a = np.nextafter(a, np.asarray(target, dtype=dt))
-                args.append(a)
+                c = np.nextafter(c, np.asarray(target, dtype=dt))
+                ys.append(c)
         pairs = []
-        for arg in args:
-            a = np.exp(arg).astype(dt)
+        for yc in ys:
+            arg = (x - yc) if name == "softplus" else (yc - x)
+            a = np.exp(arg.astype(np.float64)).astype(dt)
             pairs.append((a.astype(np.float64), (sign * a * (1 - a)).astype(dt).astype(np.float64)))
     absR = np.abs(ref.embedding)
     W = np.asarray(ref.back_abs).reshape(shape2)
@@ -567,6 +570,43 @@ def _exp_of_rounded_difference_second(case, actual, ref, ms, tol, name):
     if e is None:
         return None
     return (e <= tol) | (ms.e <= tol)
+
+
+def _limit_at_infinite_x(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """hvp_x equals H v with phi''(x) back(x) taken as its limit 0 where x is infinite and
+    phi''(x) = 0 (jax's logaddexp JVP replaces the infinity, jnp._replace_inf): the reference
+    calls 0 * inf undefined there, the library returns the limit.  Elsewhere the reference."""
+    from .compare import expected_dtype, measure
+
+    if quantity != "hvp_x" or ref.x is None or ref.v is None or ref.sigma_second is None:
+        return None
+    shape2 = (case.n, case.k or 1)
+    X = np.asarray(ref.x, dtype=np.float64).reshape(shape2)
+    if not np.isinf(X).any() or ref.embedding is None:
+        return None
+    if not np.isfinite(ref.embedding).all() or np.isnan(X).any():
+        return None  # NaN inputs make everything undefined; no limit to take
+    R = ref.embedding
+    S, SP, SPP = (np.asarray(a, dtype=np.float64).reshape(shape2)
+                  for a in (ref.sigma, ref.sigma_prime, ref.sigma_second))
+    V = ref.v.reshape(shape2)
+    with np.errstate(all="ignore"):
+        back = R.T @ (R @ S)
+        limit = np.isinf(X) & (SPP == 0)
+        term1 = np.where(limit, 0.0, 2 * SPP * back * V)
+        alt = (term1 + 2 * SP * (R.T @ (R @ (SP * V)))).reshape(case.x_shape)
+        # the reference's scale is not finite where it is undefined: the model's own terms
+        absR = np.abs(R)
+        scale = np.where(limit, 0.0, np.abs(term1)) + 2 * np.abs(SP) * (
+            absR.T @ (absR @ np.abs(SP * V))
+        )
+        under = 1 + 2 * absR.T @ (absR @ np.abs(V))
+    di = info(case.dtype)
+    m = measure(actual, alt, scale.reshape(case.x_shape), under.reshape(case.x_shape), di,
+                expected_dtype(case, quantity))
+    if m.mismatch:
+        return None
+    return (m.e <= tol) | (ms.e <= tol)
 
 
 def _all_zero_gradient(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
@@ -620,6 +660,7 @@ EVIDENCE: dict[str, Callable] = {
     "cosh_squared_overflow": _cosh_squared_overflow,
     "nan_leaks_to_previous_row": _nan_leaks_to_previous_row,
     "exp_of_rounded_difference": _exp_of_rounded_difference,
+    "limit_at_infinite_x": _limit_at_infinite_x,
 }
 # evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
 DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
@@ -643,6 +684,8 @@ DIAGNOSES = {
     "elsewhere",
     "exp_of_rounded_difference": "equals the derivative taken as exp(x - softplus(x)) with the "
     "difference rounded (logaddexp's VJP: |x| u / 2 relative)",
+    "limit_at_infinite_x": "finite where x is infinite: phi''(x) times an infinite back taken "
+    "as its limit 0 instead of 0 * inf",
     "promoted_dtype": "a wider dtype than the case's, right once rounded (a promoting scalar?)",
 }
 

@@ -278,7 +278,10 @@ def judge(
         _fill_worst(v, ms.worst, actual, ref, quantity)
         v.verdict = "overflow" if ms.overflow else "agree"
         if ms.overflow:
-            v.message = f"{quantity} exceeds the range of {case.dtype} (max {di.max:g})"
+            v.message = (
+                f"{quantity} or an intermediate every evaluation forms (A phi(x), "
+                f"A^H A phi(x)) exceeds the range of {case.dtype} (max {di.max:g})"
+            )
         bias = bias_u(actual, ref.values[quantity], ref.scale[quantity], di, ref.memo, diff=ms.diff)
         ms.diff = None  # bias_u consumed it
         if bias is not None:
@@ -336,7 +339,13 @@ def _honest_outcomes(ms: Measure, actual, ref: Reference, quantity: str, di, wan
         other = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di, want)
         if not other.mismatch:
             e = np.where(mask, np.minimum(e, other.e), e)
-    return Measure(e, ms.overflow, None)
+    # a non-finite result accepted where the reference is finite: an intermediate overflowed
+    with np.errstate(all="ignore"):
+        a = np.asarray(actual)
+        bad = ~(np.isfinite(a.real) & np.isfinite(a.imag)) if np.iscomplexobj(a) else ~np.isfinite(a)
+        r = np.asarray(ref.values[quantity])
+        over = bool(np.any(mask & bad & np.isfinite(r) & (e == 0)))
+    return Measure(e, ms.overflow or over, None)
 
 
 def _fill_worst(v: Verdict, worst, actual, ref, quantity) -> None:

@@ -187,6 +187,7 @@ def compute_reference(
         if q in honest:
             mask, alts = honest[q]
             honest[q] = (mask.reshape(shape), [a.reshape(shape) for a in alts])
+    _intermediate_overflow(honest, vals, z, back, di.max, second, case.m if di.is_complex else 0)
     return Reference(
         values=vals,
         scale=scale,
@@ -203,6 +204,43 @@ def compute_reference(
         sigma_second=spp.reshape(shape) if second else None,
         honest=honest,
     )
+
+
+def _intermediate_overflow(honest, vals, z, back, dmax, second, m_complex) -> None:
+    """Where an intermediate that evaluations form in the case's dtype overflows it, ±inf and
+    NaN are honest outcomes too (docs/tolerance.md, "Outcome sets"): the cotangent 2 z,
+    z = A phi(x), for its row of grad_A and its column of grad_x; 2 Re(A^H z), the cotangent of
+    phi(x), for its column of grad_x; and for hvp_x, whose routes double that once more (the
+    derivative of 2 z), 4 Re(A^H z).  Seen in float16 cases whose A^H z nears 2 * 10^4: torch and
+    jax give NaN where the closed forms, which form z and A^H z alone, stay finite."""
+    with np.errstate(all="ignore"):
+        zrows = 2 * np.abs(z) > dmax  # (M, k) in the real embedding
+        big = np.abs(back)
+        for q, factor in (("grad_x", 2), ("hvp_x", 4)) if second else (("grad_x", 2),):
+            cols = zrows.any(axis=0) | (factor * big > dmax).any(axis=0)  # (k,)
+            if cols.any():
+                ref = vals[q]
+                mask = np.broadcast_to(cols, (back.shape[0], cols.size)).reshape(ref.shape)
+                _add_outcomes(honest, q, mask, ref)
+    rows = zrows.any(axis=1)
+    if m_complex:
+        rows = rows[:m_complex] | rows[m_complex:]
+    if rows.any():
+        ref = vals["grad_A"]
+        _add_outcomes(honest, "grad_A", np.broadcast_to(rows[:, None], ref.shape), ref)
+
+
+def _add_outcomes(honest, q, mask, ref) -> None:
+    """Accept NaN, +inf and -inf where ``mask`` holds, besides what ``honest`` has for q."""
+    cplx = np.iscomplexobj(ref)
+    alts = [
+        np.where(mask, complex(v, v) if cplx else v, ref) for v in (np.nan, np.inf, -np.inf)
+    ]
+    if q in honest:
+        old_mask, old_alts = honest[q]
+        honest[q] = (old_mask | mask, [*old_alts, *alts])
+    else:
+        honest[q] = (np.asarray(mask), alts)
 
 
 def _complex_outcomes(R, s, sp, m, naive, values, spp=None, V=None) -> dict:

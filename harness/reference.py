@@ -214,8 +214,10 @@ def _intermediate_overflow(honest, vals, z, back, dmax, second, m_complex) -> No
     derivative of 2 z), 4 Re(A^H z).  Seen in float16 cases whose A^H z nears 2 * 10^4: torch and
     jax give NaN where the closed forms, which form z and A^H z alone, stay finite."""
     with np.errstate(all="ignore"):
-        zrows = 2 * np.abs(z) > dmax  # (M, k) in the real embedding
-        big = np.abs(back)
+        # finite in exact arithmetic and too large for the dtype: an infinite input makes them
+        # infinite by mathematics, and then the reference's own outcome stands
+        zrows = np.isfinite(z) & (2 * np.abs(z) > dmax)  # (M, k) in the real embedding
+        big = np.where(np.isfinite(back), np.abs(back), 0.0)
         for q, factor in (("grad_x", 2), ("hvp_x", 4)) if second else (("grad_x", 2),):
             cols = zrows.any(axis=0) | (factor * big > dmax).any(axis=0)  # (k,)
             if cols.any():

@@ -163,3 +163,62 @@ def test_an_honest_hypot_loss_agrees_where_the_naive_product_is_nan():
     assert len(loss) == len(ids)
     assert all(v.verdict in ("agree", "overflow") for v in out), [v.message for v in out if
                                                                    v.verdict != "agree"]
+
+
+SECOND_ORDER_CONVENTIONS = [
+    ("softplus:extreme-float64-m13n11-s596943", "jax", "rev_over_rev",
+     "jax-logaddexp-second-derivative-limit-at-infinity"),
+    ("tanh:saturated-float64-m353n49-s947265", "torch", "rev_over_rev",
+     "tanh-second-derivative-cancellation"),
+    ("softplus:saturated-float64-m13n11-s362950", "autograd", "rev_over_rev",
+     "logaddexp-vjp-exp-of-rounded-difference"),
+    ("tanh:extreme-float64-m37n5k3-s478089", "autograd", "rev_over_rev",
+     "autograd-tanh-vjp-cosh-squared-overflows"),
+]
+
+
+@pytest.mark.parametrize("case_id, backend, method, entry", SECOND_ORDER_CONVENTIONS,
+                         ids=[e for *_, e in SECOND_ORDER_CONVENTIONS])
+def test_library_second_order_rules_are_known_with_their_own_values(case_id, backend, method,
+                                                                     entry):
+    """Each found by --order 2 --problems all (issue 20); the library's own H v is the input."""
+    from gradxval.backends import load
+    from gradxval.problems import load_problem
+
+    pytest.importorskip(backend)
+    case = Case.from_id(case_id)
+    inputs = case.inputs()
+    ref = reference_for(case, inputs, True)
+    problem = load_problem(case.problem)
+    got = load(backend).evaluate_hvp(problem, method, inputs.A, inputs.x, inputs.v, case.dtype)
+    v = judge(case, backend, method, "hvp_x", got, ref, load_registry())
+    assert v.verdict == "known" and entry in v.classification.split("+"), v.message
+    # the same values from a closed form, which no derivative rule excuses, disagree
+    v = judge(case, "numpy", "closed_form", "hvp_x", got, ref, load_registry())
+    assert v.verdict == "disagree"
+
+
+def test_an_overflowing_cotangent_makes_nan_an_outcome_and_nothing_else_does():
+    pytest.importorskip("torch")
+    from gradxval.backends import load
+    from gradxval.problems import load_problem
+
+    cid = "softplus:saturated-float16-m1000n257-s313493"  # 2 A^T A phi(x) near 1.1e5 > 65504
+    case = Case.from_id(cid)
+    inputs = case.inputs()
+    ref = reference_for(case, inputs, True)
+    got = load("torch").evaluate_hvp(load_problem("softplus"), "rev_over_rev", inputs.A,
+                                     inputs.x, inputs.v, case.dtype)
+    assert np.isnan(got).any() and np.isfinite(ref.values["hvp_x"]).all()
+    v = judge(case, "torch", "rev_over_rev", "hvp_x", got, ref, load_registry())
+    assert v.verdict == "overflow" and "intermediate" in v.message
+    # a finite wrong value there is still wrong, and a NaN in a case without overflow too
+    wrong = np.where(np.isnan(got), got, got * np.float16(1.5))
+    assert judge(case, "torch", "rev_over_rev", "hvp_x", wrong, ref,
+                 load_registry()).verdict == "disagree"
+    small = Case.from_id("softplus:normal-float16-m13n11-s5")
+    sref = reference_for(small, small.inputs(), True)
+    planted = np.asarray(sref.values["hvp_x"]).astype(np.float16)
+    planted[3] = np.nan
+    assert judge(small, "torch", "rev_over_rev", "hvp_x", planted, sref,
+                 load_registry()).verdict == "disagree"

@@ -20,8 +20,8 @@ A_IN = arr('eNoNlYk7FAgfgBU2H51uyrG0VEuUZAk/hj456ks2X6Y2JldIWxJZKkdylNDgUShXupC7
 X_IN = arr('eNq7ktemxDxPzIEBDD78v9q+3fmof9+BB31ThC8bGzl8eNVfwG3QfwAqX+9fkLXnr1CKQ4CvKFMi+x/7ts9Pp6fdbzvwZ3XyLbl1Tg4i+/4Ve55QcAAARzEmPQ==', '<f8', (11,))
 # reference and the error model's scale, computed by gradxval in extra precision
 REF = arr('eNorlbXknly+3J4BDUxTlJSYINphhy4e655cZHN4p6H9/MzCK4e/2+sd4AeLqyzccq4w776N1P0VV3nLi+wBzVYV6g==', '<f8', (11,))
-SCALE = arr('eNo7ejtCkUX8iT0DGrhUw8N1uny7Hbq497uYNLZ3jw2FQtSdk6K0HeROJDCBxJcc+nxc/AqzbefJq7tmGc23BwAuqhcL', '<f8', (11,))
-UNDER = arr('eNoBWACn/7k45T5NsGZAEZQdg1aQXkBdgWe8XiRcQGcsCyoLXVxAZlenLSY4YkCcvY/4LU5eQEX7kXceLGBAkqAQJoBkW0D2xQ0dHG9iQF6tYtypnmJAVsyU73frYEDnbSP6', '<f8', (11,))
+SCALE = arr('eNo7cjtCkUX8iT0DGrhcw8N1uny7Hbq497uYNLZ3jw0FQ9Sdk6K0HeROJDCBxJcc+nxc/AqzbefJq7tmGc23BwAuchcK', '<f8', (11,))
+UNDER = arr('eNoBWACn/7g45T5NsGZAEZQdg1aQXkBdgWe8XiRcQGgsCyoLXVxAZlenLSY4YkCdvY/4LU5eQEX7kXceLGBAkaAQJoBkW0D3xQ0dHG9iQF6tYtypnmJAVsyU73frYEDnfSP7', '<f8', (11,))
 
 def sigmoid_pair(x):
     """sigma(x), sigma(-x) without overflow."""

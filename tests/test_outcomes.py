@@ -222,3 +222,18 @@ def test_an_overflowing_cotangent_makes_nan_an_outcome_and_nothing_else_does():
     planted[3] = np.nan
     assert judge(small, "torch", "rev_over_rev", "hvp_x", planted, sref,
                  load_registry()).verdict == "disagree"
+
+
+def test_no_flush_diagnosis_for_an_infinity_where_the_reference_is_undefined():
+    from gradxval.compare import measure
+    from gradxval.evidence import diagnose
+
+    cid = "logsigmoid:extreme-complex128-m37n5k3-s813616"
+    case, inputs, ref = _ref(cid)
+    want = np.asarray(ref.values["grad_x"])
+    assert np.isnan(want).any()
+    got = np.where(np.isnan(want), np.inf, want)  # an infinity where the reference is NaN
+    got[np.isfinite(want)] *= 1.01  # and wrong elsewhere, so that it disagrees
+    di = info(case.dtype)
+    ms = measure(got, want, ref.scale["grad_x"], ref.under["grad_x"], di, "float64")
+    assert "subnormal_flush" not in diagnose(case, "grad_x", got, ref, ms, 22.8)

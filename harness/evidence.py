@@ -503,12 +503,13 @@ def _cosh_squared_second_order(case, actual, ref, ms, tol) -> np.ndarray | None:
 def _nan_leaks_to_previous_row(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     """grad_A is NaN in (some of) the two rows before each row of A that holds an inf or a NaN
     (a bfloat16 product A s whose vector loads span two rows and spread a non-finite value
-    backwards), and agrees with the reference everywhere else.
+    backwards), and agrees with the reference everywhere else; the quantities that take A^T of
+    those rows (grad_x, hvp_x, the loss) may be NaN anywhere, and are right elsewhere.
 
     Whether a row leaks depends on where the entry lies relative to a 32-element load, so on
     the buffer's address too: the model allows the leak, it does not demand it.
     """
-    if quantity != "grad_A" or ref.embedding is None:
+    if ref.embedding is None:
         return None
     R = ref.embedding
     m = case.m
@@ -521,7 +522,11 @@ def _nan_leaks_to_previous_row(case, quantity, actual, ref, ms, tol) -> np.ndarr
     if not leak.any():
         return None
     nan = _nan_parts(actual)
-    return np.where(leak[:, None], nan | (ms.e <= tol), ms.e <= tol)
+    if quantity == "grad_A":
+        return np.where(leak[:, None], nan | (ms.e <= tol), ms.e <= tol)
+    # grad_x, hvp_x and the loss take A^T of (or sum over) the leaked rows: a NaN there
+    # reaches every element (every column of a batch: each leaks through the same rows)
+    return nan | (ms.e <= tol)
 
 
 def _exp_of_rounded_difference(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:

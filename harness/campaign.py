@@ -434,7 +434,6 @@ def write_reports(out, records: list[dict], summary: dict, registry) -> None:
 def rebuild(out) -> Outcome:
     """Rebuild summary.json and report.md of a run directory from results.jsonl and the
     manifest (after a SIGKILL, for an old run, or after a registry update)."""
-    from .known import load_registry
 
     manifest = out.read_manifest() if (out.path / "manifest.json").exists() else {}
     records, done = out.completed()

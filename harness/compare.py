@@ -342,7 +342,10 @@ def _honest_outcomes(ms: Measure, actual, ref: Reference, quantity: str, di, wan
     # a non-finite result accepted where the reference is finite: an intermediate overflowed
     with np.errstate(all="ignore"):
         a = np.asarray(actual)
-        bad = ~(np.isfinite(a.real) & np.isfinite(a.imag)) if np.iscomplexobj(a) else ~np.isfinite(a)
+        if np.iscomplexobj(a):
+            bad = ~(np.isfinite(a.real) & np.isfinite(a.imag))
+        else:
+            bad = ~np.isfinite(a)
         r = np.asarray(ref.values[quantity])
         over = bool(np.any(mask & bad & np.isfinite(r) & (e == 0)))
     return Measure(e, ms.overflow or over, None)

@@ -118,10 +118,10 @@ def _second_derivative_cancellation(case, actual, ref, ms, tol) -> np.ndarray | 
     # cancels at float32's precision there, not float16's (logsigmoid:extreme-float16-m1n608-
     # s858697: torch's phi'' is nonzero where the float16 rule gives 0)
     dts = (di.np_real, np.float32) if case.dtype in ("float16", "bfloat16") else (di.np_real,)
-    for dt, y in ((dt, y) for dt in dts for y in _rounded_candidates(ref, dt)):
+    for rdt, y in ((t, c) for t in dts for c in _rounded_candidates(ref, t)):
         y = y.astype(np.float64)
         for d1, d2 in forms:
-            sp, spp = d1(y, dt), d2(y, dt)
+            sp, spp = d1(y, rdt), d2(y, rdt)
             alt = evaluate_plain(ref.embedding, ref.sigma, sp, case.m, False, spp, ref.v)["hvp_x"]
             SP, SPP = sp.reshape(shape2), spp.reshape(shape2)
             scale = 2 * np.abs(SPP) * W * np.abs(V) + 2 * np.abs(SP) * (
@@ -277,13 +277,15 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
             V = np.abs(ref.v.reshape(S.shape))
             W = SP * V
             lost = 2 * SPP * V * _normal_flush_loss(R, S, di.tiny)
-            lost += 2 * SP * (_normal_flush_loss(R, W, di.tiny) + (R.T @ (R @ (W < di.tiny))) * di.tiny)
+            flushed_w = (R.T @ (R @ (W < di.tiny))) * di.tiny
+            lost += 2 * SP * (_normal_flush_loss(R, W, di.tiny) + flushed_w)
             lost += 4 * di.tiny  # either term itself subnormal, flushed before the two are added
             # 2 phi'' back v in either order: phi'' v (or phi'' back) subnormal and flushed loses
             # up to tiny times the other factor (extreme-complex64-m65n815k8-s326641, jax
             # fwd_over_rev: 0.84 relative on a 5.5e-36 element)
             B = np.abs(np.asarray(ref.back)).reshape(S.shape)
-            lost += 2 * di.tiny * (B * (SPP * V < di.tiny) * (SPP > 0) + V * (SPP * B < di.tiny) * (SPP > 0))
+            live = SPP > 0
+            lost += 2 * di.tiny * live * (B * (SPP * V < di.tiny) + V * (SPP * B < di.tiny))
             under = np.asarray(ref.under[quantity]) + lost.reshape(case.x_shape) / di.eta
             inside = measure(actual, ref.values[quantity], ref.scale[quantity], under, di, want).e
             reproduced |= inside <= tol

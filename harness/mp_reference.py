@@ -159,7 +159,7 @@ def _gradient(problem, A, x, xp, target, part):
         h = mp.mpf(_STEP) * max(1, abs(mp.re(t0) if part == "re" else mp.im(t0)))
         unit = 1 if part == "re" else mp.mpc(0, 1)
 
-        def d(s):
+        def d(s, idx=idx, t0=t0, unit=unit):  # bound now: called within this iteration only
             B = arr.copy()
             B[idx] = t0 + unit * s
             hi = _loss(problem, *((A, B) if target == "x" else (B, x)), xp)
@@ -198,7 +198,8 @@ def multiprecision_reference(problem, case, inputs):
     with mp.workdps(DPS), np.errstate(all="ignore"):
         A, x = _to_mp(inputs.A), _to_mp(inputs.x)
         values["loss"] = np.float64(float(_loss(problem, A, x, xp)))
-        parts = {"grad_x": ("x", ("re",)), "grad_A": ("A", ("re", "im") if di.is_complex else ("re",))}
+        a_parts = ("re", "im") if di.is_complex else ("re",)
+        parts = {"grad_x": ("x", ("re",)), "grad_A": ("A", a_parts)}
         for q, (target, pieces) in parts.items():
             n_entries = int(np.size(inputs.x if target == "x" else inputs.A)) * len(pieces)
             if n_entries * max(size, 1) > GRADIENT_BUDGET:

@@ -553,12 +553,15 @@ def load_problem(name: str) -> Problem:
         ) from None
     except ModuleNotFoundError as exc:
         raise UsageError(
-            f"problem {name!r}: no module {exc.name!r} on the path (PYTHONPATH, or give FILE.py:NAME)"
+            f"problem {name!r}: no module {exc.name!r} on the path "
+            "(PYTHONPATH, or give FILE.py:NAME)"
         ) from None
     except AttributeError:
         raise UsageError(f"problem {name!r}: {module} has no attribute {attr!r}") from None
     except Exception as exc:
-        raise UsageError(f"problem {name!r}: importing {module} raised {type(exc).__name__}: {exc}") from None
+        raise UsageError(
+            f"problem {name!r}: importing {module} raised {type(exc).__name__}: {exc}"
+        ) from None
     return obj() if isinstance(obj, type) else obj
 
 

@@ -21,8 +21,8 @@ import numpy as np
 
 from .cases import Case, Inputs
 from .dtypes import info
-from .tolerance import tolerance_u
 from .numerics import aligned_slices, dd_matmul, dd_mul, dd_outer, two_prod, two_sum
+from .tolerance import tolerance_u
 
 __all__ = ["Reference", "compute_reference", "evaluate_plain"]
 
@@ -268,7 +268,7 @@ def _complex_outcomes(R, s, sp, m, naive, values, spp=None, V=None) -> dict:
     """
     embedded = evaluate_plain(R, s, sp, m, True, spp, V)
     out = {}
-    for q, ref in values.items():
+    for q in values:
         alt = np.asarray(embedded[q])
         if q == "grad_A":
             ref_ = _combine(naive[q][:m], naive[q][m:])

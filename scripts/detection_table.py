@@ -20,7 +20,6 @@ import json
 from collections import defaultdict
 
 import numpy as np
-
 from gradxval.cases import REGIMES, sample_cases
 from gradxval.dtypes import DTYPES, info
 from gradxval.problems import reference_for

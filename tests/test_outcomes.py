@@ -112,7 +112,7 @@ def test_xla_flush_model_covers_the_terms_of_h_v():
     case = Case.from_id(cid)
     ref = reference_for(case, case.inputs(), True)
     want = np.asarray(ref.values["hvp_x"])
-    R, s, sp, spp, v = ref.embedding, ref.sigma, ref.sigma_prime, ref.sigma_second, ref.v
+    R, s, spp, v = ref.embedding, ref.sigma, ref.sigma_second, ref.v
     term1 = 2 * spp * (R.T @ (R @ s)) * v
     flushed = np.array(want, copy=True)
     flushed[1] = term1[1]

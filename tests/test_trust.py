@@ -60,7 +60,8 @@ def test_sampler_honours_a_problems_declared_regimes_and_dtypes():
     assert {c.regime for c in seed} == set(REGIMES) and {c.dtype for c in seed} == set(DTYPES)
     four = ("logistic", "tanh", "softplus", "logsigmoid")
     full = sample_cases(90, 3, DTYPES, REGIMES, problems=four)
-    assert sample_cases(90, 3, DTYPES, REGIMES, problems=four, domains=domains(four, DTYPES, REGIMES)) == full
+    doms = domains(four, DTYPES, REGIMES)
+    assert sample_cases(90, 3, DTYPES, REGIMES, problems=four, domains=doms) == full
     # --regimes narrows; nothing left is a usage error naming what the problem declares
     assert domains([name], DTYPES, ("saturated", "special"))[name][1] == ("saturated",)
     with pytest.raises(UsageError, match="declares regimes normal, saturated, strided"):

@@ -6,10 +6,9 @@ Exit 1 while the fault persists.
 
 import sys
 
-import mpmath
-
 import autograd
 import autograd.numpy as anp
+import mpmath
 
 x, c = -366.420172617087, -2175.78  # tanh:extreme-complex128-m1000n257-s883039, element 232
 got = autograd.grad(lambda t: c * anp.tanh(t))(x)

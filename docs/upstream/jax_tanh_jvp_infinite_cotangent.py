@@ -6,10 +6,9 @@ lax.tanh's JVP is (g + g * ans) * (1 - ans): inf + (-inf) = NaN.  The true gradi
 
 import sys
 
-import numpy as np
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 A = np.array([[1.0, 2.0], [np.inf, 0.5]])

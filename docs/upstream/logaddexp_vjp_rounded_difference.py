@@ -7,13 +7,12 @@ relative one.  The true derivative, sigma(x), from mpmath.  Exit 1 while the fau
 
 import sys
 
-import mpmath
-import numpy as np
-
 import autograd
 import autograd.numpy as anp
 import jax
 import jax.numpy as jnp
+import mpmath
+import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 x = -23.877359382749685  # softplus:saturated-float64-m1n1-s764503

@@ -15,5 +15,6 @@ A[329, 5] = float("nan")
 got = torch.nonzero(torch.isnan(A @ s)).ravel().tolist()
 want = np.flatnonzero(np.isnan(A.float().numpy() @ s.float().numpy())).tolist()  # exact rows
 print("NaN rows, torch bfloat16:", got, " float32 / numpy:", want)
-print("row 328 in float32:", float((A.float() @ s.float())[328]), " in bfloat16:", float((A @ s)[328]))
+row = float((A.float() @ s.float())[328])
+print("row 328 in float32:", row, " in bfloat16:", float((A @ s)[328]))
 sys.exit(1 if got != want else 0)

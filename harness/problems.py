@@ -153,8 +153,6 @@ class Activation:
     at_inf         (phi(+inf), phi'(+inf), phi(-inf), phi'(-inf))
     cancelled      derivative formulas from y = fl(phi(x)) that lose accuracy (autodiff rules
                    such as sigma(1 - sigma)); the known-registry evidence tries them
-    cancelled_g    rules that fold the cotangent g in before they finish, as functions of
-                   (y, g, dtype) giving the gradient: jax's tanh JVP (g + g y)(1 - y)
     second(x, xp)  accurate phi'' in an array namespace, written without cancellation
     mp2(t)         phi'' of an mpmath number t (phi''(+-inf) is 0 for every built-in phi)
     cancelled2     second-derivative formulas from y = fl(phi(x)) that lose accuracy, as
@@ -170,7 +168,6 @@ class Activation:
     mp: Callable
     at_inf: tuple
     cancelled: tuple = ()
-    cancelled_g: tuple = ()
     ulps: int = 2  # how far the library phi may be from correctly rounded, for the evidence
     second: Callable | None = None
     mp2: Callable | None = None
@@ -461,11 +458,6 @@ TANH = Activation(
         lambda y, dt: _round(1 - _round(y * y, dt), dt),  # 1 - y*y
         lambda y, dt: _round(_round(1 - y, dt) * _round(1 + y, dt), dt),  # (1 - y)(1 + y)
         _one_minus_square_fused,  # fma(-y, y, 1): one rounding
-    ),
-    # lax.tanh's JVP: g + g y cancels where y nears -1 (tanh:extreme-bfloat16-m3n35k8-s356240:
-    # 24 % off in bfloat16), though 1 - y is exact there
-    cancelled_g=(
-        lambda y, g, dt: _round(_round(g + _round(g * y, dt), dt) * _round(1 - y, dt), dt),
     ),
     ulps=8,  # XLA's float64 tanh is 7 ulps below 1 at x = 19
     second=_tanh_second,

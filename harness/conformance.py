@@ -39,6 +39,8 @@ def check_backend(name: str) -> list[str]:
                 found, ran = _method(backend, method, dtype, name)
                 problems += found
                 computed |= ran
+            for method in getattr(backend, "hvp_methods", ()):
+                problems += _hvp_method(backend, method, dtype, name)
             if not computed:
                 problems.append(
                     f"{dtype}: declared in `supported` but every method raised "
@@ -145,13 +147,58 @@ def _method(b, method: str, dtype: str, name: str) -> tuple[list[str], bool]:
     return list(dict.fromkeys(out)), ran
 
 
+def _hvp_method(b, method: str, dtype: str, name: str) -> list[str]:
+    """Problems of one second-order method on one dtype: hvp_x is a numpy array of x's shape
+    and real dtype, the inputs are left alone, and a second call gives the same bits."""
+    from .problems import load_problem
+
+    where = f"{method} (hvp_x) on {dtype}"
+    problem = load_problem("logistic")
+    for probe in _PROBES:
+        case = Case.from_id(probe.format(dtype=dtype))
+        inp = case.inputs()
+        A, x, v = inp.A.copy(), inp.x.copy(), inp.v.copy()
+        try:
+            res = b.evaluate_hvp(problem, method, A, x, v, dtype)
+        except Unsupported:
+            continue
+        except Exception as exc:
+            return [f"{where}: raised {type(exc).__name__}: {exc}"]
+        if not isinstance(res, np.ndarray):
+            return [f"{where}: returned a {_type_name(res)}; return a numpy array of x's shape"]
+        out = []
+        if not (np.array_equal(A, inp.A, equal_nan=True) and np.array_equal(x, inp.x)
+                and np.array_equal(v, inp.v)):
+            out.append(f"{where}: modified its input arrays; copy them before writing")
+        real = info(dtype).real
+        if res.dtype.name != real:
+            entry = None
+            if res.shape == case.x_shape:
+                entry = _explained_dtype(case, inp, "hvp_x", res, name, method)
+            if entry is not None:
+                out.append(f"known: {where}: hvp_x has dtype {res.dtype.name} but the case is "
+                           f"{dtype} -- {entry.id} ({', '.join(entry.upstream)})")
+            else:
+                out.append(f"{where}: hvp_x has dtype {res.dtype.name} but the case is "
+                           f"{dtype}; return {real}")
+        if res.shape != case.x_shape:
+            out.append(f"{where}: hvp_x has shape {res.shape}, expected {case.x_shape}")
+        again = b.evaluate_hvp(problem, method, inp.A.copy(), inp.x.copy(), inp.v.copy(), dtype)
+        if isinstance(again, np.ndarray) and again.tobytes() != res.tobytes():
+            out.append(f"{where}: a second identical call changed hvp_x; results must be "
+                       "deterministic")
+        if out:
+            return out
+    return []
+
+
 def _explained_dtype(case, inputs, quantity, value, backend: str, method: str):
     """The in-scope known entry that explains a result of the wrong dtype, if one does."""
     from .compare import case_tolerance
     from .known import load_registry
     from .problems import reference_for
 
-    ref = reference_for(case, inputs)
+    ref = reference_for(case, inputs, quantity == "hvp_x")
     tol = case_tolerance(case, quantity)
     return load_registry().match_dtype(case, backend, method, quantity, value, ref, tol)
 

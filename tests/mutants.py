@@ -430,6 +430,18 @@ class Float16LossTenPercent(_NumpyFault):
         return r
 
 
+class HvpWidened(_NumpyFault):
+    """Right values, but hvp_x comes back as float64 whatever the case's dtype."""
+
+    name = "hvp_widened"
+
+    def formula_namespace(self):
+        return xp, np.asarray, np.asarray, lambda dtype: np.errstate(all="ignore")
+
+    def evaluate_hvp(self, problem, method, A, x, v, dtype):
+        return np.asarray(super().evaluate_hvp(problem, method, A, x, v, dtype), np.float64)
+
+
 class HonestHypot(_NumpyFault):
     """Right: a complex loss summed as |z|^2 with |z| = hypot(Re z, Im z), which is +inf where
     the naive z * conj(z) is NaN.  Both orders are honest, so it must agree everywhere."""

@@ -22,6 +22,11 @@ def test_builtin_backends_conform(name):
         ("mutants:ReturnsList", "grad_x is a builtins.list; return a numpy array"),
         ("mutants:Nondeterministic", "a second identical call changed grad_x"),
         ("mutants:Raises", "raised RuntimeError: planted failure"),
+        # second order is part of the kit (issue 20)
+        (
+            "mutants:HvpWidened",
+            "closed_form (hvp_x) on float32: hvp_x has dtype float64 but the case is float32",
+        ),
         ("no_such_module:Backend", "failed to load"),
     ],
 )

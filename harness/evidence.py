@@ -690,10 +690,12 @@ def _promoted_dtype(case, quantity, actual, ref, tol) -> bool:
     with np.errstate(all="ignore"):
         rounded = actual.astype(info(want).np)
     m = measure(rounded, ref.values[quantity], ref.scale[quantity], ref.under[quantity], di, want)
-    if m.mismatch is None and m.error_u > tol and quantity in getattr(ref, "honest", {}):
-        from .compare import _honest_outcomes  # the outcome sets judge applies, here too
+    from .compare import _honest_outcomes, _overflow_within_tolerance  # as judge applies them
 
+    if m.mismatch is None and m.error_u > tol and quantity in getattr(ref, "honest", {}):
         m = _honest_outcomes(m, rounded, ref, quantity, di, want)
+    if m.mismatch is None and m.error_u > tol:
+        m = _overflow_within_tolerance(m, rounded, ref, quantity, di, tol)
     return m.mismatch is None and m.error_u <= tol
 
 

@@ -175,7 +175,10 @@ def compute_reference(
             "grad_A": 2 * zb @ np.abs(s).T,
         }
         under = {
-            "loss": np.float64(1.0),
+            # each square z_i^2 may underflow in the dtype, losing up to eta / 2: M k of them
+            # (saturated-float16-m409n2-s212268: 818 squares of ~1e-9 sum to 1.1e-6 exactly,
+            # to 0 in float16, as numpy and torch give it)
+            "loss": np.float64(max(1, z.size)),
             "grad_x": 1 + 2 * W,
             # constant along rows: a read-only broadcast view, not an (M, n) array
             "grad_A": np.broadcast_to(1 + 2 * za.sum(axis=1, keepdims=True), (R.shape[0], n)),

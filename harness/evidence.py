@@ -550,11 +550,22 @@ def _nan_leaks_to_previous_row(case, quantity, actual, ref, ms, tol) -> np.ndarr
     for back in (1, 2):
         leak[:-back] |= rows[back:]
     leak &= ~rows
-    if not leak.any():
-        return None
     nan = _nan_parts(actual)
     if quantity == "grad_A":
-        return np.where(leak[:, None], nan | (ms.e <= tol), ms.e <= tol)
+        # the same loads spread a NaN the product forms (inf * 0) along its output row: NaN
+        # where the reference is an infinity in a row that holds a NaN (logsigmoid:extreme-
+        # bfloat16-m742n914k3-s176771: z phi^T with z = inf and one phi = 0)
+        r = np.asarray(ref.values[quantity])
+        with np.errstate(all="ignore"):
+            rnan = _nan_parts(r)
+            spread = rnan.any(axis=1, keepdims=True) & ~rnan & ~np.isfinite(
+                np.abs(r.real) + np.abs(r.imag) if np.iscomplexobj(r) else r
+            )
+        if not leak.any() and not spread.any():
+            return None
+        return np.where(leak[:, None] | spread, nan | (ms.e <= tol), ms.e <= tol)
+    if not leak.any():
+        return None
     # grad_x, hvp_x and the loss take A^T of (or sum over) the leaked rows: a NaN there
     # reaches every element (every column of a batch: each leaks through the same rows)
     return nan | (ms.e <= tol)

@@ -16,6 +16,7 @@ __all__ = [
     "Measure",
     "measure",
     "judge",
+    "outcome_sets",
     "attribute",
     "expected_dtype",
     "case_tolerance",
@@ -244,10 +245,7 @@ def judge(
         want,
         memo=ref.memo,
     )
-    if quantity in ref.honest and not ms.mismatch and ms.error_u > tol:
-        ms = _honest_outcomes(ms, actual, ref, quantity, di, want)
-    if not ms.mismatch and ms.error_u > tol:
-        ms = _overflow_within_tolerance(ms, actual, ref, quantity, di, tol)
+    ms = outcome_sets(ms, actual, ref, quantity, di, want, tol)
     v = Verdict(
         case.id,
         backend,
@@ -332,6 +330,19 @@ def judge(
     return v
 
 
+def outcome_sets(ms: Measure, actual, ref: Reference, quantity: str, di, want, tol) -> Measure:
+    """The measure once the outcomes an IEEE-correct evaluation may give besides the
+    reference's are allowed (docs/tolerance.md, "Outcome sets"); ``ms`` itself where nothing
+    fails or nothing else applies.  judge and the promoted-dtype evidence both go through it."""
+    if ms.mismatch or ms.error_u <= tol:
+        return ms
+    if quantity in ref.honest:
+        ms = _honest_outcomes(ms, actual, ref, quantity, di, want)
+        if ms.error_u <= tol:
+            return ms
+    return _overflow_within_tolerance(ms, actual, ref, quantity, di, tol)
+
+
 def _honest_outcomes(ms: Measure, actual, ref: Reference, quantity: str, di, want) -> Measure:
     """The error per element against the nearest of the outcomes an IEEE-correct evaluation
     may give there (reference.py: _complex_outcomes); elsewhere the reference's alone."""
@@ -342,14 +353,8 @@ def _honest_outcomes(ms: Measure, actual, ref: Reference, quantity: str, di, wan
         if not other.mismatch:
             e = np.where(mask, np.minimum(e, other.e), e)
     # a non-finite result accepted where the reference is finite: an intermediate overflowed
-    with np.errstate(all="ignore"):
-        a = np.asarray(actual)
-        if np.iscomplexobj(a):
-            bad = ~(np.isfinite(a.real) & np.isfinite(a.imag))
-        else:
-            bad = ~np.isfinite(a)
-        r = np.asarray(ref.values[quantity])
-        over = bool(np.any(mask & bad & np.isfinite(r) & (e == 0)))
+    r = np.asarray(ref.values[quantity])
+    over = bool(np.any(mask & ~np.isfinite(np.asarray(actual)) & np.isfinite(r) & (e == 0)))
     return Measure(e, ms.overflow or over, None)
 
 

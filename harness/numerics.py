@@ -25,7 +25,14 @@ __all__ = [
     "dd_outer",
     "aligned_slices",
     "richardson",
+    "round_to",
 ]
+
+def round_to(v, dt) -> np.ndarray:
+    """v rounded to the dtype ``dt`` and back to float64: one rounding of a model's operation."""
+    with np.errstate(all="ignore"):
+        return np.asarray(v).astype(dt).astype(np.float64)
+
 
 _SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter for float64
 

@@ -16,6 +16,8 @@ from functools import cache, lru_cache
 
 import numpy as np
 
+from .numerics import round_to
+
 __all__ = [
     "stable_sigmoid_pair",
     "closed_form",
@@ -419,9 +421,7 @@ def _z_minus_one_times_z(y, dt):
     return _round(_round(z - 1, dt) * z, dt)
 
 
-def _round(v, dt):
-    with np.errstate(all="ignore"):
-        return np.asarray(v).astype(dt).astype(np.float64)
+_round = round_to  # the cancelling rules below round each operation to the dtype
 
 
 LOGISTIC = Activation(

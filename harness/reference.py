@@ -151,7 +151,7 @@ def compute_reference(
                 for q in plain:
                     mask = np.isnan(rounded[q]) & np.isinf(unrounded[q])
                     if mask.any():
-                        honest[q] = (mask, [np.where(mask, unrounded[q], plain[q])])
+                        _add_outcomes(honest, q, mask, plain[q], (unrounded[q],))
         if precise:
             vals = _precise(R, X, activation, V)
             vals = {q: _where_finite(plain[q], vals[q]) for q in vals}
@@ -235,21 +235,24 @@ def _intermediate_overflow(honest, vals, z, back, dmax, second, m_complex) -> No
             if cols.any():
                 ref = vals[q]
                 mask = np.broadcast_to(cols, (back.shape[0], cols.size)).reshape(ref.shape)
-                _add_outcomes(honest, q, mask, ref)
+                _add_outcomes(honest, q, mask, ref, _NON_FINITE)
     rows = zrows.any(axis=1)
     if m_complex:
         rows = rows[:m_complex] | rows[m_complex:]
     if rows.any():
         ref = vals["grad_A"]
-        _add_outcomes(honest, "grad_A", np.broadcast_to(rows[:, None], ref.shape), ref)
+        _add_outcomes(honest, "grad_A", np.broadcast_to(rows[:, None], ref.shape), ref, _NON_FINITE)
 
 
-def _add_outcomes(honest, q, mask, ref) -> None:
-    """Accept NaN, +inf and -inf where ``mask`` holds, besides what ``honest`` has for q."""
-    cplx = np.iscomplexobj(ref)
-    alts = [
-        np.where(mask, complex(v, v) if cplx else v, ref) for v in (np.nan, np.inf, -np.inf)
-    ]
+_NON_FINITE = (np.nan, np.inf, -np.inf)
+
+
+def _add_outcomes(honest, q, mask, ref, values) -> None:
+    """Accept each of ``values`` (scalars, or arrays of ref's shape) where ``mask`` holds,
+    besides what ``honest`` has for q; elsewhere the alternatives are ref itself."""
+    if np.iscomplexobj(ref):  # a scalar stands for both parts
+        values = [complex(v, v) if np.isscalar(v) else v for v in values]
+    alts = [np.where(mask, v, ref) for v in values]
     if q in honest:
         old_mask, old_alts = honest[q]
         honest[q] = (old_mask | mask, [*old_alts, *alts])
@@ -270,7 +273,7 @@ def _complex_outcomes(R, s, sp, m, naive, values, spp=None, V=None) -> dict:
     one reference value.
     """
     embedded = evaluate_plain(R, s, sp, m, True, spp, V)
-    out = {}
+    out: dict = {}
     for q in values:
         alt = np.asarray(embedded[q])
         if q == "grad_A":
@@ -281,10 +284,8 @@ def _complex_outcomes(R, s, sp, m, naive, values, spp=None, V=None) -> dict:
         if alt is None:
             continue
         bad = ~np.isfinite(ref_) | ~np.isfinite(alt)
-        if not bad.any():
-            continue
-        nan = complex(np.nan, np.nan) if np.iscomplexobj(ref_) else np.nan
-        out[q] = (bad, [np.where(bad, alt, ref_), np.where(bad, nan, ref_)])
+        if bad.any():
+            _add_outcomes(out, q, bad, ref_, (alt, np.nan))
     return out
 
 

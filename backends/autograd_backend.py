@@ -55,9 +55,92 @@ def _forward(A, x):
 _LIBRARY = {"logistic": expit, "tanh": anp.tanh}
 
 
+def _nn():
+    from types import SimpleNamespace
+
+    from autograd.scipy.special import erf, logsumexp
+    from gradxval.model.nn import (
+        cross_entropy_from,
+        gelu_tanh_from,
+        layer_norm_from,
+        rms_norm_from,
+    )
+
+    def lse(x, axis=-1, keepdims=False):
+        return logsumexp(x, axis=axis, keepdims=keepdims)
+
+    def log_softmax(x, axis=-1):
+        return x - logsumexp(x, axis=axis, keepdims=True)
+
+    # autograd.scipy.special has expit, erf, logsumexp and nothing else of these: the rest is
+    # composed from autograd.numpy, the way an autograd user writes it
+    return SimpleNamespace(
+        sigmoid=expit,
+        log_sigmoid=lambda x: -anp.logaddexp(0.0, -x),
+        softplus=lambda x: anp.logaddexp(0.0, x),
+        silu=lambda x: x * expit(x),
+        gelu=lambda x, approximate="none": (
+            gelu_tanh_from(anp.tanh)(x)
+            if approximate == "tanh"
+            else x * 0.5 * (1.0 + erf(x * 0.5**0.5))
+        ),
+        relu=lambda x: anp.maximum(x, 0.0),
+        tanh=anp.tanh,
+        erf=erf,
+        expm1=anp.expm1,
+        log1p=anp.log1p,
+        logsumexp=lse,
+        softmax=lambda x, axis=-1: anp.exp(log_softmax(x, axis)),
+        log_softmax=log_softmax,
+        cross_entropy=cross_entropy_from(anp, log_softmax, _take_along_axis),
+        layer_norm=layer_norm_from(anp),
+        rms_norm=rms_norm_from(anp),
+        xlogy=lambda x, y: anp.where(x == 0, 0.0, x * anp.log(anp.where(x == 0, 1.0, y))),
+        norm=lambda x, axis=None, keepdims=False: anp.sqrt(
+            anp.sum(x * x, axis=axis, keepdims=keepdims)
+        ),
+    )
+
+
+def _take_along_axis(a, idx, axis):
+    # autograd.numpy has no take_along_axis: index with broadcast integer arrays instead
+    grids = [
+        anp.arange(n).reshape([-1 if k == d else 1 for k in range(a.ndim)])
+        for d, n in enumerate(a.shape)
+    ]
+    grids[axis] = idx
+    return a[tuple(grids)]
+
+
 class AutogradBackend(Backend):
     name = "autograd"
     methods = ("autodiff", "closed_form", "forward")
+    function_methods = ("autodiff", "hvp", "formula")
+
+    def nn_namespace(self):
+        return _nn()
+
+    def _differentiate(self, method, f, args, wrt, extra):
+        def of_wrt(*vals):
+            return f(**{**args, **dict(zip(wrt, vals, strict=True))})
+
+        primals = tuple(args[k] for k in wrt)
+        argnum = tuple(range(len(wrt)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if method == "autodiff":
+                loss, grads = autograd.value_and_grad(of_wrt, argnum)(*primals)
+                return {"loss": loss, **{f"grad_{k}": g for k, g in zip(wrt, grads, strict=True)}}
+            if method == "hvp":
+                g = autograd.grad(of_wrt, argnum)
+
+                def along(*vals):
+                    return sum(anp.sum(gi * extra[k]) for gi, k in zip(g(*vals), wrt, strict=True))
+
+                hv = autograd.grad(along, argnum)(*primals)
+                return {f"hvp_{k}": h for k, h in zip(wrt, hv, strict=True)}
+        return super()._differentiate(method, f, args, wrt, extra)
+
     # reverse-over-reverse: autograd.hessian_vector_product; forward-over-reverse: make_jvp of
     # grad, which needs forward-mode rules autograd lacks for expit (Unsupported says so)
     hvp_routes = ("fwd_over_rev", "rev_over_rev")

@@ -83,6 +83,54 @@ class Backend:
             return self.hvp(fn, A, x, v, dtype)
         return self._hvp(method, fn, A, x, v, dtype)
 
+    # ---- declared functions (gradxval check): each method names one way to differentiate
+    # "autodiff" (reverse mode), "forward" (a JVP), "jit", "hvp" (Hessian-vector product),
+    # "value" (the loss only) and "formula" (the user's gradient formula in this namespace)
+    function_methods: ClassVar[tuple[str, ...]] = ()
+
+    def nn_namespace(self):
+        """This framework's library operations under gradxval's names (model.nn.OPS)."""
+        raise Unsupported(f"{self.name} offers no nn namespace for declared functions")
+
+    def _differentiate(self, method, f, args: dict, wrt, extra: dict | None):
+        """Run ``f(**args)`` by ``method``: returns {"loss", "grad_<name>"...} for autodiff and
+        jit, {"jvp"} for forward (tangents in ``extra``), {"hvp_<name>"...} for hvp."""
+        raise Unsupported(f"{self.name} has no method {method!r} for declared functions")
+
+    def run_function(self, method: str, function, arrays: dict, dtype: str, extra=None) -> Result:
+        """Evaluate a declared function by ``method`` on numpy ``arrays`` in ``dtype``.
+
+        ``extra`` holds the JVP tangents (forward) or the HVP directions (hvp), by input name.
+        Returns numpy arrays; a dtype or method this backend lacks raises Unsupported.
+        """
+        info(dtype)
+        if method not in self.function_methods:
+            raise Unsupported(
+                f"{self.name} has no method {method!r} for declared functions; it has "
+                f"{', '.join(self.function_methods) or 'none'}"
+            )
+        if dtype not in self.supported:
+            reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
+            raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
+        xp, to_backend, to_numpy, scope = self.formula_namespace()
+        nn = self.nn_namespace()
+        with scope(dtype):
+            args = {k: to_backend(np.ascontiguousarray(v)) for k, v in arrays.items()}
+
+            def f(**kw):
+                return function.fn(**kw, xp=xp, nn=nn)
+
+            if method == "value":
+                out = {"loss": f(**args)}
+            elif method == "formula":
+                if function.formula is None:
+                    raise Unsupported(f"function {function.name} has no gradient formula")
+                out = dict(function.formula(**args, xp=xp, nn=nn))
+            else:
+                ex = None if extra is None else {k: to_backend(v) for k, v in extra.items()}
+                out = self._differentiate(method, f, args, function.wrt, ex)
+            return {q: np.asarray(to_numpy(v)) for q, v in out.items()}
+
     def flags(self) -> dict[str, str]:
         """Precision switches in effect, for the report header."""
         return {}

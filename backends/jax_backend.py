@@ -15,6 +15,36 @@ from .base import Backend
 
 __all__ = ["JaxBackend"]
 
+
+def _nn():
+    from types import SimpleNamespace
+
+    import jax.scipy.special as jsp
+    from gradxval.model.nn import cross_entropy_from, layer_norm_from, rms_norm_from
+
+    # jax has no cross_entropy, layer_norm or rms_norm of its own (they live in optax/flax)
+    return SimpleNamespace(
+        sigmoid=jax.nn.sigmoid,
+        log_sigmoid=jax.nn.log_sigmoid,
+        softplus=jax.nn.softplus,
+        silu=jax.nn.silu,
+        gelu=lambda x, approximate="none": jax.nn.gelu(x, approximate=approximate == "tanh"),
+        relu=jax.nn.relu,
+        tanh=jnp.tanh,
+        erf=jsp.erf,
+        expm1=jnp.expm1,
+        log1p=jnp.log1p,
+        logsumexp=lambda x, axis=-1, keepdims=False: jax.nn.logsumexp(x, axis, keepdims=keepdims),
+        softmax=lambda x, axis=-1: jax.nn.softmax(x, axis=axis),
+        log_softmax=lambda x, axis=-1: jax.nn.log_softmax(x, axis=axis),
+        cross_entropy=cross_entropy_from(jnp, jax.nn.log_softmax, jnp.take_along_axis),
+        layer_norm=layer_norm_from(jnp),
+        rms_norm=rms_norm_from(jnp),
+        xlogy=jsp.xlogy,
+        norm=lambda x, axis=None, keepdims=False: jnp.linalg.norm(x, axis=axis, keepdims=keepdims),
+    )
+
+
 _X64 = ("float64", "complex128")
 
 
@@ -117,6 +147,7 @@ class JaxBackend(Backend):
 
     def __init__(self) -> None:
         self._cache = _enable_cache()
+        self._nn = None
         # one jit object per method: jax caches the compiled program per shape, dtype and x64
         # state, so a repeated shape never recompiles.  "eager" is the autodiff unjitted.
         self._fns = {
@@ -160,7 +191,33 @@ class JaxBackend(Backend):
             return {"loss": np.asarray(loss), "grad_x": np.asarray(gx), "grad_A": np.asarray(gA)}
 
     def formula_namespace(self):
-        return jnp, jnp.asarray, np.asarray, lambda dtype: jax.enable_x64(dtype in _X64)
+        return jnp, jax.device_put, np.asarray, lambda dtype: jax.enable_x64(dtype in _X64)
+
+    function_methods = ("autodiff", "jit", "forward", "hvp", "formula")
+
+    def nn_namespace(self):
+        if self._nn is None:
+            self._nn = _nn()
+        return self._nn
+
+    def _differentiate(self, method, f, args, wrt, extra):
+        def of_wrt(*vals):
+            return f(**{**args, **dict(zip(wrt, vals, strict=True))})
+
+        primals = tuple(args[k] for k in wrt)
+        argnums = tuple(range(len(wrt)))
+        if method in ("autodiff", "jit"):
+            run = jax.value_and_grad(of_wrt, argnums=argnums)
+            # jit traces per call here: each case is a new function object, so no cache
+            loss, grads = (jax.jit(run) if method == "jit" else run)(*primals)
+            return {"loss": loss, **{f"grad_{k}": g for k, g in zip(wrt, grads, strict=True)}}
+        tangents = tuple(extra[k] for k in wrt)
+        if method == "forward":
+            return {"jvp": jax.jvp(of_wrt, primals, tangents)[1]}
+        if method == "hvp":
+            _, hv = jax.jvp(jax.grad(of_wrt, argnums=argnums), primals, tangents)
+            return {f"hvp_{k}": h for k, h in zip(wrt, hv, strict=True)}
+        return super()._differentiate(method, f, args, wrt, extra)
 
     def flags(self) -> dict[str, str]:
         return {

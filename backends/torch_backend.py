@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from types import SimpleNamespace
 
 import array_api_compat.torch as xp
 import ml_dtypes
@@ -67,9 +68,68 @@ _LIBRARY = {
 }
 
 
+_F = torch.nn.functional
+_NN = SimpleNamespace(
+    sigmoid=torch.sigmoid,
+    log_sigmoid=_F.logsigmoid,
+    softplus=_F.softplus,
+    silu=_F.silu,
+    gelu=lambda x, approximate="none": _F.gelu(x, approximate=approximate),
+    relu=_F.relu,
+    tanh=torch.tanh,
+    erf=torch.special.erf,
+    expm1=torch.expm1,
+    log1p=torch.log1p,
+    logsumexp=lambda x, axis=-1, keepdims=False: torch.logsumexp(x, dim=axis, keepdim=keepdims),
+    softmax=lambda x, axis=-1: torch.softmax(x, dim=axis),
+    log_softmax=lambda x, axis=-1: torch.log_softmax(x, dim=axis),
+    cross_entropy=lambda logits, labels, label_smoothing=0.0: _F.cross_entropy(
+        logits, labels.long(), label_smoothing=label_smoothing
+    ),
+    layer_norm=lambda x, weight=None, bias=None, eps=1e-5: _F.layer_norm(
+        x, x.shape[-1:], weight, bias, eps
+    ),
+    rms_norm=lambda x, weight=None, eps=1e-6: _F.rms_norm(x, x.shape[-1:], weight, eps),
+    xlogy=torch.special.xlogy,
+    norm=lambda x, axis=None, keepdims=False: torch.linalg.vector_norm(
+        x, dim=axis, keepdim=keepdims
+    ),
+)
+
+
 class TorchBackend(Backend):
     name = "torch"
     methods = ("autodiff", "closed_form", "forward", "vmap")
+    function_methods = ("autodiff", "forward", "hvp", "formula")
+
+    def nn_namespace(self):
+        return _NN
+
+    def _differentiate(self, method, f, args, wrt, extra):
+        from torch.func import grad, jvp
+
+        with _highest_matmul_precision():
+            if method == "autodiff":
+                leaves = {k: args[k].detach().requires_grad_(True) for k in wrt}
+                loss = f(**{**args, **leaves})
+                grads = torch.autograd.grad(loss, tuple(leaves.values()), allow_unused=True)
+                out = {"loss": loss}
+                for (k, leaf), g in zip(leaves.items(), grads, strict=True):
+                    out[f"grad_{k}"] = torch.zeros_like(leaf) if g is None else g
+                return out
+
+            def of_wrt(*vals):
+                return f(**{**args, **dict(zip(wrt, vals, strict=True))})
+
+            primals = tuple(args[k] for k in wrt)
+            tangents = tuple(extra[k] for k in wrt)
+            if method == "forward":
+                return {"jvp": jvp(of_wrt, primals, tangents)[1]}
+            if method == "hvp":
+                _, hv = jvp(grad(of_wrt, argnums=tuple(range(len(wrt)))), primals, tangents)
+                return {f"hvp_{k}": h for k, h in zip(wrt, hv, strict=True)}
+        return super()._differentiate(method, f, args, wrt, extra)
+
     # forward-over-reverse: torch.func.jvp of torch.func.grad; reverse-over-reverse:
     # torch.autograd.grad with create_graph=True, then a VJP with v
     hvp_routes = ("fwd_over_rev", "rev_over_rev")

@@ -1,0 +1,1 @@
+"""Judging a result: the reference engine, the error model and the verdicts."""

@@ -1,0 +1,132 @@
+"""The two arithmetics the engine's tape runs in.
+
+- ``Quad``: IEEE binary128 through numpy-quaddtype (SLEEF), about 1e-34 per operation: the
+  reference.  numpy-quaddtype 1.0.0 multiplies transposed, Fortran-ordered or strided operands
+  wrongly and has no batched matmul (numpy/numpy-quaddtype#216), so ``matmul`` copies to
+  contiguous 2-D operands and loops over batches; einsum is never used.
+- ``Emulated``: one honest evaluation in a target dtype, for the tolerance.  Values are float64;
+  every operation's result is perturbed by a random relative amount up to the dtype's unit
+  roundoff and rounded to the dtype (its range included, so overflow and underflow happen where
+  they would), and a reduction of n terms gets a random error up to u * ceil(log2 n) * sum|terms|,
+  the bound of pairwise or blocked summation.  Several such runs with different random streams
+  give the spread an honest implementation in that dtype can show (Monte-Carlo arithmetic,
+  Parker 1997; Verificarlo's random rounding).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import ml_dtypes
+import numpy as np
+
+__all__ = ["Quad", "Emulated", "current", "using", "quad_dtype"]
+
+
+def quad_dtype():
+    import numpy_quaddtype
+
+    return numpy_quaddtype.QuadPrecDType()
+
+
+class Quad:
+    """Binary128 storage, no perturbation: the reference arithmetic."""
+
+    exact = True
+
+    def __init__(self) -> None:
+        self.dtype = quad_dtype()
+        self.branches: list[np.ndarray] = []
+        self.ties = 0
+
+    def const(self, a) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype == ml_dtypes.bfloat16 or a.dtype == np.float16:
+            a = a.astype(np.float32)  # exact; quaddtype has no cast from bfloat16
+        if a.dtype.kind in "biu":
+            a = a.astype(np.float64)
+        if a.dtype == self.dtype:
+            return a
+        return a.astype(self.dtype)
+
+    def op(self, v) -> np.ndarray:
+        return v
+
+    def reduced(self, v, n: int, absval) -> np.ndarray:
+        return v
+
+    def to_float64(self, v) -> np.ndarray:
+        return np.asarray(v).astype(np.float64)
+
+    def branch(self, decision: np.ndarray, tie: np.ndarray | None = None) -> None:
+        self.branches.append(np.asarray(decision))
+        if tie is not None:
+            self.ties += int(np.count_nonzero(tie))
+
+
+class Emulated:
+    """float64 storage rounded to ``dtype`` after every operation, with random perturbation."""
+
+    exact = False
+
+    def __init__(self, dtype: str, rng: np.random.Generator) -> None:
+        from gradxval.dtypes import info
+
+        self.target = info(dtype).np_real
+        self.u = info(dtype).u
+        self.rng = rng
+        self.dtype = np.dtype(np.float64)
+        self.branches: list[np.ndarray] = []
+        self.ties = 0
+
+    def _round(self, v) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        if self.target == np.float64:
+            return v
+        with np.errstate(all="ignore"):
+            return v.astype(self.target).astype(np.float64)
+
+    def const(self, a) -> np.ndarray:
+        return self._round(np.asarray(a).astype(np.float64))
+
+    def op(self, v) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        r = self.rng.uniform(-1.0, 1.0, size=v.shape)
+        with np.errstate(all="ignore"):
+            return self._round(v * (1.0 + self.u * r))
+
+    def reduced(self, v, n: int, absval) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        c = max(1, math.ceil(math.log2(max(n, 1)))) if n > 1 else 0
+        r = self.rng.uniform(-1.0, 1.0, size=v.shape)
+        with np.errstate(all="ignore"):
+            pert = v * (1.0 + self.u * r)
+            if c:
+                pert = pert + self.rng.uniform(-1.0, 1.0, size=v.shape) * (self.u * c) * absval
+        return self._round(pert)
+
+    def to_float64(self, v) -> np.ndarray:
+        return np.asarray(v, dtype=np.float64)
+
+    def branch(self, decision: np.ndarray, tie: np.ndarray | None = None) -> None:
+        self.branches.append(np.asarray(decision))
+
+
+_CURRENT: list = []
+
+
+def current():
+    if not _CURRENT:
+        raise RuntimeError("the engine's arithmetic is used outside engine.using(...)")
+    return _CURRENT[-1]
+
+
+@contextlib.contextmanager
+def using(arith):
+    _CURRENT.append(arith)
+    try:
+        with np.errstate(all="ignore"):
+            yield arith
+    finally:
+        _CURRENT.pop()

@@ -1,0 +1,144 @@
+"""The engine's ``xp`` (the array-API subset declared functions may use) and ``nn``."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+from gradxval.model.nn import (
+    OPS,
+    cross_entropy_from,
+    gelu_tanh_from,
+    layer_norm_from,
+    rms_norm_from,
+)
+
+from . import tape as t
+from .arith import current
+
+__all__ = ["XP", "NN"]
+
+
+def _asarray(a, dtype=None, copy=None):
+    return t.lift(a)
+
+
+def _zeros_like(a, dtype=None):
+    return t.lift(np.zeros(np.shape(a.value if isinstance(a, t.Var) else a)))
+
+
+def _ones_like(a, dtype=None):
+    return t.lift(np.ones(np.shape(a.value if isinstance(a, t.Var) else a)))
+
+
+def _values(a):
+    return a.value if isinstance(a, t.Var) else np.asarray(a)
+
+
+XP = SimpleNamespace(
+    asarray=_asarray,
+    zeros_like=_zeros_like,
+    ones_like=_ones_like,
+    zeros=lambda shape, dtype=None: t.lift(np.zeros(shape)),
+    ones=lambda shape, dtype=None: t.lift(np.ones(shape)),
+    add=t.add,
+    subtract=t.sub,
+    multiply=t.mul,
+    divide=t.div,
+    negative=t.neg,
+    pow=t.power,
+    square=lambda a: t.mul(a, a),
+    exp=t.exp,
+    expm1=t.expm1,
+    log=t.log,
+    log1p=t.log1p,
+    logaddexp=t.logaddexp,
+    sqrt=t.sqrt,
+    tanh=t.tanh,
+    sin=t.sin,
+    cos=t.cos,
+    abs=t.abs_,
+    maximum=t.maximum,
+    minimum=t.minimum,
+    where=t.where,
+    sum=t.sum_,
+    mean=t.mean,
+    max=t.max_,
+    min=t.min_,
+    matmul=t.matmul,
+    reshape=t.reshape,
+    permute_dims=t.transpose,
+    expand_dims=t.expand_dims,
+    broadcast_to=t.broadcast_to,
+    concat=t.concat,
+    stack=t.stack,
+    take_along_axis=t.take_along_axis,
+    isfinite=lambda a: np.isfinite(_values(a).astype(np.float64)),
+    isnan=lambda a: np.isnan(_values(a).astype(np.float64)),
+    pi=float(np.pi),
+    e=float(np.e),
+)
+
+
+def _lse(x, axis=-1, keepdims=False):
+    x = t.lift(x)
+    ar = current()
+    # the shift is a constant: its derivative cancels exactly
+    m = np.max(x.value, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m.astype(np.float64)), m, ar.const(0.0))
+    s = t.sum_(t.exp(x - m), axis=axis, keepdims=True)
+    out = t.log(s) + m
+    return out if keepdims else t.reshape(out, np.squeeze(out.value, axis=axis).shape)
+
+
+def _log_softmax(x, axis=-1):
+    return t.lift(x) - _lse(x, axis, keepdims=True)
+
+
+def _softmax(x, axis=-1):
+    return t.exp(_log_softmax(x, axis))
+
+
+def _gelu(x, approximate="none"):
+    x = t.lift(x)
+    if approximate == "tanh":
+        return gelu_tanh_from(t.tanh)(x)
+    if approximate != "none":
+        raise ValueError(f"approximate={approximate!r}, expected one of none, tanh")
+    return x * 0.5 * (1.0 + t.erf(x * float(1 / np.sqrt(2.0))))
+
+
+def _xlogy(x, y):
+    x, y = t.lift(x), t.lift(y)
+    zero = x.value == current().const(0.0)
+    safe = t.where(zero, 1.0, y)
+    return t.where(zero, 0.0, x * t.log(safe))
+
+
+def _norm(x, axis=None, keepdims=False):
+    x = t.lift(x)
+    return t.sqrt(t.sum_(x * x, axis, keepdims))
+
+
+NN = SimpleNamespace(
+    sigmoid=t.sigmoid,
+    log_sigmoid=lambda x: -t.softplus(-t.lift(x)),
+    softplus=t.softplus,
+    silu=lambda x: t.lift(x) * t.sigmoid(x),
+    gelu=_gelu,
+    relu=lambda x: t.maximum(x, 0.0),
+    tanh=t.tanh,
+    erf=t.erf,
+    expm1=t.expm1,
+    log1p=t.log1p,
+    logsumexp=_lse,
+    softmax=_softmax,
+    log_softmax=_log_softmax,
+    cross_entropy=cross_entropy_from(XP, _log_softmax, t.take_along_axis),
+    layer_norm=layer_norm_from(XP),
+    rms_norm=rms_norm_from(XP),
+    xlogy=_xlogy,
+    norm=_norm,
+)
+
+assert set(vars(NN)) == set(OPS), "the engine's nn must define exactly model.nn.OPS"

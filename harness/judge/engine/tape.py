@@ -1,0 +1,591 @@
+"""A reverse-mode tape whose derivative rules are written in its own operations.
+
+Each ``Var`` holds a value in the current arithmetic (binary128 for the reference, an emulated
+dtype for the tolerance) and the rules that pull a cotangent back to its parents.  The rules
+build new ``Var``s, so the gradient is itself on the tape: a Hessian-vector product is the
+gradient of <gradient, v> (reverse over reverse), and the same rules run in every arithmetic.
+
+Derivative rules take the form libraries use (tanh' = 1 - y^2, sigmoid' = y (1 - y), exp' = y),
+so that the emulated runs show the rounding error an honest library implementation has.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .arith import current
+
+__all__ = ["Var", "lift", "grad", "unbroadcast"]
+
+
+class Var:
+    """An array on the tape."""
+
+    __slots__ = ("value", "parents")
+    __array_priority__ = 1000.0  # numpy defers binary operators to Var's reflected ones
+    __array_ufunc__ = None
+
+    def __init__(self, value, parents=()):
+        self.value = value
+        self.parents = parents  # ((Var, rule), ...): rule(cotangent Var) -> Var for the parent
+
+    # shape facts
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.value.ndim
+
+    @property
+    def size(self) -> int:
+        return self.value.size
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    @property
+    def T(self) -> Var:
+        return transpose(self)
+
+    @property
+    def mT(self) -> Var:
+        axes = list(range(self.ndim))
+        axes[-2:] = axes[-1], axes[-2]
+        return transpose(self, tuple(axes))
+
+    def reshape(self, *shape) -> Var:
+        return reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def sum(self, axis=None, keepdims=False) -> Var:
+        return sum_(self, axis, keepdims)
+
+    def __repr__(self) -> str:
+        return f"Var({self.value!r})"
+
+    # arithmetic
+    def __add__(self, o):
+        return add(self, o)
+
+    def __radd__(self, o):
+        return add(o, self)
+
+    def __sub__(self, o):
+        return sub(self, o)
+
+    def __rsub__(self, o):
+        return sub(o, self)
+
+    def __mul__(self, o):
+        return mul(self, o)
+
+    def __rmul__(self, o):
+        return mul(o, self)
+
+    def __truediv__(self, o):
+        return div(self, o)
+
+    def __rtruediv__(self, o):
+        return div(o, self)
+
+    def __neg__(self):
+        return neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, o):
+        return power(self, o)
+
+    def __rpow__(self, o):
+        return power(o, self)
+
+    def __matmul__(self, o):
+        return matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return matmul(o, self)
+
+    def __getitem__(self, idx):
+        return getitem(self, idx)
+
+    # comparisons decide branches: they are logged, so that a run whose rounding took another
+    # branch than the reference marks the case as near a kink
+    def _compare(self, o, op):
+        a, b = _val(self), _val(o)
+        out = op(a, b)
+        current().branch(out, a == b)
+        return out
+
+    def __gt__(self, o):
+        return self._compare(o, np.greater)
+
+    def __ge__(self, o):
+        return self._compare(o, np.greater_equal)
+
+    def __lt__(self, o):
+        return self._compare(o, np.less)
+
+    def __le__(self, o):
+        return self._compare(o, np.less_equal)
+
+    __hash__ = object.__hash__
+
+
+def _val(a):
+    return a.value if isinstance(a, Var) else current().const(a)
+
+
+def lift(a) -> Var:
+    """A constant (number, numpy array, or Var) as a Var of the current arithmetic."""
+    return a if isinstance(a, Var) else Var(current().const(a))
+
+
+def _make(value, *pairs) -> Var:
+    return Var(current().op(value), tuple((p, r) for p, r in pairs if isinstance(p, Var)))
+
+
+def unbroadcast(g: Var, shape: tuple[int, ...]) -> Var:
+    """Sum ``g`` down to ``shape`` (the adjoint of broadcasting)."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = sum_(g, tuple(range(lead)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = sum_(g, axes, keepdims=True)
+    return g
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def add(a, b) -> Var:
+    a, b = lift(a), lift(b)
+    return _make(
+        a.value + b.value,
+        (a, lambda g: unbroadcast(g, a.shape)),
+        (b, lambda g: unbroadcast(g, b.shape)),
+    )
+
+
+def sub(a, b) -> Var:
+    a, b = lift(a), lift(b)
+    return _make(
+        a.value - b.value,
+        (a, lambda g: unbroadcast(g, a.shape)),
+        (b, lambda g: unbroadcast(-g, b.shape)),
+    )
+
+
+def mul(a, b) -> Var:
+    a, b = lift(a), lift(b)
+    return _make(
+        a.value * b.value,
+        (a, lambda g: unbroadcast(g * b, a.shape)),
+        (b, lambda g: unbroadcast(g * a, b.shape)),
+    )
+
+
+def div(a, b) -> Var:
+    a, b = lift(a), lift(b)
+    out = _make(a.value / b.value)
+    out.parents = (
+        (a, lambda g: unbroadcast(g / b, a.shape)),
+        (b, lambda g: unbroadcast(-(g * out) / b, b.shape)),
+    )
+    return out
+
+
+def neg(a) -> Var:
+    a = lift(a)
+    return Var(-a.value, ((a, lambda g: -g),))
+
+
+def power(a, b) -> Var:
+    if not isinstance(b, Var) and np.ndim(b) == 0:  # x ** c: the common case
+        c = float(b)
+        a = lift(a)
+        if c == 2.0:
+            return mul(a, a)
+        return _make(a.value ** current().const(c), (a, lambda g: g * (c * a ** (c - 1.0))))
+    a, b = lift(a), lift(b)
+    out = _make(a.value**b.value)
+    out.parents = (
+        (a, lambda g: unbroadcast(g * b * a ** (b - 1.0), a.shape)),
+        (b, lambda g: unbroadcast(g * out * log(a), b.shape)),
+    )
+    return out
+
+
+def _unary(value, a: Var, rule) -> Var:
+    out = _make(value)
+    out.parents = ((a, lambda g: rule(g, out)),)
+    return out
+
+
+def exp(a) -> Var:
+    a = lift(a)
+    return _unary(np.exp(a.value), a, lambda g, y: g * y)
+
+
+def expm1(a) -> Var:
+    a = lift(a)
+    return _unary(np.expm1(a.value), a, lambda g, y: g * (y + 1.0))
+
+
+def log(a) -> Var:
+    a = lift(a)
+    return _unary(np.log(a.value), a, lambda g, y: g / a)
+
+
+def log1p(a) -> Var:
+    a = lift(a)
+    return _unary(np.log1p(a.value), a, lambda g, y: g / (a + 1.0))
+
+
+def sqrt(a) -> Var:
+    a = lift(a)
+    return _unary(np.sqrt(a.value), a, lambda g, y: g / (y * 2.0))
+
+
+def tanh(a) -> Var:
+    a = lift(a)
+    return _unary(np.tanh(a.value), a, lambda g, y: g * (1.0 - y * y))
+
+
+def sin(a) -> Var:
+    a = lift(a)
+    return _unary(np.sin(a.value), a, lambda g, y: g * cos(a))
+
+
+def cos(a) -> Var:
+    a = lift(a)
+    return _unary(np.cos(a.value), a, lambda g, y: -(g * sin(a)))
+
+
+def sigmoid(a) -> Var:
+    a = lift(a)
+    one = current().const(1.0)
+    # 1 / (1 + exp(-x)) is accurate in binary128 everywhere but where exp(-x) overflows it
+    # (x < -11355), and there it gives the right 0
+    return _unary(one / (one + np.exp(-a.value)), a, lambda g, y: g * (y * (1.0 - y)))
+
+
+def softplus(a) -> Var:
+    """log(1 + exp(x)), by logaddexp(0, x)."""
+    a = lift(a)
+    zero = current().const(0.0)
+    return _unary(np.logaddexp(zero, a.value), a, lambda g, y: g * sigmoid(a))
+
+
+def logaddexp(a, b) -> Var:
+    a, b = lift(a), lift(b)
+    out = _make(np.logaddexp(a.value, b.value))
+    out.parents = (
+        (a, lambda g: unbroadcast(g * exp(a - out), a.shape)),
+        (b, lambda g: unbroadcast(g * exp(b - out), b.shape)),
+    )
+    return out
+
+
+def erf(a) -> Var:
+    from .special import erf_values, two_over_sqrt_pi
+
+    a = lift(a)
+    return _unary(
+        erf_values(a.value, current()), a, lambda g, y: g * (two_over_sqrt_pi() * exp(-(a * a)))
+    )
+
+
+def abs_(a) -> Var:
+    a = lift(a)
+    zero = current().const(0.0)
+    s = a.value >= zero
+    current().branch(s, a.value == zero)
+    sign = current().const(np.where(s, 1.0, -1.0))
+    return Var(np.abs(a.value), ((a, lambda g: g * sign),))
+
+
+def maximum(a, b) -> Var:
+    a, b = lift(a), lift(b)
+    m = a.value >= b.value
+    current().branch(m, a.value == b.value)
+    return where(m, a, b)
+
+
+def minimum(a, b) -> Var:
+    a, b = lift(a), lift(b)
+    m = a.value <= b.value
+    current().branch(m, a.value == b.value)
+    return where(m, a, b)
+
+
+def where(cond, a, b) -> Var:
+    cond = np.asarray(cond.value if isinstance(cond, Var) else cond, dtype=bool)
+    a, b = lift(a), lift(b)
+    zero = current().const(0.0)
+    return Var(
+        np.where(cond, a.value, b.value),
+        (
+            (a, lambda g: unbroadcast(where(cond, g, zero), a.shape)),
+            (b, lambda g: unbroadcast(where(cond, zero, g), b.shape)),
+        ),
+    )
+
+
+# ---------------------------------------------------------------- reductions and products
+
+
+def _axes(axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(ax % ndim for ax in axes)) if ndim else ()
+
+
+def _expand_back(g: Var, shape, axes, keepdims: bool) -> Var:
+    if not keepdims:
+        kept = list(g.shape)
+        for ax in axes:
+            kept.insert(ax, 1)
+        g = reshape(g, tuple(kept))
+    return broadcast_to(g, shape)
+
+
+def sum_(a, axis=None, keepdims=False) -> Var:
+    a = lift(a)
+    axes = _axes(axis, a.ndim)
+    n = math.prod(a.shape[ax] for ax in axes)
+    ar = current()
+    value = np.sum(a.value, axis=axes, keepdims=keepdims)
+    if not ar.exact and n > 1:
+        value = ar.reduced(value, n, np.sum(np.abs(a.value), axis=axes, keepdims=keepdims))
+    elif not ar.exact:
+        value = ar.op(value)
+    if not isinstance(value, np.ndarray):
+        value = np.asarray(value, dtype=a.value.dtype)
+    return Var(value, ((a, lambda g: _expand_back(g, a.shape, axes, keepdims)),))
+
+
+def mean(a, axis=None, keepdims=False) -> Var:
+    a = lift(a)
+    n = math.prod(a.shape[ax] for ax in _axes(axis, a.ndim))
+    return sum_(a, axis, keepdims) / float(n)
+
+
+def max_(a, axis=None, keepdims=False) -> Var:
+    a = lift(a)
+    axes = _axes(axis, a.ndim)
+    m = np.max(a.value, axis=axes, keepdims=True)
+    hit = a.value == m
+    count = np.sum(hit, axis=axes, keepdims=True)
+    current().branch(np.argmax(hit.reshape(-1)) if not axes else hit, count > 1)
+    weight = current().const(hit / count)  # ties share the cotangent (a kink, logged above)
+    value = m if keepdims else np.squeeze(m, axis=axes) if axes else m.reshape(())
+    if not isinstance(value, np.ndarray):
+        value = np.asarray(value)
+    return Var(value, ((a, lambda g: _expand_back(g, a.shape, axes, keepdims) * weight),))
+
+
+def min_(a, axis=None, keepdims=False) -> Var:
+    return -max_(-lift(a), axis, keepdims)
+
+
+def _mm(x, y):
+    """x @ y for 1-D or 2-D operands (quaddtype: contiguous 2-D copies only)."""
+    xm = x.reshape(1, -1) if x.ndim == 1 else x
+    ym = y.reshape(-1, 1) if y.ndim == 1 else y
+    if xm.shape[1] == 0:
+        out = np.zeros((xm.shape[0], ym.shape[1]), dtype=x.dtype)
+    else:
+        out = np.matmul(np.ascontiguousarray(xm), np.ascontiguousarray(ym))
+    if x.ndim == 1:
+        out = out[0]
+    if y.ndim == 1:
+        out = out[..., 0]
+    return out
+
+
+def _matmul_value(x, y):
+    if x.ndim <= 2 and y.ndim <= 2:
+        return _mm(x, y)
+    shape = np.broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    xb = np.broadcast_to(x, shape + x.shape[-2:])
+    yb = np.broadcast_to(y, shape + y.shape[-2:])
+    out = [_mm(xb[i], yb[i]) for i in np.ndindex(*shape)]
+    res = np.empty(shape + out[0].shape if out else shape + (x.shape[-2], y.shape[-1]), x.dtype)
+    for i, o in zip(np.ndindex(*shape), out, strict=True):
+        res[i] = o
+    return res
+
+
+def matmul(a, b) -> Var:
+    a, b = lift(a), lift(b)
+    ar = current()
+    value = _matmul_value(a.value, b.value)
+    n = a.shape[-1] if a.ndim else 1
+    if not ar.exact:
+        value = ar.reduced(value, n, _matmul_value(np.abs(a.value), np.abs(b.value)))
+    if not isinstance(value, np.ndarray):
+        value = np.asarray(value)
+
+    def rule_a(g):
+        if b.ndim == 1:
+            ga = g[..., None] * b if a.ndim > 1 else g * b
+        else:
+            ga = (
+                matmul(g if a.ndim > 1 else reshape(g, (1,) + g.shape), b.mT)
+                if g.ndim >= 1
+                else g * b
+            )
+            if a.ndim == 1:
+                ga = (
+                    reshape(ga, ga.shape[-1:])
+                    if ga.ndim == 2
+                    else sum_(ga, tuple(range(ga.ndim - 1)))
+                )
+        return unbroadcast(ga, a.shape)
+
+    def rule_b(g):
+        if a.ndim == 1:
+            gb = a[:, None] * (g if b.ndim == 1 else g[..., None, :]) if b.ndim > 1 else g * a
+        else:
+            gg = g if b.ndim > 1 else g[..., None]
+            gb = matmul(a.mT, gg)
+            if b.ndim == 1:
+                gb = gb[..., 0]
+        return unbroadcast(gb, b.shape)
+
+    return Var(value, ((a, rule_a), (b, rule_b)))
+
+
+# ---------------------------------------------------------------- shapes and indexing
+
+
+def reshape(a, shape) -> Var:
+    a = lift(a)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return Var(a.value.reshape(shape), ((a, lambda g: reshape(g, a.shape)),))
+
+
+def transpose(a, axes=None) -> Var:
+    a = lift(a)
+    axes = tuple(reversed(range(a.ndim))) if axes is None else tuple(ax % a.ndim for ax in axes)
+    inverse = tuple(np.argsort(axes))
+    return Var(np.transpose(a.value, axes), ((a, lambda g: transpose(g, inverse)),))
+
+
+def broadcast_to(a, shape) -> Var:
+    a = lift(a)
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    return Var(np.broadcast_to(a.value, shape), ((a, lambda g: unbroadcast(g, a.shape)),))
+
+
+def expand_dims(a, axis: int) -> Var:
+    a = lift(a)
+    return reshape(a, np.expand_dims(a.value, axis).shape)
+
+
+def _plain_index(idx):
+    if isinstance(idx, tuple):
+        return tuple(_plain_index(i) for i in idx)
+    if isinstance(idx, Var):
+        raise TypeError("an index must be integers or slices, not a differentiable array")
+    return idx
+
+
+def getitem(a, idx) -> Var:
+    a = lift(a)
+    idx = _plain_index(idx)
+    return Var(np.asarray(a.value[idx]), ((a, lambda g: scatter(g, idx, a.shape)),))
+
+
+def scatter(g, idx, shape) -> Var:
+    """Zeros of ``shape`` with ``g`` added at ``idx`` (repeated indices accumulate)."""
+    g = lift(g)
+    ar = current()
+    out = np.zeros(shape, dtype=g.value.dtype) if ar.exact else np.zeros(shape)
+    if ar.exact:
+        out = ar.const(out)
+    np.add.at(out, idx, g.value)
+    return Var(out, ((g, lambda h: getitem(h, idx)),))
+
+
+def take_along_axis(a, indices, axis: int) -> Var:
+    a = lift(a)
+    indices = np.asarray(indices)
+    axis = axis % a.ndim
+    idx = tuple(
+        indices
+        if d == axis
+        else np.arange(a.shape[d]).reshape([-1 if k == d else 1 for k in range(a.ndim)])
+        for d in range(a.ndim)
+    )
+    return getitem(a, idx)
+
+
+def concat(arrays, axis: int = 0) -> Var:
+    arrays = [lift(x) for x in arrays]
+    value = np.concatenate([x.value for x in arrays], axis=axis)
+    bounds = np.cumsum([0] + [x.shape[axis] for x in arrays])
+    pairs = []
+    for x, lo, hi in zip(arrays, bounds[:-1], bounds[1:], strict=True):
+        sl = tuple(
+            slice(lo, hi) if d == axis % value.ndim else slice(None) for d in range(value.ndim)
+        )
+        pairs.append((x, lambda g, sl=sl: getitem(g, sl)))
+    return Var(value, tuple(pairs))
+
+
+def stack(arrays, axis: int = 0) -> Var:
+    return concat([expand_dims(lift(x), axis) for x in arrays], axis)
+
+
+# ---------------------------------------------------------------- differentiation
+
+
+def _order(out: Var) -> list[Var]:
+    seen: set[int] = set()
+    order: list[Var] = []
+    stack_ = [(out, False)]
+    while stack_:
+        v, done = stack_.pop()
+        if done:
+            order.append(v)
+            continue
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        stack_.append((v, True))
+        for p, _ in v.parents:
+            if id(p) not in seen:
+                stack_.append((p, False))
+    return order
+
+
+def grad(out: Var, leaves: dict[str, Var], cotangent=None) -> dict[str, Var]:
+    """The gradient of ``out`` (a scalar, or contracted with ``cotangent``) for each leaf, as
+    Vars on the tape (so that it can be differentiated again)."""
+    adj: dict[int, Var] = {id(out): lift(1.0 if cotangent is None else cotangent)}
+    if out.shape and cotangent is None:
+        raise ValueError(f"the function returned shape {out.shape}; a scalar is needed")
+    for v in reversed(_order(out)):
+        g = adj.get(id(v))
+        if g is None:
+            continue
+        for p, rule in v.parents:
+            c = rule(g)
+            prev = adj.get(id(p))
+            adj[id(p)] = c if prev is None else add(prev, c)
+    zero = current().const(0.0)
+    return {
+        name: adj[id(leaf)] if id(leaf) in adj else Var(np.broadcast_to(zero, leaf.shape).copy())
+        for name, leaf in leaves.items()
+    }

@@ -87,6 +87,8 @@ class Backend:
     # "autodiff" (reverse mode), "forward" (a JVP), "jit", "hvp" (Hessian-vector product),
     # "value" (the loss only) and "formula" (the user's gradient formula in this namespace)
     function_methods: ClassVar[tuple[str, ...]] = ()
+    # dtype -> why declared functions cannot run in it here (on top of unsupported_reasons)
+    function_unsupported: ClassVar[dict[str, str]] = {}
 
     def nn_namespace(self):
         """This framework's library operations under gradxval's names (model.nn.OPS)."""
@@ -112,6 +114,10 @@ class Backend:
         if dtype not in self.supported:
             reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
             raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
+        if dtype in self.function_unsupported:
+            raise Unsupported(
+                f"{self.name} does not support {dtype}: {self.function_unsupported[dtype]}"
+            )
         xp, to_backend, to_numpy, scope = self.formula_namespace()
         nn = self.nn_namespace()
         with scope(dtype):

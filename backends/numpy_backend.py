@@ -67,6 +67,9 @@ class NumpyBackend(Backend):
     name = "numpy"
     methods = ("closed_form",)
     function_methods = ("value", "formula")
+    function_unsupported = {
+        "bfloat16": "numpy has no bfloat16 of its own, and ml_dtypes' bfloat16 matmul returns float32"
+    }
 
     def nn_namespace(self):
         return _nn()

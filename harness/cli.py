@@ -184,6 +184,23 @@ def _parser() -> argparse.ArgumentParser:
 
     cmd("backends", "list backends, their versions, dtypes and status")
 
+    ck = cmd(
+        "check",
+        "check declared functions (FILE.py:NAME, module:NAME, suite, suite:NAME) on every "
+        "backend against the binary128 reference",
+    )
+    ck.add_argument("target", help="FILE.py:NAME, package.module:NAME, suite or suite:NAME")
+    ck.add_argument("--backends", default="all", help="comma list or 'all' (default: all)")
+    ck.add_argument("--dtypes", help="comma list of dtype names (default: the function's)")
+    ck.add_argument("--regimes", help="comma list of normal, saturated, extreme, special")
+    ck.add_argument("--methods", help="comma list of autodiff, jit, forward, hvp, value, formula")
+    ck.add_argument("--cases", type=int, default=12, help="cases per function (default: 12)")
+    ck.add_argument("--seed", type=int, default=0)
+    ck.add_argument("--order", type=int, choices=(1, 2), help="2 adds Hessian-vector products")
+    ck.add_argument("--case", dest="case_id", help="run this one case id alone (a reproducer)")
+    ck.add_argument("--out", type=Path, help="write results.jsonl, summary.json, report.md here")
+    ck.add_argument("--quiet", action="store_true", help="print the summary line only")
+
     cf = cmd(
         "check-formula",
         "judge a hand-derived grad_x formula(A, x, xp), or with --order 2 hvp_x(A, x, v, xp)",
@@ -244,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check_backend(args)
         if args.command == "check-formula":
             return _check_formula(args)
+        if args.command == "check":
+            return _check(args)
         return _replay(args)
     except UsageError as exc:
         print(f"gradxval: error: {exc}", file=sys.stderr)
@@ -263,6 +282,40 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except Exception as exc:  # gradxval itself failed: one line, the traceback in a log
         return _internal_error(exc, getattr(args, "out", None) or getattr(args, "resume", None))
+
+
+def _split(spec):
+    return tuple(s.strip() for s in spec.split(",") if s.strip()) if spec else None
+
+
+def _check(args) -> int:
+    from .checking import check, describe
+    from .dtypes import parse_dtypes
+
+    result = check(
+        args.target,
+        backends=args.backends,
+        dtypes=parse_dtypes(args.dtypes) if args.dtypes else None,
+        regimes=_split(args.regimes),
+        methods=_split(args.methods),
+        cases=args.cases,
+        seed=args.seed,
+        order=args.order,
+        case_id=args.case_id,
+        out=args.out,
+    )
+    summary = result.summary()
+    if not args.quiet:
+        for r in summary["worst"]:
+            print(describe(r).replace("TARGET", args.target))
+        rest = len(result.failures) - len(summary["worst"])
+        if rest > 0:
+            print(f"... and {rest} more (results.jsonl)")
+    counts = ", ".join(f"{o} {n}" for o, n in summary["counts"].items()) or "nothing judged"
+    print(f"{'ok' if result.ok else 'FAILED'}: {counts} ({summary['seconds']} s)")
+    if not result.records or not any(r["outcome"] != "unsupported" for r in result.records):
+        return 4
+    return 0 if result.ok else 1
 
 
 def _internal_error(exc: BaseException, directory) -> int:

@@ -34,6 +34,7 @@ class Quad:
     """Binary128 storage, no perturbation: the reference arithmetic."""
 
     exact = True
+    variants: frozenset = frozenset()
 
     def __init__(self) -> None:
         self.dtype = quad_dtype()
@@ -70,11 +71,16 @@ class Emulated:
 
     exact = False
 
-    def __init__(self, dtype: str, rng: np.random.Generator) -> None:
+    def __init__(self, dtype: str, rng: np.random.Generator, flush: bool = False,
+                 variants: frozenset = frozenset()) -> None:  # fmt: skip
         from gradxval.dtypes import info
 
+        # variants: derivative rules of a registered fault's model, in place of the engine's
+        self.variants = frozenset(variants)
         self.target = info(dtype).np_real
         self.u = info(dtype).u
+        # flush: subnormal inputs and results become 0 (flush-to-zero, denormals-are-zero)
+        self.tiny = info(dtype).tiny if flush else 0.0
         self.rng = rng
         self.dtype = np.dtype(np.float64)
         self.branches: list[np.ndarray] = []
@@ -82,10 +88,10 @@ class Emulated:
 
     def _round(self, v) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)
-        if self.target == np.float64:
-            return v
         with np.errstate(all="ignore"):
-            return v.astype(self.target).astype(np.float64)
+            if self.target != np.float64:
+                v = v.astype(self.target).astype(np.float64)
+            return np.where(np.abs(v) < self.tiny, 0.0 * v, v) if self.tiny else v
 
     def const(self, a) -> np.ndarray:
         return self._round(np.asarray(a).astype(np.float64))
@@ -94,7 +100,12 @@ class Emulated:
         v = np.asarray(v, dtype=np.float64)
         r = self.rng.uniform(-1.0, 1.0, size=v.shape)
         with np.errstate(all="ignore"):
-            return self._round(v * (1.0 + self.u * r))
+            out = self._round(v * (1.0 + self.u * r))
+            if self.target != np.float64:
+                # a float64 result the dtype holds exactly came from an exact operation
+                # (x - x, x * 1, a one-term sum): IEEE arithmetic makes no error there
+                out = np.where(self._round(v) == v, v, out)
+            return out
 
     def reduced(self, v, n: int, absval) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)

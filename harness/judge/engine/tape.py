@@ -48,6 +48,10 @@ class Var:
         return len(self.value)
 
     @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
     def T(self) -> Var:
         return transpose(self)
 
@@ -280,6 +284,10 @@ def softplus(a) -> Var:
     """log(1 + exp(x)), by logaddexp(0, x)."""
     a = lift(a)
     zero = current().const(0.0)
+    if "logaddexp_rule" in current().variants:
+        # the rule jax and autograd take (softplus = logaddexp(x, 0)): g * exp(x - y), where
+        # x - y cancels for large x
+        return _unary(np.logaddexp(zero, a.value), a, lambda g, y: g * exp(a - y))
     return _unary(np.logaddexp(zero, a.value), a, lambda g, y: g * sigmoid(a))
 
 
@@ -365,17 +373,34 @@ def sum_(a, axis=None, keepdims=False) -> Var:
     value = np.sum(a.value, axis=axes, keepdims=keepdims)
     if not ar.exact and n > 1:
         value = ar.reduced(value, n, np.sum(np.abs(a.value), axis=axes, keepdims=keepdims))
-    elif not ar.exact:
-        value = ar.op(value)
     if not isinstance(value, np.ndarray):
         value = np.asarray(value, dtype=a.value.dtype)
     return Var(value, ((a, lambda g: _expand_back(g, a.shape, axes, keepdims)),))
 
 
+def logsumexp(a, axis=-1, keepdims=False) -> Var:
+    """log(sum(exp(a))) along ``axis``, one operation with the rule libraries use:
+    g * exp(a - out), whose error grows with |out| (torch, jax and scipy all take it)."""
+    a = lift(a)
+    ar = current()
+    axes = _axes(axis, a.ndim)
+    m = np.max(a.value, axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m.astype(np.float64)), m, ar.const(0.0))
+    kept = np.log(np.sum(np.exp(a.value - m), axis=axes, keepdims=True)) + m
+    value = kept if keepdims else kept.reshape(np.squeeze(kept, axis=axes).shape)
+    out = _make(np.asarray(value))
+    out.parents = (
+        (a, lambda g: _expand_back(g, a.shape, axes, keepdims)
+         * exp(a - _expand_back(out, a.shape, axes, keepdims))),
+    )  # fmt: skip
+    return out
+
+
 def mean(a, axis=None, keepdims=False) -> Var:
     a = lift(a)
     n = math.prod(a.shape[ax] for ax in _axes(axis, a.ndim))
-    return sum_(a, axis, keepdims) / float(n)
+    s = sum_(a, axis, keepdims)
+    return s if n == 1 else s / float(n)
 
 
 def max_(a, axis=None, keepdims=False) -> Var:

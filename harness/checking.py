@@ -1,0 +1,291 @@
+"""Check declared functions: the library API behind ``gradxval check`` and ``gradxval.check``.
+
+For each case the expectation (binary128 reference and derived tolerance) is computed once and
+every backend's every method is judged against it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from gradxval.errors import GradxvalError, Unsupported, UsageError
+from gradxval.judge.expectation import expect
+from gradxval.judge.known_functions import explain
+from gradxval.judge.verdict import FAILING, OUTCOMES, Verdict, judge
+from gradxval.model.functions import Function
+from gradxval.model.sampling import REGIMES, FunctionCase, draw, parse_case_id, sample
+
+__all__ = ["check", "CheckResult", "load_target", "METHOD_QUANTITIES"]
+
+
+def METHOD_QUANTITIES(method: str, function: Function) -> tuple[str, ...]:  # noqa: N802
+    """The quantities a method computes."""
+    if method in ("autodiff", "jit"):
+        return function.quantities(1)
+    if method == "value":
+        return ("loss",)
+    if method == "forward":
+        return ("jvp",)
+    if method == "hvp":
+        return tuple(f"hvp_{k}" for k in function.wrt)
+    return function.quantities(2)  # formula: whatever it returns of these
+
+
+def load_target(target: str) -> list[Function]:
+    """Functions named by ``FILE.py:NAME``, ``module:NAME``, ``suite`` or ``suite:NAME``."""
+    if target == "suite" or target.startswith("suite:"):
+        from gradxval.suite import BY_NAME, SUITE
+
+        if target == "suite":
+            return list(SUITE)
+        names = target.split(":", 1)[1].split(",")
+        missing = [n for n in names if n not in BY_NAME]
+        if missing:
+            raise UsageError(f"suite:{missing[0]}: no such function; the suite has "
+                             f"{', '.join(BY_NAME)}")  # fmt: skip
+        return [BY_NAME[n] for n in names]
+    path, sep, name = target.rpartition(":")
+    if not sep or not path or not name:
+        raise UsageError(f"{target!r}: expected FILE.py:NAME, module:NAME, suite or suite:NAME")
+    try:
+        if path.endswith(".py"):
+            file = Path(path)
+            if not file.is_file():
+                raise UsageError(f"{path}: no such file")
+            spec = importlib.util.spec_from_file_location(f"_gradxval_user_{file.stem}", file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(path)
+    except GradxvalError:
+        raise
+    except Exception as exc:
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        raise UsageError(f"{path}: {type(exc).__name__}: {exc} (line {last.lineno})") from None
+    if not hasattr(module, name):
+        found = [k for k, v in vars(module).items() if isinstance(v, Function)]
+        raise UsageError(f"{path} has no {name!r}; its declared functions: "
+                         f"{', '.join(found) or 'none'}")  # fmt: skip
+    obj = getattr(module, name)
+    objs = obj if isinstance(obj, (list, tuple)) else [obj]
+    for o in objs:
+        if not isinstance(o, Function):
+            raise UsageError(
+                f"{path}:{name} is a {type(o).__name__}, not a declared function: decorate it "
+                f'with @gradxval.function(input="shape", ...)'
+            )
+    return list(objs)
+
+
+@dataclass
+class CheckResult:
+    """Every record of a check, its counts, and ``ok`` (no disagreement, no error)."""
+
+    records: list = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.counts[o] for o in FAILING) and bool(self.records)
+
+    @property
+    def failures(self) -> list:
+        return [r for r in self.records if r["outcome"] in FAILING]
+
+    def summary(self) -> dict:
+        cells: dict = {}
+        for r in self.records:
+            key = f"{r['backend']}/{r['method']}/{r['dtype']}"
+            cells.setdefault(key, Counter())[r["outcome"]] += 1
+        worst = sorted(self.failures, key=lambda r: -(r.get("ulps") or 0))[:20]
+        return {
+            "ok": self.ok,
+            "counts": {o: self.counts[o] for o in OUTCOMES if self.counts[o]},
+            "cells": {k: dict(v) for k, v in sorted(cells.items())},
+            "failures": len(self.failures),
+            "worst": worst,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _run_one(backend, method, function, arrays, dtype, directions):
+    extra = directions if method in ("forward", "hvp") else None
+    try:
+        return backend.run_function(method, function, arrays, dtype, extra), None
+    except Unsupported as exc:
+        return None, ("unsupported", str(exc))
+    except Exception as exc:  # a backend that raises: recorded, the run goes on
+        return None, ("error", f"{type(exc).__name__}: {exc}")
+
+
+def check_case(function: Function, case: FunctionCase, backends: dict, methods, order: int):
+    """The records of one case on every backend and method."""
+    arrays, directions = draw(function, case)
+    exps = expect(function, arrays, case.dtype, directions, order, case.seed)
+    models: dict = {}
+
+    def model(flush=False, variants=frozenset()):
+        key = (flush, variants)
+        if key not in models:
+            models[key] = expect(function, arrays, case.dtype, directions, order, case.seed,
+                                 flush=flush, variants=variants)  # fmt: skip
+        return models[key]
+
+    out = []
+    for bname, backend in backends.items():
+        own = getattr(backend, "function_methods", ())
+        for method in methods or own:
+            if (method == "hvp" and order < 2) or (method == "formula" and not function.formula):
+                continue
+            if method not in own:
+                continue
+            got, failure = _run_one(backend, method, function, arrays, case.dtype, directions)
+            base = {"case": case.id, "function": function.name, "dtype": case.dtype,
+                    "regime": case.regime, "backend": bname, "method": method}  # fmt: skip
+            if failure:
+                out.append({**base, "quantity": "*", "outcome": failure[0], "note": failure[1]})
+                continue
+            wanted = METHOD_QUANTITIES(method, function)
+            for q in wanted:
+                if q not in got:
+                    if method != "formula":
+                        out.append({**base, "quantity": q, "outcome": "error",
+                                    "note": f"{method} returned no {q}"})  # fmt: skip
+                    continue
+                v = (
+                    judge(got[q], exps[q], case.dtype)
+                    if q in exps
+                    else Verdict("error", note=f"no reference for {q}")
+                )
+                if v.outcome == "disagree":
+                    fault = explain(
+                        bname, method, got[q], case.dtype,
+                        lambda r, e, q=q: judge(r, (e or exps)[q], case.dtype).outcome
+                        in ("agree", "overflow"),
+                        model,
+                    )  # fmt: skip
+                    if fault:
+                        v.outcome, v.note = "known", fault
+                out.append({**base, "quantity": q, **v.as_dict()})
+            for q in set(got) - set(wanted):
+                out.append({**base, "quantity": q, "outcome": "error",
+                            "note": f"{method} returned {q!r}; expected some of {wanted}"})  # fmt: skip
+    return out
+
+
+def check(
+    target,
+    *,
+    backends="all",
+    dtypes=None,
+    regimes=None,
+    cases: int = 12,
+    seed: int = 0,
+    order: int | None = None,
+    methods=None,
+    case_id: str | None = None,
+    out: str | Path | None = None,
+    progress=None,
+) -> CheckResult:
+    """Check one or more declared functions on every backend; see docs/functions.md."""
+    from gradxval.backends import load, not_installed, parse_backends
+
+    functions = (
+        load_target(target)
+        if isinstance(target, str)
+        else (list(target) if isinstance(target, (list, tuple)) else [target])
+    )
+    for f in functions:
+        if not isinstance(f, Function):
+            raise UsageError(
+                f"{f!r} is not a declared function: decorate it with @gradxval.function"
+            )
+    names, explicit = parse_backends(backends if isinstance(backends, str) else ",".join(backends))
+    loaded = {}
+    for n in names:
+        try:
+            b = load(n)
+        except GradxvalError:
+            if explicit or not not_installed(n):
+                raise
+            continue
+        if getattr(b, "function_methods", ()) or explicit:
+            loaded[n] = b
+    if regimes:
+        for r in regimes:
+            if r not in REGIMES:
+                from gradxval.errors import expected
+
+                raise expected("regime", r, REGIMES)
+    result = CheckResult()
+    start = time.perf_counter()
+    for f in functions:
+        if case_id:
+            plan = [parse_case_id(case_id)]
+            if plan[0].function != f.name:
+                continue
+        else:
+            plan = sample(f, cases, seed, dtypes, regimes)
+        for c in plan:
+            recs = check_case(f, c, loaded, methods, order or f.order)
+            result.records.extend(recs)
+            result.counts.update(r["outcome"] for r in recs)
+            if progress:
+                progress(c, recs)
+    result.seconds = time.perf_counter() - start
+    if out is not None:
+        _write(Path(out), result, target)
+    return result
+
+
+def _write(out: Path, result: CheckResult, target) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "results.jsonl", "w") as fh:
+        for r in result.records:
+            fh.write(json.dumps(r, default=_plain) + "\n")
+    summary = result.summary()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
+    lines = [f"# gradxval check {target if isinstance(target, str) else ''}".rstrip(), "",
+             f"{'OK' if result.ok else 'FAILED'}: " + ", ".join(
+                 f"{o} {n}" for o, n in summary["counts"].items()), ""]  # fmt: skip
+    lines += ["| backend/method/dtype | " + " | ".join(OUTCOMES) + " |",
+              "|---|" + "---|" * len(OUTCOMES)]  # fmt: skip
+    for k, v in summary["cells"].items():
+        lines.append(f"| {k} | " + " | ".join(str(v.get(o, "")) for o in OUTCOMES) + " |")
+    if summary["worst"]:
+        lines += ["", "## Disagreements (worst first)", ""]
+        for r in summary["worst"]:
+            lines.append(f"- {describe(r)}")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def describe(r: dict) -> str:
+    """One line per failing record: who, what, where, by how much, and how to reproduce."""
+    where = f" at {tuple(r.get('index', ()))}" if r.get("index") else ""
+    size = ""
+    if r.get("ulps") is not None and r["outcome"] == "disagree" and "actual" in r:
+        size = (f": actual {r['actual']:.6g} vs reference {r['expected']:.6g}{where}, "
+                f"{r['ulps']:.3g} ulp, rel {r['rel']:.2e}, {r.get('bad', 1)} element(s)")  # fmt: skip
+    elif r.get("note"):
+        size = f": {r['note']}"
+    return (f"{r['backend']}/{r['method']} {r['quantity']} {r['outcome']} on {r['case']}{size}"
+            f"  [repro: gradxval check TARGET --case {r['case']} --backends {r['backend']}]")  # fmt: skip
+
+
+def _plain(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    return str(o)

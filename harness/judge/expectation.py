@@ -1,0 +1,96 @@
+"""What a correct result of a declared function is, and how far an honest one may stray.
+
+The reference is the engine's binary128 evaluation.  The tolerance is derived from the
+function at this input: ``RUNS`` evaluations in ``Emulated`` arithmetic (every operation
+rounded to the dtype with a random perturbation, every reduction given the error of pairwise
+summation) show the spread an honest implementation in that dtype can have; the tolerance is
+``SPREAD`` times the largest deviation seen, plus ``FLOOR_ULPS`` ulps of the reference and the
+dtype's smallest subnormal.  ``SPREAD`` is one constant for every dtype, calibrated on the suite
+(docs/functions.md).
+
+Non-finite results are decided by the same runs: where the reference is finite but an honest
+run overflowed, a non-finite result is the ``overflow`` outcome; where the reference itself is
+NaN the function is undefined there; where an honest run took another branch of a comparison
+(relu, max, abs, where) than the reference, or the reference sits exactly on a tie, the case is
+at a kink and a result off the reference is the ``kink`` outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from gradxval.dtypes import info
+
+from .engine import Emulated, Quad, evaluate
+
+__all__ = ["Expectation", "expect", "RUNS", "SPREAD", "FLOOR_ULPS"]
+
+RUNS = 4
+SPREAD = 4.0
+# libraries' elementwise kernels are within 1-2 ulps (fused rules, other but equal formulas);
+# the honest runs are one formulation, so every element gets this many ulps besides
+FLOOR_ULPS = 2.0
+
+
+@dataclass
+class Expectation:
+    """One quantity's reference (binary128), honest runs (float64) and tolerance."""
+
+    ref: np.ndarray
+    ref64: np.ndarray
+    honest: list
+    tol: np.ndarray
+    kink: bool
+
+    @property
+    def overflow(self) -> np.ndarray:
+        """Where the reference is finite but some honest run is not."""
+        bad = np.zeros(self.ref64.shape, dtype=bool)
+        for h in self.honest:
+            bad |= ~np.isfinite(h)
+        return bad & np.isfinite(self.ref64)
+
+
+def _same_branches(a: list, b: list) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def expect(
+    function,
+    arrays: dict,
+    dtype: str,
+    directions: dict,
+    order: int,
+    seed: int,
+    tangents: bool = True,
+    flush: bool = False,
+    variants: frozenset = frozenset(),
+) -> dict[str, Expectation]:
+    """The expectation of every quantity of ``function`` at ``arrays`` in ``dtype``.
+
+    ``flush``: the honest runs flush subnormals to zero (a known fault's model)."""
+    dt = info(dtype)
+    kw = {"tangents": directions if tangents else None,
+          "directions": directions if order >= 2 else None}  # fmt: skip
+    ref = evaluate(function.fn, arrays, function.wrt, Quad(), **kw)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    runs = [evaluate(function.fn, arrays, function.wrt, Emulated(dtype, rng, flush, variants), **kw)
+            for _ in range(RUNS)]  # fmt: skip
+    kink = ref.ties > 0 or any(not _same_branches(ref.branches, r.branches) for r in runs)
+    out = {}
+    for q, value in ref.items():
+        with np.errstate(all="ignore"):
+            ref64 = np.asarray(value).astype(np.float64)
+        honest = [np.asarray(r[q], dtype=np.float64) for r in runs]
+        with np.errstate(all="ignore"):
+            dev = np.zeros(ref64.shape)
+            for h in honest:
+                d = np.abs(h - ref64)
+                dev = np.maximum(dev, np.where(np.isfinite(d), d, 0.0))
+            mag = np.abs(np.where(np.isfinite(ref64), ref64, 0.0))
+            tol = SPREAD * dev + FLOOR_ULPS * 2 * dt.u * mag + dt.eta
+        out[q] = Expectation(np.asarray(value), ref64, honest, tol, kink)
+    return out

@@ -1,0 +1,95 @@
+"""One result of a declared function against its expectation: an outcome and its size.
+
+Outcomes, in the order a summary lists them:
+- ``agree``: every element within the tolerance, non-finite where the reference is;
+- ``overflow``: as agree, with non-finite elements where the reference is finite but an honest
+  evaluation in the dtype overflows too;
+- ``undefined``: the reference is NaN (the function is undefined there), whatever came back;
+- ``known``: a disagreement a registered library fault's model reproduces (known_functions);
+- ``kink``: off the reference at a point where an honest evaluation takes another branch;
+- ``disagree``: anything else: a wrong value, a wrong shape or a wrong dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from gradxval.dtypes import info
+
+from .expectation import Expectation
+
+__all__ = ["Verdict", "judge", "OUTCOMES", "FAILING"]
+
+OUTCOMES = ("agree", "overflow", "known", "undefined", "kink", "disagree", "error", "unsupported")
+FAILING = ("disagree", "error")
+
+
+@dataclass
+class Verdict:
+    outcome: str
+    ulps: float = 0.0  # worst error in units in the last place of the dtype at the reference
+    rel: float = 0.0  # worst relative error
+    ratio: float = 0.0  # worst error / tolerance
+    index: tuple = ()
+    actual: float | None = None
+    expected: float | None = None
+    bad: int = 0
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in vars(self).items() if v not in ((), None, "")}
+        d["index"] = list(self.index)
+        return d
+
+
+def _ulp(ref: np.ndarray, dtype: str) -> np.ndarray:
+    dt = info(dtype)
+    with np.errstate(all="ignore"):
+        mag = np.maximum(np.abs(ref), dt.tiny)
+        return np.exp2(np.floor(np.log2(mag))) * (2 * dt.u)
+
+
+def judge(result, exp: Expectation, dtype: str) -> Verdict:
+    """Judge ``result`` (numpy, any dtype) against ``exp``."""
+    dt = info(dtype)
+    result = np.asarray(result)
+    if result.shape != exp.ref64.shape:
+        return Verdict("disagree", note=f"shape {result.shape}, expected {exp.ref64.shape}")
+    if result.dtype != dt.np_real:
+        return Verdict("disagree", note=f"dtype {result.dtype}, expected {dt.real}")
+    r = result.astype(np.float64)
+    ref = exp.ref64
+    if ref.size and np.all(np.isnan(ref)):
+        return Verdict("undefined")
+    undefined = np.isnan(ref)
+    with np.errstate(all="ignore"):
+        # the error measured against binary128, so that float64 results are judged exactly
+        err = np.abs(result.astype(np.float64).astype(exp.ref.dtype) - exp.ref).astype(np.float64)
+        nonfinite_ok = exp.overflow & ~np.isfinite(r)
+        same_inf = np.isinf(ref) & (r == ref)
+        within = np.isfinite(r) & np.isfinite(ref) & (err <= exp.tol)
+        ok = within | same_inf | nonfinite_ok | undefined
+        # an infinite reference reached through an honest NaN (inf - inf inside the rules)
+        for h in exp.honest:
+            ok |= np.isinf(ref) & np.isnan(r) & np.isnan(h)
+    if ok.all():
+        return Verdict("overflow" if nonfinite_ok.any() else "agree", bad=0)
+    bad = ~ok
+    with np.errstate(all="ignore"):
+        size = np.where(bad, np.where(np.isfinite(err), err, np.inf), -1.0)
+        i = np.unravel_index(int(np.argmax(size)), ref.shape) if ref.ndim else ()
+        e = float(err[i]) if np.isfinite(r[i]) else float("inf")
+        ulps = e / float(_ulp(ref[i], dtype))
+        rel = e / abs(float(ref[i])) if ref[i] != 0 else float("inf")
+        ratio = e / float(exp.tol[i])
+    return Verdict(
+        "kink" if exp.kink else "disagree",
+        ulps=ulps,
+        rel=rel,
+        ratio=ratio,
+        index=tuple(int(j) for j in i),
+        actual=float(r[i]),
+        expected=float(ref[i]),
+        bad=int(bad.sum()),
+    )

@@ -1,0 +1,123 @@
+"""Cases of a declared function: sizes for its symbols, a regime, a dtype, and a seed.
+
+Every case draws its inputs from its own generator, seeded from the run seed and the case's
+index, and its id says everything needed to draw it again:
+``softmax_xent:normal-float32-k3m4n2-s123456``.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from gradxval.dtypes import info
+from gradxval.errors import UsageError, expected
+
+from .functions import Function
+
+__all__ = ["FunctionCase", "REGIMES", "sample", "draw", "parse_case_id"]
+
+# normal: N(0, 1); saturated: N(0, 30^2), past the knees of sigmoid, tanh and softmax;
+# extreme: magnitudes spread over the dtype's range; special: a few entries +-inf or NaN
+REGIMES = ("normal", "saturated", "extreme", "special")
+
+_ID = re.compile(r"^(?P<fn>[A-Za-z0-9_.]+):(?P<regime>[a-z]+)-(?P<dtype>[a-z0-9]+)-"
+                 r"(?P<sizes>(?:[A-Za-z_]+\d+)*)-s(?P<seed>\d+)$")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FunctionCase:
+    function: str
+    regime: str
+    dtype: str
+    sizes: tuple[tuple[str, int], ...]
+    seed: int
+
+    @property
+    def id(self) -> str:
+        sizes = "".join(f"{k}{v}" for k, v in self.sizes)
+        return f"{self.function}:{self.regime}-{self.dtype}-{sizes}-s{self.seed}"
+
+
+def parse_case_id(case_id: str) -> FunctionCase:
+    m = _ID.match(case_id)
+    if not m:
+        raise UsageError(f"case id {case_id!r}: expected NAME:REGIME-DTYPE-SIZES-sSEED")
+    sizes = tuple((k, int(v)) for k, v in re.findall(r"([A-Za-z_]+)(\d+)", m["sizes"]))
+    return FunctionCase(m["fn"], m["regime"], m["dtype"], sizes, int(m["seed"]))
+
+
+def _size(rng: np.random.Generator, lo: int, hi: int) -> int:
+    r = rng.random()
+    if r < 0.15:
+        return lo
+    if r < 0.85:
+        return int(rng.integers(lo, min(hi, 6) + 1))
+    return int(rng.integers(lo, hi + 1))
+
+
+def sample(function: Function, count: int, seed: int, dtypes=None, regimes=None) -> list:
+    """``count`` cases spread evenly over dtypes x regimes (round robin), sizes drawn."""
+    dtypes = tuple(dtypes or function.dtypes)
+    regimes = tuple(regimes or REGIMES)
+    for r in regimes:
+        if r not in REGIMES:
+            raise expected("regime", r, REGIMES)
+    dtypes = tuple(d for d in dtypes if d in function.dtypes)
+    if not dtypes:
+        raise UsageError(f"function {function.name} is checked in {', '.join(function.dtypes)}")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(function.name.encode())]))
+    combos = [(r, d) for r in regimes for d in dtypes]
+    out = []
+    for i in range(count):
+        regime, dtype = combos[i % len(combos)]
+        sizes = []
+        for sym in sorted(function.symbols):
+            lo, hi = function.sizes.get(sym, (1, 24))
+            sizes.append((sym, _size(rng, lo, hi)))
+        case_seed = int(np.random.SeedSequence([seed, i + 1]).generate_state(1)[0]) % 10**6
+        out.append(FunctionCase(function.name, regime, dtype, tuple(sizes), case_seed))
+    return out
+
+
+def _real(rng, shape, regime: str, dt) -> np.ndarray:
+    if regime == "saturated":
+        return rng.standard_normal(shape) * 30.0
+    if regime == "extreme":
+        # log-uniform magnitudes from the dtype's smallest normal to a thousandth of its max
+        lo, hi = np.log2(dt.tiny), np.log2(dt.max) - 10
+        return rng.choice([-1.0, 1.0], size=shape) * 2.0 ** rng.uniform(lo, hi, size=shape)
+    return rng.standard_normal(shape)
+
+
+def draw(function: Function, case: FunctionCase):
+    """(arrays, directions): the case's inputs, rounded to its dtype, and a random direction
+    per differentiated input (the JVP's tangents and the HVP's vectors)."""
+    dt = info(case.dtype)
+    sizes = dict(case.sizes)
+    rng = np.random.default_rng(case.seed)
+    arrays: dict[str, np.ndarray] = {}
+    for name, inp in function.inputs.items():
+        shape = tuple(sizes[s] if isinstance(s, str) else s for s in inp.shape)
+        if inp.domain == "labels":
+            classes = sizes[inp.classes] if isinstance(inp.classes, str) else inp.classes
+            arrays[name] = rng.integers(0, max(classes, 1), size=shape).astype(np.int64)
+            continue
+        v = _real(rng, shape, case.regime, dt)
+        if inp.domain == "positive":
+            v = np.abs(v) + dt.tiny
+        elif inp.domain == "unit":
+            v = 1.0 / (1.0 + np.exp(-np.clip(v, -30, 30)))
+        if case.regime == "special" and v.size and inp.diff:
+            k = max(1, v.size // 8)
+            idx = rng.choice(v.size, size=k, replace=False)
+            v.reshape(-1)[idx] = rng.choice([np.inf, -np.inf, np.nan], size=k)
+        with np.errstate(all="ignore"):
+            v = v.astype(dt.np_real)
+        if inp.domain == "positive":
+            v = np.where(v > 0, v, np.asarray(dt.tiny, dt.np_real)).astype(dt.np_real)
+        arrays[name] = v
+    directions = {k: rng.standard_normal(arrays[k].shape).astype(dt.np_real) for k in function.wrt}
+    return arrays, directions

@@ -99,6 +99,18 @@ class Backend:
         jit, {"jvp"} for forward (tangents in ``extra``), {"hvp_<name>"...} for hvp."""
         raise Unsupported(f"{self.name} has no method {method!r} for declared functions")
 
+    def _body(self, function, xp, nn):
+        """``function``'s body with this backend's xp and nn bound: one object per function,
+        so that a backend may cache what it compiles for it."""
+        cache = self.__dict__.setdefault("_bodies", {})
+        if function.fn not in cache:
+
+            def f(**kw):
+                return function.fn(**kw, xp=xp, nn=nn)
+
+            cache[function.fn] = f
+        return cache[function.fn]
+
     def run_function(self, method: str, function, arrays: dict, dtype: str, extra=None) -> Result:
         """Evaluate a declared function by ``method`` on numpy ``arrays`` in ``dtype``.
 
@@ -122,10 +134,7 @@ class Backend:
         nn = self.nn_namespace()
         with scope(dtype):
             args = {k: to_backend(np.ascontiguousarray(v)) for k, v in arrays.items()}
-
-            def f(**kw):
-                return function.fn(**kw, xp=xp, nn=nn)
-
+            f = self._body(function, xp, nn)
             if method == "value":
                 out = {"loss": f(**args)}
             elif method == "formula":

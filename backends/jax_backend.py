@@ -206,10 +206,24 @@ class JaxBackend(Backend):
 
         primals = tuple(args[k] for k in wrt)
         argnums = tuple(range(len(wrt)))
-        if method in ("autodiff", "jit"):
-            run = jax.value_and_grad(of_wrt, argnums=argnums)
-            # jit traces per call here: each case is a new function object, so no cache
-            loss, grads = (jax.jit(run) if method == "jit" else run)(*primals)
+        if method == "jit":
+            # one compiled program per function (jax caches it per shape and dtype); the other
+            # inputs are arguments, not constants closed over, so cases share it
+            key = ("jit", f, wrt)
+            if key not in self._fns:
+
+                def run(primals, others):
+                    def g(*vals):
+                        return f(**others, **dict(zip(wrt, vals, strict=True)))
+
+                    return jax.value_and_grad(g, argnums=argnums)(*primals)
+
+                self._fns[key] = jax.jit(run)
+            others = {k: v for k, v in args.items() if k not in wrt}
+            loss, grads = self._fns[key](primals, others)
+            return {"loss": loss, **{f"grad_{k}": g for k, g in zip(wrt, grads, strict=True)}}
+        if method == "autodiff":
+            loss, grads = jax.value_and_grad(of_wrt, argnums=argnums)(*primals)
             return {"loss": loss, **{f"grad_{k}": g for k, g in zip(wrt, grads, strict=True)}}
         tangents = tuple(extra[k] for k in wrt)
         if method == "forward":

@@ -68,7 +68,7 @@ class NumpyBackend(Backend):
     methods = ("closed_form",)
     function_methods = ("value", "formula")
     function_unsupported = {
-        "bfloat16": "numpy has no bfloat16 of its own, and ml_dtypes' bfloat16 matmul returns float32"
+        "bfloat16": "numpy has no bfloat16 of its own; ml_dtypes' bfloat16 matmul gives float32"
     }
 
     def nn_namespace(self):

@@ -70,8 +70,13 @@ def load_target(target: str) -> list[Function]:
     except GradxvalError:
         raise
     except Exception as exc:
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        raise UsageError(f"{path}: {type(exc).__name__}: {exc} (line {last.lineno})") from None
+        if isinstance(exc, SyntaxError):  # its message names the file and line already
+            raise UsageError(f"{path}: SyntaxError: {exc}") from None
+        # the line in the user's file, not in the import machinery
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if Path(f.filename).name == Path(path).name]  # fmt: skip
+        line = f" (line {frames[-1].lineno})" if frames else ""
+        raise UsageError(f"{path}: {type(exc).__name__}: {exc}{line}") from None
     if not hasattr(module, name):
         found = [k for k, v in vars(module).items() if isinstance(v, Function)]
         raise UsageError(f"{path} has no {name!r}; its declared functions: "
@@ -180,7 +185,7 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                 out.append({**base, "quantity": q, **v.as_dict()})
             for q in set(got) - set(wanted):
                 out.append({**base, "quantity": q, "outcome": "error",
-                            "note": f"{method} returned {q!r}; expected some of {wanted}"})  # fmt: skip
+                            "note": f"{method} returned {q!r}; expected {wanted}"})  # fmt: skip
     return out
 
 
@@ -275,12 +280,16 @@ def describe(r: dict) -> str:
     where = f" at {tuple(r.get('index', ()))}" if r.get("index") else ""
     size = ""
     if r.get("ulps") is not None and r["outcome"] == "disagree" and "actual" in r:
-        size = (f": actual {r['actual']:.6g} vs reference {r['expected']:.6g}{where}, "
-                f"{r['ulps']:.3g} ulp, rel {r['rel']:.2e}, {r.get('bad', 1)} element(s)")  # fmt: skip
+        size = (
+            f": actual {r['actual']:.6g} vs reference {r['expected']:.6g}{where}, "
+            f"{r['ulps']:.3g} ulp, rel {r['rel']:.2e}, {r.get('bad', 1)} element(s)"
+        )
     elif r.get("note"):
         size = f": {r['note']}"
-    return (f"{r['backend']}/{r['method']} {r['quantity']} {r['outcome']} on {r['case']}{size}"
-            f"  [repro: gradxval check TARGET --case {r['case']} --backends {r['backend']}]")  # fmt: skip
+    return (
+        f"{r['backend']}/{r['method']} {r['quantity']} {r['outcome']} on {r['case']}{size}"
+        f"  [repro: gradxval check TARGET --case {r['case']} --backends {r['backend']}]"
+    )
 
 
 def _plain(o):

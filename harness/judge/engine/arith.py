@@ -21,7 +21,7 @@ import math
 import ml_dtypes
 import numpy as np
 
-__all__ = ["Quad", "Emulated", "current", "using", "quad_dtype"]
+__all__ = ["Quad", "Emulated", "Arb", "current", "using", "quad_dtype"]
 
 
 def quad_dtype():
@@ -53,6 +53,9 @@ class Quad:
 
     def op(self, v) -> np.ndarray:
         return v
+
+    def logaddexp(self, a, b):
+        return np.logaddexp(a, b)
 
     def reduced(self, v, n: int, absval) -> np.ndarray:
         return v
@@ -120,8 +123,53 @@ class Emulated:
     def to_float64(self, v) -> np.ndarray:
         return np.asarray(v, dtype=np.float64)
 
+    def logaddexp(self, a, b):
+        return np.logaddexp(a, b)
+
     def branch(self, decision: np.ndarray, tie: np.ndarray | None = None) -> None:
         self.branches.append(np.asarray(decision))
+
+
+class Arb(Quad):
+    """arb balls at ``prec`` bits in numpy object arrays (python-flint): the engine's own
+    tape checked against a rigorous oracle (benchmarks/engine_accuracy.py, tests)."""
+
+    def __init__(self, prec: int = 250) -> None:
+        import flint
+
+        self.flint = flint
+        flint.ctx.prec = prec
+        self.dtype = np.dtype(object)
+        self.branches = []
+        self.ties = 0
+
+    def const(self, a) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype == object:
+            return a
+        if a.dtype.kind == "b":
+            a = a.astype(np.float64)
+        if a.dtype not in (np.float64, np.float32, np.float16) and a.dtype.kind != "i":
+            from .special import split3
+
+            hi, mid, lo = split3(a)  # binary128: exact as three doubles
+            arb = self.flint.arb
+            return np.vectorize(lambda x, y, z: arb(x) + arb(y) + arb(z), otypes=[object])(
+                hi, mid, lo
+            )
+        f = np.asarray(a, dtype=np.float64)
+        out = np.empty(f.shape, dtype=object)
+        for i in np.ndindex(f.shape):
+            out[i] = self.flint.arb(float(f[i]))
+        return out
+
+    def logaddexp(self, a, b):
+        m = np.maximum(a, b)
+        return m + np.log(np.exp(a - m) + np.exp(b - m))
+
+    def to_float64(self, v) -> np.ndarray:
+        return np.vectorize(lambda t: float(t.mid()) if hasattr(t, "mid") else float(t),
+                            otypes=[np.float64])(np.asarray(v, dtype=object))  # fmt: skip
 
 
 _CURRENT: list = []

@@ -58,6 +58,8 @@ def erf_values(v, arith):
         from scipy.special import erf
 
         return erf(arith.to_float64(v))
+    if np.asarray(v).dtype == object:  # arb balls already
+        return np.vectorize(lambda t: t.erf(), otypes=[object])(v)
     return _arb_map(_erf_scalar, v)
 
 
@@ -70,6 +72,8 @@ def two_over_sqrt_pi():
         return ar.const(2.0 / np.sqrt(np.pi))
     import flint
 
+    if ar.dtype == object:
+        return np.asarray(2 / flint.arb.pi().sqrt(), dtype=object)
     old = flint.ctx.prec
     flint.ctx.prec = 150
     try:

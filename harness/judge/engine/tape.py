@@ -5,8 +5,9 @@ dtype for the tolerance) and the rules that pull a cotangent back to its parents
 build new ``Var``s, so the gradient is itself on the tape: a Hessian-vector product is the
 gradient of <gradient, v> (reverse over reverse), and the same rules run in every arithmetic.
 
-Derivative rules take the form libraries use (tanh' = 1 - y^2, sigmoid' = y (1 - y), exp' = y),
-so that the emulated runs show the rounding error an honest library implementation has.
+In the emulated arithmetics derivative rules take the form libraries use (tanh' = 1 - y^2,
+sigmoid' = y (1 - y), exp' = y), so that the runs show the rounding error an honest library
+implementation has; in the exact ones (binary128, arb) they take a form that does not cancel.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ class Var:
     __array_ufunc__ = None
 
     def __init__(self, value, parents=()):
+        if not isinstance(value, np.ndarray):  # a reduction's scalar
+            if hasattr(value, "dtype"):
+                value = np.asarray(value)
+            else:  # an arb ball from an object-array reduction
+                box = np.empty((), dtype=object)
+                box[()] = value
+                value = box
         self.value = value
         self.parents = parents  # ((Var, rule), ...): rule(cotangent Var) -> Var for the parent
 
@@ -259,7 +267,21 @@ def sqrt(a) -> Var:
 
 def tanh(a) -> Var:
     a = lift(a)
+    if current().exact:
+        # the reference: 1 - y^2 cancels to 0 where tanh rounds to +-1 (|x| > 40 in binary128),
+        # 1 / cosh^2 does not
+        return _unary(np.tanh(a.value), a, lambda g, y: g / (cosh(a) * cosh(a)))
     return _unary(np.tanh(a.value), a, lambda g, y: g * (1.0 - y * y))
+
+
+def cosh(a) -> Var:
+    a = lift(a)
+    return _unary(np.cosh(a.value), a, lambda g, y: g * sinh(a))
+
+
+def sinh(a) -> Var:
+    a = lift(a)
+    return _unary(np.sinh(a.value), a, lambda g, y: g * cosh(a))
 
 
 def sin(a) -> Var:
@@ -277,6 +299,9 @@ def sigmoid(a) -> Var:
     one = current().const(1.0)
     # 1 / (1 + exp(-x)) is accurate in binary128 everywhere but where exp(-x) overflows it
     # (x < -11355), and there it gives the right 0
+    if current().exact:
+        # the reference: sigma(x) sigma(-x), where y (1 - y) cancels for x > 78 in binary128
+        return _unary(one / (one + np.exp(-a.value)), a, lambda g, y: g * (y * sigmoid(-a)))
     return _unary(one / (one + np.exp(-a.value)), a, lambda g, y: g * (y * (1.0 - y)))
 
 
@@ -287,13 +312,13 @@ def softplus(a) -> Var:
     if "logaddexp_rule" in current().variants:
         # the rule jax and autograd take (softplus = logaddexp(x, 0)): g * exp(x - y), where
         # x - y cancels for large x
-        return _unary(np.logaddexp(zero, a.value), a, lambda g, y: g * exp(a - y))
-    return _unary(np.logaddexp(zero, a.value), a, lambda g, y: g * sigmoid(a))
+        return _unary(current().logaddexp(zero, a.value), a, lambda g, y: g * exp(a - y))
+    return _unary(current().logaddexp(zero, a.value), a, lambda g, y: g * sigmoid(a))
 
 
 def logaddexp(a, b) -> Var:
     a, b = lift(a), lift(b)
-    out = _make(np.logaddexp(a.value, b.value))
+    out = _make(current().logaddexp(a.value, b.value))
     out.parents = (
         (a, lambda g: unbroadcast(g * exp(a - out), a.shape)),
         (b, lambda g: unbroadcast(g * exp(b - out), b.shape)),

@@ -1,0 +1,279 @@
+"""gradxval check: a user's file end to end, the CLI's exit codes and messages, and planted
+faults in a backend caught (an honest backend passing the same cases)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from types import SimpleNamespace
+
+import gradxval
+import numpy as np
+import pytest
+from gradxval.checking import check, check_case
+from gradxval.cli import main
+from gradxval.model.functions import function
+from gradxval.model.sampling import sample
+
+# the README's example, as a user writes it
+USER_FILE = textwrap.dedent(
+    """\
+    import gradxval
+
+
+    @gradxval.function(W="m n", b="m", x="n k", label=gradxval.labels("k", classes="m"))
+    def softmax_xent(W, b, x, label, *, xp, nn):
+        logits = xp.matmul(W, x) + b[:, None]  # (m, k)
+        return nn.cross_entropy(logits.T, label)
+
+
+    def not_declared(W, *, xp, nn):
+        return xp.sum(W)
+    """
+)
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "user_functions.py"
+    path.write_text(USER_FILE)
+    return path
+
+
+def test_the_public_names_are_exported():
+    for name in ("function", "labels", "Input", "Function", "check"):
+        assert name in gradxval.__all__ and callable(getattr(gradxval, name)), name
+
+
+def test_check_a_users_file_on_torch_and_jax(user_file):
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    result = check(f"{user_file}:softmax_xent", backends="torch,jax",
+                   dtypes=("float32", "float64"), cases=4, seed=0)  # fmt: skip
+    assert result.ok, [r for r in result.failures]
+    assert result.counts["agree"] > 0
+    assert {r["backend"] for r in result.records} == {"torch", "jax"}
+    assert {r["dtype"] for r in result.records} == {"float32", "float64"}
+    assert {r["quantity"] for r in result.records} >= {"loss", "grad_W", "grad_b", "grad_x"}
+    assert not any(r["quantity"] == "grad_label" for r in result.records)  # labels: never
+    # the package-level entry point is the same check
+    again = gradxval.check(f"{user_file}:softmax_xent", backends="torch", dtypes=("float64",),
+                           cases=1, seed=0)  # fmt: skip
+    assert again.ok and again.counts["agree"] > 0
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_cli_check_writes_its_reports(user_file, tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "o"
+    rc = main(["check", f"{user_file}:softmax_xent", "--backends", "torch", "--dtypes",
+               "float64", "--cases", "2", "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0, captured
+    assert captured.out.strip().splitlines()[-1].startswith("ok: agree ")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ok"] is True and summary["counts"]["agree"] > 0 and summary["failures"] == 0
+    assert all(k.startswith("torch/") and k.endswith("/float64") for k in summary["cells"])
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == sum(summary["counts"].values())
+    assert {r["case"].split(":")[0] for r in records} == {"softmax_xent"}
+    report = (out / "report.md").read_text()
+    assert report.startswith("# gradxval check") and "OK" in report and "torch/" in report
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gradxval: error: "), err
+    return lines[0]
+
+
+def test_cli_check_a_missing_file_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "nosuchfile.py:f"]) == 2
+    assert "nosuchfile.py" in _error_line(capsys)
+
+
+def test_cli_check_a_file_with_a_syntax_error(tmp_path, capsys):
+    bad = tmp_path / "broken_decl.py"
+    bad.write_text("import gradxval\n\n\ndef f(x:\n    return x\n")
+    assert main(["check", f"{bad}:f"]) == 2
+    line = _error_line(capsys)
+    assert "broken_decl.py" in line and "SyntaxError" in line
+
+
+def test_cli_check_a_syntax_error_names_only_the_users_line(tmp_path, capsys):
+    bad = tmp_path / "broken_line.py"
+    bad.write_text("import gradxval\n\n\ndef f(x:\n    return x\n")
+    main(["check", f"{bad}:f"])
+    line = _error_line(capsys)
+    import re
+
+    assert set(re.findall(r"line (\d+)", line)) == {"4"}, line
+
+
+def test_cli_check_an_error_while_importing_names_its_line(tmp_path, capsys):
+    boom = tmp_path / "boom_decl.py"
+    boom.write_text("import gradxval\nraise RuntimeError('boom')\n")
+    assert main(["check", f"{boom}:f"]) == 2
+    line = _error_line(capsys)
+    assert "boom_decl.py" in line and "RuntimeError: boom" in line and "(line 2)" in line
+
+
+def test_cli_check_an_undeclared_function(user_file, capsys):
+    assert main(["check", f"{user_file}:not_declared"]) == 2
+    line = _error_line(capsys)
+    assert "not_declared" in line and "gradxval.function" in line
+
+
+def test_cli_check_a_name_the_file_lacks(user_file, capsys):
+    assert main(["check", f"{user_file}:missing"]) == 2
+    line = _error_line(capsys)
+    assert "'missing'" in line and "softmax_xent" in line  # the declared ones are listed
+
+
+# ---------------------------------------------------------------- planted faults
+
+
+@function(A="m n", x="n", y="n", sizes={"m": (2, 4), "n": (2, 4)})
+def planted(A, x, y, *, xp, nn):
+    """grad_x goes through nn.sigmoid's derivative; x and y have the same shape."""
+    return xp.sum((A @ nn.sigmoid(x)) ** 2) + xp.sum(nn.tanh(y) * x)
+
+
+def _backends():
+    """The honest torch backend and three with a planted fault, keyed by names that no
+    registered fault (judge/known_functions) applies to."""
+    torch = pytest.importorskip("torch")
+    from gradxval.backends.torch_backend import TorchBackend
+
+    class _SigmoidOnePercentSteep(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            y = torch.sigmoid(x)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * (y * (1 - y)) * 1.01
+
+    class SteepSigmoid(TorchBackend):
+        def nn_namespace(self):
+            nn = vars(super().nn_namespace())
+            return SimpleNamespace(**{**nn, "sigmoid": _SigmoidOnePercentSteep.apply})
+
+    class Float64InFloat32(TorchBackend):
+        def run_function(self, method, function, arrays, dtype, extra=None):
+            if dtype != "float64":
+                return super().run_function(method, function, arrays, dtype, extra)
+
+            def narrow(d):
+                return None if d is None else {
+                    k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in d.items()
+                }  # fmt: skip
+
+            out = super().run_function(method, function, narrow(arrays), "float32", narrow(extra))
+            return {k: v.astype(np.float64) for k, v in out.items()}
+
+    class SwappedGrads(TorchBackend):
+        def run_function(self, method, function, arrays, dtype, extra=None):
+            out = super().run_function(method, function, arrays, dtype, extra)
+            if "grad_x" in out:
+                out["grad_x"], out["grad_y"] = out["grad_y"], out["grad_x"]
+            return out
+
+    return {"honest": TorchBackend(), "steep_sigmoid": SteepSigmoid(),
+            "float64_in_float32": Float64InFloat32(), "swapped": SwappedGrads()}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def planted_records():
+    backends = _backends()
+    cases = sample(planted, 4, 0, dtypes=("float32", "float64"), regimes=("normal",))
+    assert sorted(c.dtype for c in cases) == ["float32", "float32", "float64", "float64"]
+    records = []
+    for c in cases:
+        records += check_case(planted, c, backends, ("autodiff",), 1)
+    return records
+
+
+def _outcomes(records, backend, dtype, quantity):
+    want = (backend, dtype, quantity)
+    out = [r["outcome"] for r in records if (r["backend"], r["dtype"], r["quantity"]) == want]
+    assert len(out) == 2, (backend, dtype, quantity, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_sigmoid_derivative_one_percent_off_disagrees(planted_records, dtype):
+    assert _outcomes(planted_records, "steep_sigmoid", dtype, "grad_x") == ["disagree"] * 2
+    # the value and the gradients that do not go through sigmoid' are right
+    for q in ("loss", "grad_A", "grad_y"):
+        assert set(_outcomes(planted_records, "steep_sigmoid", dtype, q)) == {"agree"}, q
+
+
+def test_float64_computed_in_float32_disagrees(planted_records):
+    for q in ("grad_A", "grad_x", "grad_y"):
+        assert _outcomes(planted_records, "float64_in_float32", "float64", q) == ["disagree"] * 2
+    # in float32 the backend is honest
+    for q in ("loss", "grad_A", "grad_x", "grad_y"):
+        assert set(_outcomes(planted_records, "float64_in_float32", "float32", q)) == {"agree"}, q
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_gradient_of_the_wrong_input_disagrees(planted_records, dtype):
+    for q in ("grad_x", "grad_y"):
+        assert _outcomes(planted_records, "swapped", dtype, q) == ["disagree"] * 2, q
+    for q in ("loss", "grad_A"):
+        assert set(_outcomes(planted_records, "swapped", dtype, q)) == {"agree"}, q
+
+
+def test_the_honest_backend_agrees_on_the_same_cases(planted_records):
+    honest = [r for r in planted_records if r["backend"] == "honest"]
+    assert len(honest) == 4 * 4  # 4 cases x (loss, grad_A, grad_x, grad_y)
+    assert {r["outcome"] for r in honest} == {"agree"}, honest
+    assert not [r for r in planted_records if r["outcome"] == "error"]
+
+
+def test_a_planted_backend_loaded_by_module_and_class_fails_the_check(tmp_path, monkeypatch):
+    """The same fault through the public API: ``backends="module:Class"``."""
+    pytest.importorskip("torch")
+    (tmp_path / "planted_steep_sigmoid_backend.py").write_text(textwrap.dedent(
+        """\
+        from types import SimpleNamespace
+
+        import torch
+        from gradxval.backends.torch_backend import TorchBackend
+
+
+        class _Steep(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                y = torch.sigmoid(x)
+                ctx.save_for_backward(y)
+                return y
+
+            @staticmethod
+            def backward(ctx, g):
+                (y,) = ctx.saved_tensors
+                return g * (y * (1 - y)) * 1.01
+
+
+        class SteepSigmoid(TorchBackend):
+            name = "steep"
+
+            def nn_namespace(self):
+                return SimpleNamespace(**{**vars(super().nn_namespace()), "sigmoid": _Steep.apply})
+        """
+    ))  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = check(planted, backends="planted_steep_sigmoid_backend:SteepSigmoid",
+                   dtypes=("float64",), regimes=("normal",), methods=("autodiff",), cases=1,
+                   seed=0)  # fmt: skip
+    assert not result.ok
+    assert {(r["quantity"], r["outcome"]) for r in result.failures} == {("grad_x", "disagree")}

@@ -208,7 +208,11 @@ class _Session:
             regimes = parse_regimes(_opt(self.config, "regimes"))
             problems = parse_problems(str(_opt(self.config, "problems")))
             cases = sample_cases(
-                count, self.seed, dtypes, regimes, problems=problems,
+                count,
+                self.seed,
+                dtypes,
+                regimes,
+                problems=problems,
                 domains=domains(problems, dtypes, regimes),
             )
         except (UsageError, ValueError) as exc:
@@ -543,3 +547,92 @@ def write_plugin_report(s: _Session, records: list[dict]) -> None:
     from .report.html import write_html
 
     write_html(s.report / "report.html", records, summary, registry)
+
+
+# ---- declared functions: a module-level gradxval.function named like a test becomes one test
+# item per case (ids such as "float32-normal-m3n4-s123456"), judged on every backend
+
+
+def pytest_pycollect_makeitem(collector, name, obj):
+    from gradxval.model.functions import Function
+
+    if isinstance(obj, Function) and collector.funcnamefilter(name):
+        return _FunctionCollector.from_parent(collector, name=name, function=obj)
+    return None
+
+
+class _FunctionCollector(pytest.Collector):
+    def __init__(self, *, function, **kw) -> None:
+        super().__init__(**kw)
+        self.function = function
+
+    def collect(self):
+        from gradxval.dtypes import parse_dtypes
+        from gradxval.model.sampling import sample
+
+        config = self.config
+        dtypes = parse_dtypes(_opt(config, "dtypes"))
+        regimes = _opt(config, "regimes")
+        regimes = None if regimes in (None, "", "all") else tuple(regimes.split(","))
+        cases = sample(self.function, int(_opt(config, "cases")), _resolve_seed(config),
+                       dtypes, regimes)  # fmt: skip
+        for c in cases:
+            yield _FunctionCaseItem.from_parent(self, name=c.id.split(":", 1)[1], case=c)
+
+
+_FUNCTION_BACKENDS: dict = {}
+
+
+def _function_backends(config) -> dict:
+    spec = _opt(config, "backends") or "all"
+    if spec not in _FUNCTION_BACKENDS:
+        from gradxval.backends import load, not_installed, parse_backends
+        from gradxval.errors import GradxvalError
+
+        names, explicit = parse_backends(spec)
+        out = {}
+        for n in names:
+            try:
+                b = load(n)
+            except GradxvalError:
+                if explicit or not not_installed(n):
+                    raise
+                continue
+            if getattr(b, "function_methods", ()):
+                out[n] = b
+        _FUNCTION_BACKENDS[spec] = out
+    return _FUNCTION_BACKENDS[spec]
+
+
+class _FunctionCaseItem(pytest.Item):
+    def __init__(self, *, case, **kw) -> None:
+        super().__init__(**kw)
+        self.case = case
+
+    def runtest(self) -> None:
+        from gradxval.checking import check_case, describe
+        from gradxval.judge.verdict import FAILING
+
+        order = int(_opt(self.config, "order")) if _opt(self.config, "order") != "all" else 2
+        function = self.parent.function
+        records = check_case(function, self.case, _function_backends(self.config), None,
+                             max(order, function.order))  # fmt: skip
+        self.user_properties.append(("gradxval", {r["outcome"] for r in records}))
+        bad = [r for r in records if r["outcome"] in FAILING]
+        if bad:
+            target = f"{self.fspath}:{self.parent.name}"
+            raise _FunctionFailure("\n".join(describe(r).replace("TARGET", target) for r in bad))
+        if not any(r["outcome"] != "unsupported" for r in records):
+            pytest.skip("no backend could judge this case")
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, _FunctionFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.fspath, None, f"{self.parent.name}[{self.name}]"
+
+
+class _FunctionFailure(Exception):
+    """A declared function's case with a disagreement or an error."""

@@ -43,6 +43,16 @@ FAULTS = (
         "softplus as logaddexp(x, 0) differentiates to exp(x - y), which cancels for large x",
     ),
     Fault(
+        "jax-tanh-vjp-absorbs-other-cotangents",
+        ("jax",),
+        ("autodiff", "jit", "hvp"),
+        "variant:jax_tanh_rule",
+        ("https://github.com/jax-ml/jax/pull/40319",),
+        "jax's tanh rule adds g(1 - y) and g(1 - y) y to the input's cotangent separately: for a "
+        "large g through a saturated tanh they cancel and take the input's other gradient "
+        "terms with them (docs/upstream/jax_tanh_vjp_absorbs_other_cotangents.py)",
+    ),
+    Fault(
         "torch-forward-ad-scalar-promotes-tangent",
         ("torch",),
         ("forward", "hvp"),

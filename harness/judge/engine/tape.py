@@ -271,6 +271,24 @@ def tanh(a) -> Var:
         # the reference: 1 - y^2 cancels to 0 where tanh rounds to +-1 (|x| > 40 in binary128),
         # 1 / cosh^2 does not
         return _unary(np.tanh(a.value), a, lambda g, y: g / (cosh(a) * cosh(a)))
+    if "jax_tanh_rule" in current().variants:
+        # jax's transposed JVP (g + g y)(1 - y): u = g (1 - y) and u y are added to the input's
+        # cotangent one after the other, so they absorb what else it holds (known_functions)
+        out = _make(np.tanh(a.value))
+        u = {}
+
+        def first(g):
+            u[id(g)] = g * (1.0 - out)
+            return u[id(g)]
+
+        def second(g):
+            return u.pop(id(g)) * out
+
+        # jax computes tanh before what follows it, so its transpose reaches these two terms
+        # last: they are added after the input's other cotangents (grad's "late" rules)
+        first.late = second.late = True
+        out.parents = ((a, first), (a, second))
+        return out
     return _unary(np.tanh(a.value), a, lambda g, y: g * (1.0 - y * y))
 
 
@@ -395,6 +413,11 @@ def sum_(a, axis=None, keepdims=False) -> Var:
     axes = _axes(axis, a.ndim)
     n = math.prod(a.shape[ax] for ax in axes)
     ar = current()
+    if a.value.size == 0:  # binary128's add has no identity for numpy: an empty sum is 0
+        shape = np.sum(np.zeros(a.shape), axis=axes, keepdims=keepdims).shape
+        return Var(
+            ar.const(np.zeros(shape)), ((a, lambda g: _expand_back(g, a.shape, axes, keepdims)),)
+        )
     value = np.sum(a.value, axis=axes, keepdims=keepdims)
     if not ar.exact and n > 1:
         value = ar.reduced(value, n, np.sum(np.abs(a.value), axis=axes, keepdims=keepdims))
@@ -450,8 +473,8 @@ def _mm(x, y):
     """x @ y for 1-D or 2-D operands (quaddtype: contiguous 2-D copies only)."""
     xm = x.reshape(1, -1) if x.ndim == 1 else x
     ym = y.reshape(-1, 1) if y.ndim == 1 else y
-    if xm.shape[1] == 0:
-        out = np.zeros((xm.shape[0], ym.shape[1]), dtype=x.dtype)
+    if 0 in xm.shape or 0 in ym.shape:  # quaddtype's BLAS fails on empty operands
+        out = np.zeros((xm.shape[0], ym.shape[1]), dtype=np.float64).astype(x.dtype)
     else:
         out = np.matmul(np.ascontiguousarray(xm), np.ascontiguousarray(ym))
     if x.ndim == 1:
@@ -626,14 +649,27 @@ def grad(out: Var, leaves: dict[str, Var], cotangent=None) -> dict[str, Var]:
     adj: dict[int, Var] = {id(out): lift(1.0 if cotangent is None else cotangent)}
     if out.shape and cotangent is None:
         raise ValueError(f"the function returned shape {out.shape}; a scalar is needed")
+    late: dict[int, list] = {}  # contributions added after the others (a library's order)
+
+    def fold(key):
+        for c in late.pop(key, ()):
+            prev = adj.get(key)
+            adj[key] = c if prev is None else add(prev, c)
+        return adj.get(key)
+
     for v in reversed(_order(out)):
-        g = adj.get(id(v))
+        g = fold(id(v))
         if g is None:
             continue
         for p, rule in v.parents:
             c = rule(g)
+            if getattr(rule, "late", False):
+                late.setdefault(id(p), []).append(c)
+                continue
             prev = adj.get(id(p))
             adj[id(p)] = c if prev is None else add(prev, c)
+    for leaf in leaves.values():
+        fold(id(leaf))
     zero = current().const(0.0)
     return {
         name: adj[id(leaf)] if id(leaf) in adj else Var(np.broadcast_to(zero, leaf.shape).copy())

@@ -54,7 +54,7 @@ def _size(rng: np.random.Generator, lo: int, hi: int) -> int:
     if r < 0.15:
         return lo
     if r < 0.85:
-        return int(rng.integers(lo, min(hi, 6) + 1))
+        return int(rng.integers(lo, max(lo, min(hi, 6)) + 1))
     return int(rng.integers(lo, hi + 1))
 
 

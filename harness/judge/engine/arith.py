@@ -7,8 +7,9 @@
 - ``Emulated``: one honest evaluation in a target dtype, for the tolerance.  Values are float64;
   every operation's result is perturbed by a random relative amount up to the dtype's unit
   roundoff and rounded to the dtype (its range included, so overflow and underflow happen where
-  they would), and a reduction of n terms gets a random error up to u * ceil(log2 n) * sum|terms|,
-  the bound of pairwise or blocked summation.  Several such runs with different random streams
+  they would), and a reduction of n terms gets a random error up to u' * ceil(log2 n) * sum|terms|,
+  the bound of pairwise or blocked summation (u' is float32's for float16 and bfloat16: the
+  accumulator libraries use), before its own rounding to the dtype.  Several such runs with different random streams
   give the spread an honest implementation in that dtype can show (Monte-Carlo arithmetic,
   Parker 1997; Verificarlo's random rounding).
 """
@@ -82,6 +83,10 @@ class Emulated:
         self.variants = frozenset(variants)
         self.target = info(dtype).np_real
         self.u = info(dtype).u
+        # float16 and bfloat16 sums and products are accumulated in float32 by every library
+        # here (torch's CPU kernels, XLA's reduce, numpy's pairwise sum): their terms' error is
+        # float32's; accumulating in the dtype itself is outside the tolerance
+        self.u_acc = min(self.u, info("float32").u)
         # flush: subnormal inputs and results become 0 (flush-to-zero, denormals-are-zero)
         self.tiny = info(dtype).tiny if flush else 0.0
         self.rng = rng
@@ -117,7 +122,7 @@ class Emulated:
         with np.errstate(all="ignore"):
             pert = v * (1.0 + self.u * r)
             if c:
-                pert = pert + self.rng.uniform(-1.0, 1.0, size=v.shape) * (self.u * c) * absval
+                pert = pert + self.rng.uniform(-1.0, 1.0, size=v.shape) * (self.u_acc * c) * absval
         return self._round(pert)
 
     def to_float64(self, v) -> np.ndarray:

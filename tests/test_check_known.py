@@ -1,0 +1,125 @@
+"""Registered faults in declared-function checks: named only where their model reproduces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradxval.checking import check_case
+from gradxval.model.functions import function
+from gradxval.model.sampling import FunctionCase
+
+
+@function(x="n")
+def tanh_plus_x(x, *, xp, nn):
+    return xp.sum(xp.tanh(x) * 1e4) + xp.sum(x)
+
+
+def _case(dtype, seed=2):
+    return FunctionCase("tanh_plus_x", "saturated", dtype, (("n", 3),), seed)
+
+
+def test_jax_tanh_rule_absorbing_other_terms_is_known_in_bfloat16():
+    pytest.importorskip("jax")
+    from gradxval.backends import load
+
+    recs = check_case(tanh_plus_x, _case("bfloat16"), {"jax": load("jax")}, ("autodiff",), 1)
+    grad = [r for r in recs if r["quantity"] == "grad_x"][0]
+    # the case draws |x| > 10: tanh saturates, and jax 0.10 returns 0 where the truth is 1
+    assert grad["outcome"] == "known", grad
+    assert grad["note"] == "jax-tanh-vjp-absorbs-other-cotangents"
+
+
+def test_the_same_result_from_another_backend_is_not_explained():
+    """The jax model is scoped to jax: a torch plug-in returning jax's bfloat16 answer
+    disagrees (a known label is a claim about one library)."""
+    pytest.importorskip("jax")
+    pytest.importorskip("torch")
+    from gradxval.backends import load
+    from gradxval.backends.torch_backend import TorchBackend
+
+    jax = load("jax")
+
+    class LikeJax(TorchBackend):
+        def run_function(self, method, function, arrays, dtype, extra=None):
+            return jax.run_function(method, function, arrays, dtype, extra)
+
+    case = FunctionCase("tanh_plus_x", "saturated", "bfloat16", (("n", 4),), 1)
+    from gradxval.model.sampling import draw
+
+    x = draw(tanh_plus_x, case)[0]["x"]
+    if not np.any(np.abs(x.astype(np.float64)) > 10):
+        pytest.skip("no saturated element in this draw")
+    mine = check_case(tanh_plus_x, case, {"likejax": LikeJax()}, ("autodiff",), 1)
+    theirs = check_case(tanh_plus_x, case, {"jax": jax}, ("autodiff",), 1)
+    g_mine = [r for r in mine if r["quantity"] == "grad_x"][0]
+    g_theirs = [r for r in theirs if r["quantity"] == "grad_x"][0]
+    assert g_theirs["outcome"] == "known", g_theirs
+    assert g_mine["outcome"] == "disagree", g_mine
+
+
+def test_torch_forward_mode_float64_tangent_is_known():
+    pytest.importorskip("torch")
+    from gradxval.backends import load
+
+    @function(x="n")
+    def scaled(x, *, xp, nn):
+        return 0.5 * xp.sum(x * x)
+
+    case = FunctionCase("scaled", "normal", "float32", (("n", 3),), 2)
+    recs = check_case(scaled, case, {"torch": load("torch")}, ("forward",), 1)
+    (jvp,) = [r for r in recs if r["quantity"] == "jvp"]
+    # pytorch#90065 (open in torch 2.13, CI's pin): a Python float times a 0-d tensor gives a
+    # float64 tangent; the values, cast to float32, agree
+    assert jvp["outcome"] == "known", jvp
+    assert jvp["note"] == "torch-forward-ad-scalar-promotes-tangent"
+
+
+def test_a_wrong_value_in_float64_is_not_the_dtype_fault():
+    """The tangent-dtype model needs the values to agree after the cast."""
+    pytest.importorskip("torch")
+    from gradxval.backends.torch_backend import TorchBackend
+
+    @function(x="n")
+    def scaled(x, *, xp, nn):
+        return 0.5 * xp.sum(x * x)
+
+    class WideAndWrong(TorchBackend):
+        name = "torch"
+
+        def run_function(self, method, function, arrays, dtype, extra=None):
+            out = super().run_function(method, function, arrays, dtype, extra)
+            return {k: (v.astype(np.float64) * 1.5) for k, v in out.items()}
+
+    case = FunctionCase("scaled", "normal", "float32", (("n", 3),), 2)
+    recs = check_case(scaled, case, {"torch": WideAndWrong()}, ("forward",), 1)
+    (jvp,) = [r for r in recs if r["quantity"] == "jvp"]
+    assert jvp["outcome"] == "disagree"
+
+
+def test_declared_functions_become_pytest_items(pytester):
+    pytest.importorskip("torch")
+    pytester.makepyfile(
+        test_mine="""
+        import gradxval
+
+        @gradxval.function(A="m n", x="n")
+        def test_ridge(A, x, *, xp, nn):
+            return xp.sum((A @ nn.sigmoid(x)) ** 2) + 0.5 * xp.sum(x * x)
+
+        @gradxval.function(A="m n", x="n")
+        def helper_not_collected(A, x, *, xp, nn):
+            return xp.sum(x)
+        """
+    )
+    result = pytester.runpytest_inprocess(
+        "-q", "-p", "no:randomly", "--gradxval-cases", "3", "--gradxval-backends", "torch",
+        "--gradxval-dtypes", "float32,float64", "--collect-only",
+    )  # fmt: skip
+    out = result.stdout.str()
+    assert "test_ridge" in out and "helper_not_collected" not in out
+    assert out.count("normal-float") + out.count("saturated-float") >= 3
+    run = pytester.runpytest_inprocess(
+        "-q", "-p", "no:randomly", "--gradxval-cases", "3", "--gradxval-backends", "torch",
+        "--gradxval-dtypes", "float32,float64",
+    )  # fmt: skip
+    run.assert_outcomes(passed=3)

@@ -197,17 +197,20 @@ def long_products(W, x, *, xp, nn):
     return xp.sum(y * y)
 
 
+S = BY_NAME
 PLANTED = (
-    ("a 1% error in one derivative rule (sigmoid')", Rule1pct, BY_NAME["sq_norm_a_sigmoid"]),
-    ("a halved accumulation (logsumexp's gradient / 2)", HalvedAccumulation, BY_NAME["logsumexp_scaled"]),
-    ("a missed reduction over a broadcast axis (LayerNorm bias)", MissedReduction, BY_NAME["layer_norm_affine"]),
+    ("a 1% error in one derivative rule (sigmoid')", Rule1pct, S["sq_norm_a_sigmoid"]),
+    ("a halved accumulation (logsumexp's gradient / 2)", HalvedAccumulation,
+     S["logsumexp_scaled"]),
+    ("a missed reduction over a broadcast axis (LayerNorm bias)", MissedReduction,
+     S["layer_norm_affine"]),
     ("a transposed product on square inputs (grad_A)", Transposed, square_tanh),
-    ("float32 computed inside float64", Float32Inside, BY_NAME["sq_norm_a_tanh"]),
+    ("float32 computed inside float64", Float32Inside, S["sq_norm_a_tanh"]),
     ("float16/bfloat16 products accumulated in the dtype", LowAccumulation, long_products),
-    ("one element's sign flipped", SignFlipped, BY_NAME["sq_norm_a_sigmoid"]),
-    ("the gradient of the wrong input", WrongInput, BY_NAME["cosine_similarity"]),
-    ("a dropped epsilon in a norm (LayerNorm eps = 0)", DroppedEps, BY_NAME["layer_norm_affine"]),
-    ("a stale result cached across shapes", Stale, BY_NAME["sq_norm_a_sigmoid"]),
+    ("one element's sign flipped", SignFlipped, S["sq_norm_a_sigmoid"]),
+    ("the gradient of the wrong input", WrongInput, S["cosine_similarity"]),
+    ("a dropped epsilon in a norm (LayerNorm eps = 0)", DroppedEps, S["layer_norm_affine"]),
+    ("a stale result cached across shapes", Stale, S["sq_norm_a_sigmoid"]),
 )  # fmt: skip
 
 

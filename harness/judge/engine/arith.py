@@ -9,9 +9,9 @@
   roundoff and rounded to the dtype (its range included, so overflow and underflow happen where
   they would), and a reduction of n terms gets a random error up to u' * ceil(log2 n) * sum|terms|,
   the bound of pairwise or blocked summation (u' is float32's for float16 and bfloat16: the
-  accumulator libraries use), before its own rounding to the dtype.  Several such runs with different random streams
-  give the spread an honest implementation in that dtype can show (Monte-Carlo arithmetic,
-  Parker 1997; Verificarlo's random rounding).
+  accumulator libraries use), before its own rounding to the dtype.  Several such runs with
+  different random streams give the spread an honest implementation in that dtype can show
+  (Monte-Carlo arithmetic, Parker 1997; Verificarlo's random rounding).
 """
 
 from __future__ import annotations

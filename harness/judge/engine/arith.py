@@ -22,7 +22,7 @@ import math
 import ml_dtypes
 import numpy as np
 
-__all__ = ["Quad", "Emulated", "Arb", "current", "using", "quad_dtype"]
+__all__ = ["Quad", "QuadJitter", "Emulated", "Arb", "current", "using", "quad_dtype"]
 
 
 def quad_dtype():
@@ -68,6 +68,23 @@ class Quad:
         self.branches.append(np.asarray(decision))
         if tie is not None:
             self.ties += int(np.count_nonzero(tie))
+
+
+class QuadJitter(Quad):
+    """Binary128 with every result perturbed by up to its unit roundoff (2^-113): the spread
+    of this run around the reference bounds the reference's own error, which matters where a
+    quantity cancels below binary128's resolution of its terms (softmax - onehot)."""
+
+    U = 2.0**-113
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        super().__init__()
+        self.rng = rng
+
+    def op(self, v) -> np.ndarray:
+        v = np.asarray(v)
+        r = self.rng.uniform(-1.0, 1.0, size=v.shape) * self.U
+        return v * (1.0 + r).astype(v.dtype) if v.size else v
 
 
 class Emulated:

@@ -177,8 +177,9 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                     fault = explain(
                         bname, method, got[q], case.dtype,
                         lambda r, e, q=q: judge(r, (e or exps)[q], case.dtype).outcome
-                        in ("agree", "overflow"),
+                        in ("agree", "overflow", "undefined", "kink"),
                         model,
+                        exps[q].used,
                     )  # fmt: skip
                     if fault:
                         v.outcome, v.note = "known", fault

@@ -48,9 +48,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = _Parser(
-        prog="gradxval", description=__doc__, epilog=_epilog(), formatter_class=_Help
-    )
+    p = _Parser(prog="gradxval", description=__doc__, epilog=_epilog(), formatter_class=_Help)
     p.add_argument("--version", action="version", version=f"gradxval {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -289,8 +287,18 @@ def _split(spec):
 
 
 def _check(args) -> int:
+    from collections import Counter
+
     from .checking import check, describe
     from .dtypes import parse_dtypes
+
+    seen: dict = {}
+
+    def progress(case, records) -> None:
+        # one line per function once its last case is judged (cases arrive function by function)
+        if seen and case.function not in seen:
+            _print_function(*seen.popitem())
+        seen.setdefault(case.function, Counter()).update(r["outcome"] for r in records)
 
     result = check(
         args.target,
@@ -303,7 +311,10 @@ def _check(args) -> int:
         order=args.order,
         case_id=args.case_id,
         out=args.out,
+        progress=None if args.quiet else progress,
     )
+    if seen:
+        _print_function(*seen.popitem())
     summary = result.summary()
     if not args.quiet:
         for r in summary["worst"]:
@@ -316,6 +327,11 @@ def _check(args) -> int:
     if not result.records or not any(r["outcome"] != "unsupported" for r in result.records):
         return 4
     return 0 if result.ok else 1
+
+
+def _print_function(name: str, counts) -> None:
+    text = ", ".join(f"{o} {n}" for o, n in sorted(counts.items()))
+    print(f"{name}: {text}", flush=True)
 
 
 def _internal_error(exc: BaseException, directory) -> int:

@@ -44,6 +44,13 @@ class Expectation:
     honest: list
     tol: np.ndarray
     kink: bool
+    # an honest run in the dtype overflowed somewhere inside: formulations that are equally
+    # honest diverge there, so a result off the reference is the overflow outcome
+    range_exceeded: bool = False
+    # the function is undefined at this input (its value is NaN or infinite), so is every
+    # derivative
+    undefined: bool = False
+    used: frozenset = frozenset()  # the nn operations the function called
 
     @property
     def overflow(self) -> np.ndarray:
@@ -83,6 +90,9 @@ def expect(
             for _ in range(RUNS)]  # fmt: skip
     jitter = evaluate(function.fn, arrays, function.wrt, QuadJitter(rng), **kw)
     kink = ref.ties > 0 or any(not _same_branches(ref.branches, r.branches) for r in runs)
+    exceeded = any(r.overflowed for r in runs)
+    with np.errstate(all="ignore"):
+        f_undefined = not np.isfinite(np.asarray(ref["loss"]).astype(np.float64))
     out = {}
     for q, value in ref.items():
         with np.errstate(all="ignore"):
@@ -98,5 +108,6 @@ def expect(
             own = np.abs(np.asarray(jitter[q]).astype(np.float64) - ref64)
             own = np.where(np.isfinite(own), own, 0.0)
             tol = SPREAD * (dev + own) + FLOOR_ULPS * 2 * dt.u * mag + dt.eta
-        out[q] = Expectation(np.asarray(value), ref64, honest, tol, kink)
+        out[q] = Expectation(np.asarray(value), ref64, honest, tol, kink, exceeded,
+                             f_undefined and q != "loss", frozenset(ref.used))  # fmt: skip
     return out

@@ -23,6 +23,7 @@ class Fault:
     model: str
     upstream: tuple[str, ...]
     title: str
+    ops: tuple[str, ...] = ()  # named only where the function called one of these nn operations
 
 
 FAULTS = (
@@ -53,6 +54,47 @@ FAULTS = (
         "terms with them (docs/upstream/jax_tanh_vjp_absorbs_other_cotangents.py)",
     ),
     Fault(
+        "torch-layer-norm-width-one-inexact-statistics",
+        ("torch",),
+        ("autodiff", "forward", "hvp"),
+        "variant:no_exact_ops",
+        ("https://github.com/pytorch/pytorch/issues/188375",),
+        "torch's CPU LayerNorm statistics are not exact where the formula is (a mean of one "
+        "element): x - mean != 0, so weight.grad and x.grad are nonzero for normalized_shape=(1,)",
+        ("layer_norm",),
+    ),
+    Fault(
+        "torch-layer-norm-forward-ad-rsqrt-cubed-overflows",
+        ("torch",),
+        ("forward",),
+        "variant:rsqrt_layer_norm",
+        ("https://github.com/pytorch/pytorch/issues/188375",),
+        "torch's forward-mode LayerNorm differentiates rsqrt(var + eps) as -rsqrt^3 / 2, which "
+        "overflows float16 for a small variance (width 1: 1/sqrt(1e-5)^3 = 3.2e7): NaN where "
+        "the JVP is finite (docs/upstream/torch_layer_norm_forward_ad_float16.py)",
+        ("layer_norm",),
+    ),
+    Fault(
+        "torch-softplus-linear-above-threshold",
+        ("torch",),
+        ("autodiff", "forward", "hvp"),
+        "variant:softplus_threshold",
+        ("https://docs.pytorch.org/docs/stable/generated/torch.nn.functional.softplus.html",),
+        "torch's softplus returns x (derivative 1) for x > threshold = 20, off by log1p(e^-x): "
+        "up to 2e-9, millions of float64 ulps",
+        ("softplus",),
+    ),
+    Fault(
+        "jax-div-jvp-squares-the-divisor",
+        ("jax",),
+        ("autodiff", "jit", "forward", "hvp"),
+        "variant:jax_div_rule",
+        ("https://github.com/jax-ml/jax/pull/3140", "https://github.com/jax-ml/jax/issues/40634"),
+        "jax differentiates x / y in y as -g * x * y ** -2: y ** -2 underflows or overflows in "
+        "float16 and bfloat16 where the quotient's derivative does not "
+        "(docs/upstream/jax_div_jvp_integer_pow.py)",
+    ),
+    Fault(
         "torch-forward-ad-scalar-promotes-tangent",
         ("torch",),
         ("forward", "hvp"),
@@ -66,7 +108,8 @@ FAULTS = (
 )
 
 
-def explain(backend: str, method: str, result, dtype: str, judge_again, model) -> str | None:
+def explain(backend: str, method: str, result, dtype: str, judge_again, model,
+            used=frozenset()) -> str | None:  # fmt: skip
     """The id of the registered fault whose model reproduces ``result``, or None.
 
     ``judge_again(result, expectations)`` re-judges; ``model(flush=, variants=)`` gives the
@@ -75,6 +118,8 @@ def explain(backend: str, method: str, result, dtype: str, judge_again, model) -
 
     for f in FAULTS:
         if backend not in f.backends or method not in f.methods:
+            continue
+        if f.ops and not set(f.ops) & set(used):
             continue
         if f.model == "tangent_dtype":
             r = np.asarray(result)

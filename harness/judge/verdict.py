@@ -3,8 +3,10 @@
 Outcomes, in the order a summary lists them:
 - ``agree``: every element within the tolerance, non-finite where the reference is;
 - ``overflow``: as agree, with non-finite elements where the reference is finite but an honest
-  evaluation in the dtype overflows too;
-- ``undefined``: the reference is NaN (the function is undefined there), whatever came back;
+  evaluation in the dtype overflows too; or any result where an honest evaluation overflows
+  inside (equally honest formulations diverge there);
+- ``undefined``: the reference is NaN, or the function's value is NaN or infinite at this
+  input so no derivative exists there, whatever came back;
 - ``known``: a disagreement a registered library fault's model reproduces (known_functions);
 - ``kink``: off the reference at a point where an honest evaluation takes another branch;
 - ``disagree``: anything else: a wrong value, a wrong shape or a wrong dtype.
@@ -60,7 +62,7 @@ def judge(result, exp: Expectation, dtype: str) -> Verdict:
         return Verdict("disagree", note=f"dtype {result.dtype}, expected {dt.real}")
     r = result.astype(np.float64)
     ref = exp.ref64
-    if ref.size and np.all(np.isnan(ref)):
+    if exp.undefined or (ref.size and np.all(np.isnan(ref))):
         return Verdict("undefined")
     undefined = np.isnan(ref)
     with np.errstate(all="ignore"):
@@ -83,8 +85,9 @@ def judge(result, exp: Expectation, dtype: str) -> Verdict:
         ulps = e / float(_ulp(ref[i], dtype))
         rel = e / abs(float(ref[i])) if ref[i] != 0 else float("inf")
         ratio = e / float(exp.tol[i])
+    outcome = "kink" if exp.kink else "overflow" if exp.range_exceeded else "disagree"
     return Verdict(
-        "kink" if exp.kink else "disagree",
+        outcome,
         ulps=ulps,
         rel=rel,
         ratio=ratio,

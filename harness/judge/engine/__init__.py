@@ -62,4 +62,6 @@ def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) ->
                 res[f"hvp_{name}"] = second[name].value
         res.branches = arith.branches
         res.ties = arith.ties
+        res.used = set(arith.used)
+        res.overflowed = getattr(arith, "overflowed", False)
         return res

@@ -41,6 +41,8 @@ class Quad:
         self.dtype = quad_dtype()
         self.branches: list[np.ndarray] = []
         self.ties = 0
+        self.used: set[str] = set()
+        self.overflowed = False
 
     def const(self, a) -> np.ndarray:
         a = np.asarray(a)
@@ -110,12 +112,19 @@ class Emulated:
         self.dtype = np.dtype(np.float64)
         self.branches: list[np.ndarray] = []
         self.ties = 0
+        self.used: set[str] = set()
+        self.overflowed = False  # some operation's finite result left the dtype's range
 
     def _round(self, v) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)
         with np.errstate(all="ignore"):
             if self.target != np.float64:
-                v = v.astype(self.target).astype(np.float64)
+                w = v.astype(self.target).astype(np.float64)
+                if not self.overflowed and np.any(np.isinf(w) & np.isfinite(v)):
+                    self.overflowed = True
+                v = w
+            elif not self.overflowed and np.any(np.isinf(v)):
+                self.overflowed = True  # float64 storage overflowed itself
             return np.where(np.abs(v) < self.tiny, 0.0 * v, v) if self.tiny else v
 
     def const(self, a) -> np.ndarray:
@@ -126,7 +135,7 @@ class Emulated:
         r = self.rng.uniform(-1.0, 1.0, size=v.shape)
         with np.errstate(all="ignore"):
             out = self._round(v * (1.0 + self.u * r))
-            if self.target != np.float64:
+            if self.target != np.float64 and "no_exact_ops" not in self.variants:
                 # a float64 result the dtype holds exactly came from an exact operation
                 # (x - x, x * 1, a one-term sum): IEEE arithmetic makes no error there
                 out = np.where(self._round(v) == v, v, out)
@@ -164,6 +173,8 @@ class Arb(Quad):
         self.dtype = np.dtype(object)
         self.branches = []
         self.ties = 0
+        self.used = set()
+        self.overflowed = False
 
     def const(self, a) -> np.ndarray:
         a = np.asarray(a)

@@ -206,11 +206,28 @@ def mul(a, b) -> Var:
 def div(a, b) -> Var:
     a, b = lift(a), lift(b)
     out = _make(a.value / b.value)
-    out.parents = (
-        (a, lambda g: unbroadcast(g / b, a.shape)),
-        (b, lambda g: unbroadcast(-(g * out) / b, b.shape)),
-    )
+    if "jax_div_rule" in current().variants:
+        # jax's JVP for the divisor, (-g * a) * integer_pow(b, -2), which XLA lowers as
+        # 1 / (b * b): b * b overflows float16 where the quotient's derivative is in range
+        rule_b = lambda g: unbroadcast(-(g * a) * (1.0 / (b * b)), b.shape)  # noqa: E731
+    else:
+        rule_b = lambda g: unbroadcast(-(g * out) / b, b.shape)  # noqa: E731
+    out.parents = ((a, lambda g: unbroadcast(g / b, a.shape)), (b, rule_b))
     return out
+
+
+def xlogy(a, b) -> Var:
+    """x log y, 0 where x == 0; derivatives log y and x / y, as libraries define them (so
+    where y underflows to 0 an honest evaluation meets the singularity they meet)."""
+    a, b = lift(a), lift(b)
+    zero = current().const(0.0)
+    safe = np.where(a.value == zero, current().const(1.0), b.value)
+    value = np.where(a.value == zero, zero, a.value * np.log(safe))
+    return _make(
+        value,
+        (a, lambda g: unbroadcast(g * log(b), a.shape)),
+        (b, lambda g: unbroadcast(g * a / b, b.shape)),
+    )
 
 
 def neg(a) -> Var:
@@ -327,6 +344,11 @@ def softplus(a) -> Var:
     """log(1 + exp(x)), by logaddexp(0, x)."""
     a = lift(a)
     zero = current().const(0.0)
+    if "softplus_threshold" in current().variants:
+        # torch's softplus (threshold=20): x itself, derivative 1, where x > 20
+        big = a.value > current().const(20.0)
+        soft = _unary(current().logaddexp(zero, a.value), a, lambda g, y: g * sigmoid(a))
+        return where(big, a, soft)
     if "logaddexp_rule" in current().variants:
         # the rule jax and autograd take (softplus = logaddexp(x, 0)): g * exp(x - y), where
         # x - y cancels for large x
@@ -419,7 +441,7 @@ def sum_(a, axis=None, keepdims=False) -> Var:
             ar.const(np.zeros(shape)), ((a, lambda g: _expand_back(g, a.shape, axes, keepdims)),)
         )
     value = np.sum(a.value, axis=axes, keepdims=keepdims)
-    if not ar.exact and n > 1:
+    if not ar.exact and (n > 1 or "no_exact_ops" in ar.variants):
         value = ar.reduced(value, n, np.sum(np.abs(a.value), axis=axes, keepdims=keepdims))
     if not isinstance(value, np.ndarray):
         value = np.asarray(value, dtype=a.value.dtype)
@@ -448,7 +470,7 @@ def mean(a, axis=None, keepdims=False) -> Var:
     a = lift(a)
     n = math.prod(a.shape[ax] for ax in _axes(axis, a.ndim))
     s = sum_(a, axis, keepdims)
-    return s if n == 1 else s / float(n)
+    return s if n == 1 and "no_exact_ops" not in current().variants else s / float(n)
 
 
 def max_(a, axis=None, keepdims=False) -> Var:

@@ -222,9 +222,9 @@ def check(
     for n in names:
         try:
             b = load(n)
-        except GradxvalError:
+        except GradxvalError as exc:
             if explicit or not not_installed(n):
-                raise
+                raise UsageError(str(exc)) from None  # a backend asked for must load
             continue
         if getattr(b, "function_methods", ()) or explicit:
             loaded[n] = b

@@ -53,3 +53,14 @@ def test_a_plugin_without_second_order_autodiff_is_shown_and_named_is_incomplete
     assert main([*args, "--out", str(tmp_path / "all")]) == 0
     rows = read_jsonl(tmp_path / "all" / "results.jsonl")
     assert any(r["backend"] == "mygrad" and r["method"] == "hvp" for r in rows)
+
+
+def test_the_plugin_checks_declared_functions():
+    """The adapter (docs/plugins.md): reverse mode on declared functions, erf unsupported."""
+    from gradxval.checking import check
+
+    r = check("suite:huber,softmax_xent,gelu_erf", backends="mygrad", dtypes=("float64",), cases=3)
+    outcomes = {(rec["function"], rec["outcome"]) for rec in r.records}
+    assert ("huber", "agree") in outcomes and ("softmax_xent", "agree") in outcomes
+    assert {o for f, o in outcomes if f == "gelu_erf"} == {"unsupported"}
+    assert r.ok

@@ -10,10 +10,56 @@ from __future__ import annotations
 import mygrad as mg
 import numpy as np
 from gradxval.backends.base import Backend
+from gradxval.errors import Unsupported
 from gradxval.problems import closed_form, loss_from_sigmoid
-from mygrad.nnet.activations import sigmoid
+from mygrad.nnet.activations import logsoftmax, relu, sigmoid, softmax
 
 __all__ = ["MygradBackend"]
+
+
+def _missing(name):
+    def op(*args, **kwargs):
+        raise Unsupported(f"mygrad has no {name}")
+
+    return op
+
+
+def _nn():
+    from types import SimpleNamespace
+
+    from gradxval.model.nn import cross_entropy_from, layer_norm_from, rms_norm_from
+
+    def lse(x, axis=-1, keepdims=False):
+        m = mg.max(x, axis=axis, keepdims=True, constant=True)  # a shift: no derivative
+        out = mg.log(mg.sum(mg.exp(x - m), axis=axis, keepdims=True)) + m
+        return out if keepdims else mg.squeeze(out, axis=axis)
+
+    def take_along_axis(a, idx, axis):
+        return a[np.arange(a.shape[0])[:, None], idx] if axis == 1 else _missing("take")()
+
+    # mygrad.nnet has sigmoid, relu, softmax and logsoftmax; the rest composed from mygrad
+    return SimpleNamespace(
+        sigmoid=sigmoid,
+        log_sigmoid=lambda x: -mg.logaddexp(0.0, -x),
+        softplus=lambda x: mg.logaddexp(0.0, x),
+        silu=lambda x: x * sigmoid(x),
+        gelu=_missing("erf or gelu"),
+        relu=relu,
+        tanh=mg.tanh,
+        erf=_missing("erf"),
+        expm1=mg.expm1,
+        log1p=mg.log1p,
+        logsumexp=lse,
+        softmax=lambda x, axis=-1: softmax(x, axis=axis),
+        log_softmax=lambda x, axis=-1: logsoftmax(x, axis=axis),
+        cross_entropy=cross_entropy_from(mg, logsoftmax, take_along_axis),
+        layer_norm=layer_norm_from(mg),
+        rms_norm=rms_norm_from(mg),
+        xlogy=lambda x, y: mg.where(x == 0, 0.0, x * mg.log(mg.where(x == 0, 1.0, y))),
+        norm=lambda x, axis=None, keepdims=False: mg.sqrt(
+            mg.sum(x * x, axis=axis, keepdims=keepdims)
+        ),
+    )
 
 
 class MygradBackend(Backend):
@@ -25,6 +71,22 @@ class MygradBackend(Backend):
         "complex64": "mygrad tensors are real (floating, integer or boolean)",
         "complex128": "mygrad tensors are real (floating, integer or boolean)",
     }
+
+    # declared functions (gradxval check): reverse mode only
+    function_methods = ("autodiff",)
+
+    def nn_namespace(self):
+        return _nn()
+
+    def _differentiate(self, method, f, args, wrt, extra):
+        leaves = {k: mg.tensor(args[k]) for k in wrt}
+        with np.errstate(all="ignore"):
+            loss = f(**{**args, **leaves})
+            loss.backward()
+        out = {"loss": loss}
+        for k, t in leaves.items():
+            out[f"grad_{k}"] = t.grad if t.grad is not None else np.zeros_like(args[k])
+        return out
 
     def version(self) -> str:
         return mg.__version__

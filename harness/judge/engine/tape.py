@@ -264,6 +264,8 @@ def exp(a) -> Var:
 
 def expm1(a) -> Var:
     a = lift(a)
+    if current().exact:  # y + 1 cancels for x < -78 in binary128; exp(x) does not
+        return _unary(np.expm1(a.value), a, lambda g, y: g * exp(a))
     return _unary(np.expm1(a.value), a, lambda g, y: g * (y + 1.0))
 
 

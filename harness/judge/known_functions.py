@@ -36,6 +36,16 @@ FAULTS = (
         "XLA on the CPU flushes subnormal values and intermediates to zero",
     ),
     Fault(
+        "library-sigmoid-underflows-to-zero",
+        ("torch", "autograd", "numpy"),
+        ("autodiff", "forward", "hvp", "value"),
+        "flush",
+        ("https://github.com/HIPS/autograd/blob/master/autograd/scipy/special.py",),
+        "torch.sigmoid and scipy's expit compute 1 / (1 + exp(-x)): exp(-x) overflows for "
+        "x < -88 in float32 and sigma is 0 where it is a representable subnormal",
+        ("sigmoid", "silu"),
+    ),
+    Fault(
         "logaddexp-vjp-exp-of-rounded-difference",
         ("jax", "autograd"),
         ("autodiff", "jit", "forward", "hvp"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradxval
@@ -277,3 +278,55 @@ def test_a_planted_backend_loaded_by_module_and_class_fails_the_check(tmp_path, 
                    seed=0)  # fmt: skip
     assert not result.ok
     assert {(r["quantity"], r["outcome"]) for r in result.failures} == {("grad_x", "disagree")}
+
+
+def test_the_calibration_suite_runs_as_pytest_items(pytester):
+    pytest.importorskip("torch")
+    result = pytester.runpytest_subprocess(
+        "--pyargs", "gradxval.suite.calibration", "-q", "-p", "no:randomly",
+        "--gradxval-cases", "1", "--gradxval-backends", "torch", "--gradxval-dtypes", "float64",
+        "-k", "huber or softmax_xent or gelu",
+    )  # fmt: skip
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 4 and not outcomes.get("failed"), result.stdout.str()
+
+
+EXAMPLES = Path(__file__).parents[1] / "examples" / "functions" / "mine.py"
+
+
+@pytest.mark.parametrize("name", ["softmax_xent", "tanh_ridge", "gelu_layer"])
+def test_the_readme_examples_are_right(name):
+    """README's three functions: the engine agrees with arb (rigorous) on one case, and torch
+    and jax agree with the engine."""
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    from gradxval.checking import load_target
+    from gradxval.judge.engine import Quad, evaluate
+    from gradxval.judge.engine.arith import Arb
+    from gradxval.model.sampling import draw
+
+    (f,) = load_target(f"{EXAMPLES}:{name}")
+    case = sample(f, 1, 0, ("float64",), ("normal",))[0]
+    arrays, d = draw(f, case)
+    q = evaluate(f.fn, arrays, f.wrt, Quad(), tangents=d)
+    r = evaluate(f.fn, arrays, f.wrt, Arb(), tangents=d)
+    for k in q:
+        qa = Arb().const(np.asarray(q[k])).ravel()
+        ra = np.asarray(r[k], dtype=object).ravel()
+        err = max(abs(float((x - y).mid())) for x, y in zip(qa, ra, strict=True))
+        scale = max(abs(float(y.mid())) for y in ra)
+        assert err <= 1e-30 * scale, (k, err, scale)
+    result = check(f"{EXAMPLES}:{name}", backends="torch,jax", dtypes=("float32", "float64"),
+                   cases=4, seed=1, regimes=("normal",))  # fmt: skip
+    assert result.ok, [r for r in result.failures][:3]
+
+
+def test_a_planted_formula_error_is_flagged_as_the_formula():
+    pytest.importorskip("torch")
+    result = check(f"{EXAMPLES}:tanh_ridge_wrong", backends="numpy,torch", dtypes=("float64",),
+                   cases=3, seed=1, regimes=("normal",))  # fmt: skip
+    formula = [r for r in result.records if r["method"] == "formula"]
+    assert formula and all(r["outcome"] == "disagree" for r in formula)
+    assert all(r["quantity"] == "grad_x" for r in formula)
+    others = [r for r in result.records if r["method"] != "formula"]
+    assert others and not any(r["outcome"] == "disagree" for r in others)

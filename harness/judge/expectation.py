@@ -28,8 +28,8 @@ from .engine.arith import QuadJitter
 
 __all__ = ["Expectation", "expect", "RUNS", "SPREAD", "FLOOR_ULPS"]
 
-RUNS = 4
-# the largest of four runs' deviations underestimates the spread of all honest evaluations;
+RUNS = 6
+# the largest of six runs' deviations underestimates the spread of all honest evaluations;
 # 8 is the smallest power of two with no false alarm on the calibration suite
 # (docs/functions.md, "Calibration")
 SPREAD = 8.0

@@ -105,6 +105,16 @@ FAULTS = (
         "(docs/upstream/jax_div_jvp_integer_pow.py)",
     ),
     Fault(
+        "jax-broadcast-cotangent-summed-in-bfloat16",
+        ("jax",),
+        ("autodiff", "jit", "hvp"),
+        "variant:jax_broadcast_transpose",
+        ("https://github.com/jax-ml/jax/blob/main/jax/_src/lax/lax.py",),
+        "jax sums the cotangent of a broadcast (a bias's gradient) with reduce_sum in float16 or "
+        "bfloat16, where jnp.sum accumulates in float32: 300 terms of 0.01 give 2.94 for 3.00 "
+        "(docs/upstream/jax_broadcast_transpose_low_precision.py)",
+    ),
+    Fault(
         "torch-forward-ad-scalar-promotes-tangent",
         ("torch",),
         ("forward", "hvp"),

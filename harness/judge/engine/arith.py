@@ -144,11 +144,16 @@ class Emulated:
     def reduced(self, v, n: int, absval) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)
         c = max(1, math.ceil(math.log2(max(n, 1)))) if n > 1 else 0
+        u_acc = self.u_acc
+        if getattr(self, "in_transpose", False) and "jax_broadcast_transpose" in self.variants:
+            # jax sums a broadcast's cotangent with reduce_sum in the dtype itself (jnp.sum
+            # upcasts, the transpose rule does not): n terms, each with the dtype's error
+            c, u_acc = n, self.u
         r = self.rng.uniform(-1.0, 1.0, size=v.shape)
         with np.errstate(all="ignore"):
             pert = v * (1.0 + self.u * r)
             if c:
-                pert = pert + self.rng.uniform(-1.0, 1.0, size=v.shape) * (self.u_acc * c) * absval
+                pert = pert + self.rng.uniform(-1.0, 1.0, size=v.shape) * (u_acc * c) * absval
         return self._round(pert)
 
     def to_float64(self, v) -> np.ndarray:

@@ -164,12 +164,17 @@ def unbroadcast(g: Var, shape: tuple[int, ...]) -> Var:
     """Sum ``g`` down to ``shape`` (the adjoint of broadcasting)."""
     if g.shape == tuple(shape):
         return g
-    lead = g.ndim - len(shape)
-    if lead:
-        g = sum_(g, tuple(range(lead)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if axes:
-        g = sum_(g, axes, keepdims=True)
+    ar = current()
+    ar.in_transpose = True  # a variant may accumulate these sums differently (known_functions)
+    try:
+        lead = g.ndim - len(shape)
+        if lead:
+            g = sum_(g, tuple(range(lead)))
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+        if axes:
+            g = sum_(g, axes, keepdims=True)
+    finally:
+        ar.in_transpose = False
     return g
 
 

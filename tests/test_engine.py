@@ -7,7 +7,7 @@ import mpmath
 import numpy as np
 import pytest
 from gradxval.judge.engine import Emulated, Quad, evaluate
-from gradxval.judge.engine.special import split3
+from gradxval.judge.engine.arith import split3
 
 mp = mpmath.mp
 DPS = 60

@@ -22,7 +22,17 @@ import math
 import ml_dtypes
 import numpy as np
 
-__all__ = ["Quad", "QuadJitter", "Emulated", "Arb", "current", "using", "quad_dtype"]
+__all__ = [
+    "Quad",
+    "QuadJitter",
+    "Emulated",
+    "Arb",
+    "current",
+    "using",
+    "quad_dtype",
+    "split3",
+    "join3",
+]
 
 
 def quad_dtype():
@@ -191,8 +201,6 @@ class Arb(Quad):
         if a.dtype.kind == "b":
             a = a.astype(np.float64)
         if a.dtype not in (np.float64, np.float32, np.float16) and a.dtype.kind != "i":
-            from .special import split3
-
             hi, mid, lo = split3(a)  # binary128: exact as three doubles
             arb = self.flint.arb
             return np.vectorize(lambda x, y, z: arb(x) + arb(y) + arb(z), otypes=[object])(
@@ -211,6 +219,21 @@ class Arb(Quad):
     def to_float64(self, v) -> np.ndarray:
         return np.vectorize(lambda t: float(t.mid()) if hasattr(t, "mid") else float(t),
                             otypes=[np.float64])(np.asarray(v, dtype=object))  # fmt: skip
+
+
+def split3(q) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three float64 arrays whose exact sum is the binary128 array ``q`` (113 <= 3 x 53 bits),
+    for values inside float64's range whose low parts do not underflow (|q| > ~1e-276); below
+    that the parts lose bits, an absolute error under float64's smallest subnormal."""
+    hi = q.astype(np.float64)
+    r = q - hi.astype(q.dtype)
+    mid = r.astype(np.float64)
+    lo = (r - mid.astype(q.dtype)).astype(np.float64)
+    return hi, mid, lo
+
+
+def join3(hi, mid, lo, dtype):
+    return hi.astype(dtype) + mid.astype(dtype) + lo.astype(dtype)
 
 
 _CURRENT: list = []

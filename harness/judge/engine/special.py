@@ -8,20 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["erf_values", "two_over_sqrt_pi", "split3", "join3"]
+from .arith import current, join3, split3
 
-
-def split3(q) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Three float64 arrays whose exact sum is the binary128 array ``q`` (113 <= 3 x 53 bits)."""
-    hi = q.astype(np.float64)
-    r = q - hi.astype(q.dtype)
-    mid = r.astype(np.float64)
-    lo = (r - mid.astype(q.dtype)).astype(np.float64)
-    return hi, mid, lo
-
-
-def join3(hi, mid, lo, dtype):
-    return hi.astype(dtype) + mid.astype(dtype) + lo.astype(dtype)
+__all__ = ["erf_values", "two_over_sqrt_pi"]
 
 
 def _arb_map(fn, q):
@@ -65,8 +54,6 @@ def erf_values(v, arith):
 
 def two_over_sqrt_pi():
     """2 / sqrt(pi) as a constant of the current arithmetic."""
-    from .arith import current
-
     ar = current()
     if not ar.exact:
         return ar.const(2.0 / np.sqrt(np.pi))

@@ -236,19 +236,31 @@ def check(
                 raise expected("regime", r, REGIMES)
     result = CheckResult()
     start = time.perf_counter()
-    for f in functions:
-        if case_id:
-            plan = [parse_case_id(case_id)]
-            if plan[0].function != f.name:
-                continue
-        else:
-            plan = sample(f, cases, seed, dtypes, regimes)
-        for c in plan:
-            recs = check_case(f, c, loaded, methods, order or f.order)
-            result.records.extend(recs)
-            result.counts.update(r["outcome"] for r in recs)
-            if progress:
-                progress(c, recs)
+    # records are appended as each case is judged, so a crash or an interrupt keeps them
+    sink = None
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        sink = open(Path(out) / "results.jsonl", "w")  # noqa: SIM115
+    try:
+        for f in functions:
+            if case_id:
+                plan = [parse_case_id(case_id)]
+                if plan[0].function != f.name:
+                    continue
+            else:
+                plan = sample(f, cases, seed, dtypes, regimes)
+            for c in plan:
+                recs = check_case(f, c, loaded, methods, order or f.order)
+                result.records.extend(recs)
+                result.counts.update(r["outcome"] for r in recs)
+                if sink:
+                    sink.writelines(json.dumps(r, default=_plain) + "\n" for r in recs)
+                    sink.flush()
+                if progress:
+                    progress(c, recs)
+    finally:
+        if sink:
+            sink.close()
     result.seconds = time.perf_counter() - start
     if out is not None:
         _write(Path(out), result, target)
@@ -256,10 +268,6 @@ def check(
 
 
 def _write(out: Path, result: CheckResult, target) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "results.jsonl", "w") as fh:
-        for r in result.records:
-            fh.write(json.dumps(r, default=_plain) + "\n")
     summary = result.summary()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
     lines = [f"# gradxval check {target if isinstance(target, str) else ''}".rstrip(), "",

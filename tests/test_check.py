@@ -330,3 +330,24 @@ def test_a_planted_formula_error_is_flagged_as_the_formula():
     assert all(r["quantity"] == "grad_x" for r in formula)
     others = [r for r in result.records if r["method"] != "formula"]
     assert others and not any(r["outcome"] == "disagree" for r in others)
+
+
+def test_records_judged_before_a_crash_are_kept(tmp_path, monkeypatch):
+    """results.jsonl grows case by case: a backend bug that kills the run loses nothing."""
+    pytest.importorskip("torch")
+    import gradxval.checking as checking
+
+    real = checking.check_case
+    calls = []
+
+    def dies_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the process dies here")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checking, "check_case", dies_on_the_third)
+    with pytest.raises(RuntimeError):
+        check("suite:huber", backends="torch", dtypes=("float64",), cases=4, out=tmp_path)
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len({json.loads(line)["case"] for line in lines}) == 2

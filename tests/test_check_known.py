@@ -14,8 +14,8 @@ def tanh_plus_x(x, *, xp, nn):
     return xp.sum(xp.tanh(x) * 1e4) + xp.sum(x)
 
 
-def _case(dtype, seed=2):
-    return FunctionCase("tanh_plus_x", "saturated", dtype, (("n", 3),), seed)
+def _case(dtype, seed=3):
+    return FunctionCase("tanh_plus_x", "saturated", dtype, (("n", 2),), seed)
 
 
 def test_jax_tanh_rule_absorbing_other_terms_is_known_in_bfloat16():
@@ -43,7 +43,7 @@ def test_the_same_result_from_another_backend_is_not_explained():
         def run_function(self, method, function, arrays, dtype, extra=None):
             return jax.run_function(method, function, arrays, dtype, extra)
 
-    case = FunctionCase("tanh_plus_x", "saturated", "bfloat16", (("n", 4),), 1)
+    case = FunctionCase("tanh_plus_x", "saturated", "bfloat16", (("n", 2),), 4)
     from gradxval.model.sampling import draw
 
     x = draw(tanh_plus_x, case)[0]["x"]

@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import json
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
@@ -124,17 +125,43 @@ class CheckResult:
         }
 
 
-def _run_one(backend, method, function, arrays, dtype, directions):
+# seconds one backend call may take; a call past it is an error verdict, and the backend is
+# not called again in this run (its thread cannot be stopped, only left behind)
+TIMEOUT = 120.0
+
+
+def _run_one(backend, method, function, arrays, dtype, directions, timeout=None):
     extra = directions if method in ("forward", "hvp") else None
-    try:
-        return backend.run_function(method, function, arrays, dtype, extra), None
-    except Unsupported as exc:
+    hung = getattr(backend, "_gradxval_hung", None)
+    if hung:
+        return None, ("error", f"not run: this backend {hung}")
+    box: dict = {}
+
+    def call():
+        try:
+            box["out"] = backend.run_function(method, function, arrays, dtype, extra)
+        except BaseException as exc:  # handed to the caller below
+            box["exc"] = exc
+
+    worker = threading.Thread(target=call, name=f"gradxval-{method}", daemon=True)
+    worker.start()
+    worker.join(TIMEOUT if timeout is None else timeout)
+    if worker.is_alive():
+        limit = TIMEOUT if timeout is None else timeout
+        backend._gradxval_hung = f"timed out after {limit:g} s on {function.name} ({method})"
+        return None, ("error", f"timed out after {limit:g} s")
+    exc = box.get("exc")
+    if exc is None:
+        return box["out"], None
+    if isinstance(exc, Unsupported):
         return None, ("unsupported", str(exc))
-    except Exception as exc:  # a backend that raises: recorded, the run goes on
+    if isinstance(exc, Exception):  # a backend that raises: recorded, the run goes on
         return None, ("error", f"{type(exc).__name__}: {exc}")
+    raise exc  # KeyboardInterrupt, SystemExit
 
 
-def check_case(function: Function, case: FunctionCase, backends: dict, methods, order: int):
+def check_case(function: Function, case: FunctionCase, backends: dict, methods, order: int,
+               timeout: float | None = None):  # fmt: skip
     """The records of one case on every backend and method."""
     arrays, directions = draw(function, case)
     exps = expect(function, arrays, case.dtype, directions, order, case.seed)
@@ -155,7 +182,8 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                 continue
             if method not in own:
                 continue
-            got, failure = _run_one(backend, method, function, arrays, case.dtype, directions)
+            got, failure = _run_one(backend, method, function, arrays, case.dtype, directions,
+                                    timeout)  # fmt: skip
             base = {"case": case.id, "function": function.name, "dtype": case.dtype,
                     "regime": case.regime, "backend": bname, "method": method}  # fmt: skip
             if failure:
@@ -203,6 +231,7 @@ def check(
     case_id: str | None = None,
     out: str | Path | None = None,
     progress=None,
+    timeout: float | None = None,
 ) -> CheckResult:
     """Check one or more declared functions on every backend; see docs/functions.md."""
     from gradxval.backends import load, not_installed, parse_backends
@@ -250,7 +279,7 @@ def check(
             else:
                 plan = sample(f, cases, seed, dtypes, regimes)
             for c in plan:
-                recs = check_case(f, c, loaded, methods, order or f.order)
+                recs = check_case(f, c, loaded, methods, order or f.order, timeout)
                 result.records.extend(recs)
                 result.counts.update(r["outcome"] for r in recs)
                 if sink:

@@ -198,6 +198,12 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--case", dest="case_id", help="run this one case id alone (a reproducer)")
     ck.add_argument("--out", type=Path, help="write results.jsonl, summary.json, report.md here")
     ck.add_argument("--quiet", action="store_true", help="print the summary line only")
+    ck.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds per backend call; a backend past it is not called again",
+    )
 
     cf = cmd(
         "check-formula",
@@ -312,6 +318,7 @@ def _check(args) -> int:
         case_id=args.case_id,
         out=args.out,
         progress=None if args.quiet else progress,
+        timeout=args.timeout,
     )
     if seen:
         _print_function(*seen.popitem())

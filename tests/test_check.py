@@ -352,3 +352,39 @@ def test_records_judged_before_a_crash_are_kept(tmp_path, monkeypatch):
         check("suite:huber", backends="torch", dtypes=("float64",), cases=4, out=tmp_path)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert len({json.loads(line)["case"] for line in lines}) == 2
+
+
+def test_a_hung_backend_is_an_error_verdict_and_is_not_called_again():
+    """A call past the timeout is recorded, the backend is left out for the rest of the run,
+    and the other backends' results are kept."""
+    import threading
+
+    from gradxval.backends.numpy_backend import NumpyBackend
+    from gradxval.suite import BY_NAME
+
+    release = threading.Event()
+    calls = []
+
+    class Hangs(NumpyBackend):
+        name = "hangs"
+
+        def run_function(self, *args, **kwargs):
+            calls.append(args[0])
+            release.wait(30)
+            return super().run_function(*args, **kwargs)
+
+    f = BY_NAME["huber"]
+    cases = sample(f, 2, 0, ("float64",), ("normal",))
+    hangs = Hangs()
+    try:
+        first = check_case(f, cases[0], {"hangs": hangs, "numpy": NumpyBackend()}, None, 1, 0.5)
+        second = check_case(f, cases[1], {"hangs": hangs}, None, 1, 0.5)
+    finally:
+        release.set()
+    hung = [r for r in first if r["backend"] == "hangs"]
+    assert hung and hung[0]["outcome"] == "error" and "timed out after 0.5 s" in hung[0]["note"]
+    assert any(r["backend"] == "numpy" and r["outcome"] == "agree" for r in first)
+    # the same backend is not called again in this run: one call in all
+    assert second[0]["outcome"] == "error"
+    assert "not run: this backend timed out" in second[0]["note"]
+    assert len(calls) == 1

@@ -28,6 +28,10 @@ from gradxval.model.sampling import REGIMES, FunctionCase, draw, parse_case_id, 
 __all__ = ["check", "CheckResult", "load_target", "METHOD_QUANTITIES"]
 
 
+# every method a backend may offer for declared functions (Backend.function_methods)
+METHODS = ("autodiff", "jit", "forward", "hvp", "value", "formula")
+
+
 def METHOD_QUANTITIES(method: str, function: Function) -> tuple[str, ...]:  # noqa: N802
     """The quantities a method computes."""
     if method in ("autodiff", "jit"):
@@ -257,6 +261,11 @@ def check(
             continue
         if getattr(b, "function_methods", ()) or explicit:
             loaded[n] = b
+    for m in methods or ():
+        if m not in METHODS:
+            from gradxval.errors import expected
+
+            raise expected("method", m, METHODS)
     if regimes:
         for r in regimes:
             if r not in REGIMES:

@@ -388,3 +388,8 @@ def test_a_hung_backend_is_an_error_verdict_and_is_not_called_again():
     assert second[0]["outcome"] == "error"
     assert "not run: this backend timed out" in second[0]["note"]
     assert len(calls) == 1
+
+
+def test_an_unknown_method_is_a_usage_error(capsys):
+    assert main(["check", "suite:huber", "--methods", "autodif"]) == 2
+    assert "method='autodif', expected one of autodiff, jit" in capsys.readouterr().err

@@ -105,11 +105,15 @@ class Emulated:
     exact = False
 
     def __init__(self, dtype: str, rng: np.random.Generator, flush: bool = False,
-                 variants: frozenset = frozenset()) -> None:  # fmt: skip
+                 variants: frozenset = frozenset(), sign: float | None = None) -> None:  # fmt: skip
         from gradxval.dtypes import info
 
         # variants: derivative rules of a registered fault's model, in place of the engine's
         self.variants = frozenset(variants)
+        # sign: every perturbation at its extreme, +1 or -1 (the envelope of one-sided
+        # roundings), instead of a random draw: a few random runs can miss a rounding that
+        # flips with probability 1/4 (a tanh one ulp from 1 in a cancelling rule)
+        self.sign = sign
         self.target = info(dtype).np_real
         self.u = info(dtype).u
         # float16 and bfloat16 sums and products are accumulated in float32 by every library
@@ -140,9 +144,14 @@ class Emulated:
     def const(self, a) -> np.ndarray:
         return self._round(np.asarray(a).astype(np.float64))
 
+    def _r(self, shape):
+        if self.sign is not None:
+            return np.full(shape, float(self.sign))
+        return self.rng.uniform(-1.0, 1.0, size=shape)
+
     def op(self, v) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)
-        r = self.rng.uniform(-1.0, 1.0, size=v.shape)
+        r = self._r(v.shape)
         with np.errstate(all="ignore"):
             # faithful, not correctly rounded: libraries' functions are within an ulp, and equal
             # formulations (rsqrt or 1 / sqrt, fused or not) round differently; measured on the
@@ -163,11 +172,11 @@ class Emulated:
             # jax sums a broadcast's cotangent with reduce_sum in the dtype itself (jnp.sum
             # upcasts, the transpose rule does not): n terms, each with the dtype's error
             c, u_acc = n, self.u
-        r = self.rng.uniform(-1.0, 1.0, size=v.shape)
+        r = self._r(v.shape)
         with np.errstate(all="ignore"):
             pert = v * (1.0 + self.u * r)
             if c:
-                pert = pert + self.rng.uniform(-1.0, 1.0, size=v.shape) * (u_acc * c) * absval
+                pert = pert + self._r(v.shape) * (u_acc * c) * absval
         return self._round(pert)
 
     def to_float64(self, v) -> np.ndarray:

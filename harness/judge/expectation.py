@@ -3,7 +3,8 @@
 The reference is the engine's binary128 evaluation.  The tolerance is derived from the
 function at this input: ``RUNS`` evaluations in ``Emulated`` arithmetic (every operation
 rounded to the dtype after a perturbation, every reduction given the error of pairwise
-summation; two runs at the envelope of one-sided perturbations, the rest random) show the spread an honest implementation in that dtype can have; the tolerance is
+summation; two runs at the envelope of one-sided perturbations, the rest random) show the
+spread an honest implementation in that dtype can have; the tolerance is
 ``SPREAD`` times the largest deviation seen (and the reference's own error, estimated the same
 way in binary128), plus ``FLOOR_ULPS`` ulps of the reference and the dtype's smallest
 subnormal.  ``SPREAD`` is one constant for every dtype, calibrated on the suite

@@ -68,9 +68,7 @@ class Backend:
             )
         if dtype not in problem.dtypes:
             raise Unsupported(f"problem {problem.name} is defined for {', '.join(problem.dtypes)}")
-        if dtype not in self.supported:
-            reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
-            raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
+        self._require(dtype)
         if method == "closed_form":
             xp, to_backend, to_numpy, scope = self.formula_namespace()
             with scope(dtype):
@@ -123,9 +121,7 @@ class Backend:
                 f"{self.name} has no method {method!r} for declared functions; it has "
                 f"{', '.join(self.function_methods) or 'none'}"
             )
-        if dtype not in self.supported:
-            reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
-            raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
+        self._require(dtype)
         if dtype in self.function_unsupported:
             raise Unsupported(
                 f"{self.name} does not support {dtype}: {self.function_unsupported[dtype]}"
@@ -145,6 +141,12 @@ class Backend:
                 ex = None if extra is None else {k: to_backend(v) for k, v in extra.items()}
                 out = self._differentiate(method, f, args, function.wrt, ex)
             return {q: np.asarray(to_numpy(v)) for q, v in out.items()}
+
+    def _require(self, dtype: str) -> None:
+        """Raise Unsupported, with the backend's reason, for a dtype it does not support."""
+        if dtype not in self.supported:
+            reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
+            raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
 
     def flags(self) -> dict[str, str]:
         """Precision switches in effect, for the report header."""
@@ -168,9 +170,7 @@ class Backend:
             raise Unsupported(
                 f"{self.name} has no method {method!r}; it has {', '.join(self.methods)}"
             )
-        if dtype not in self.supported:
-            reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
-            raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
+        self._require(dtype)
         return self._evaluate(method, A, x, dtype)
 
     def _evaluate(self, method: str, A: np.ndarray, x: np.ndarray, dtype: str) -> Result:
@@ -191,9 +191,7 @@ class Backend:
         info(dtype)
         if dtype not in problem.dtypes:
             raise Unsupported(f"problem {problem.name} is defined for {', '.join(problem.dtypes)}")
-        if dtype not in self.supported:
-            reason = self.unsupported_reasons.get(dtype, "not supported by this backend")
-            raise Unsupported(f"{self.name} does not support {dtype}: {reason}")
+        self._require(dtype)
         if method == "autodiff" and "autodiff" in self.methods:
             return self.autodiff(problem.autodiff_loss(self.library), A, x, dtype)
         if method == "closed_form":

@@ -7,6 +7,7 @@ logsumexp, no log_expit): those problems differentiate the composite -logaddexp(
 from __future__ import annotations
 
 import warnings
+from functools import cache
 
 import array_api_compat.numpy as xp_np
 import autograd
@@ -55,6 +56,7 @@ def _forward(A, x):
 _LIBRARY = {"logistic": expit, "tanh": anp.tanh}
 
 
+@cache
 def _nn():
     from types import SimpleNamespace
 
@@ -63,7 +65,9 @@ def _nn():
         cross_entropy_from,
         gelu_tanh_from,
         layer_norm_from,
+        norm_from,
         rms_norm_from,
+        xlogy_from,
     )
 
     def lse(x, axis=-1, keepdims=False):
@@ -95,10 +99,8 @@ def _nn():
         cross_entropy=cross_entropy_from(anp, log_softmax, _take_along_axis),
         layer_norm=layer_norm_from(anp),
         rms_norm=rms_norm_from(anp),
-        xlogy=lambda x, y: anp.where(x == 0, 0.0, x * anp.log(anp.where(x == 0, 1.0, y))),
-        norm=lambda x, axis=None, keepdims=False: anp.sqrt(
-            anp.sum(x * x, axis=axis, keepdims=keepdims)
-        ),
+        xlogy=xlogy_from(anp),
+        norm=norm_from(anp),
     )
 
 

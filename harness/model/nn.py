@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["OPS", "cross_entropy_from", "layer_norm_from", "rms_norm_from", "gelu_tanh_from"]
+__all__ = [
+    "OPS",
+    "cross_entropy_from",
+    "layer_norm_from",
+    "rms_norm_from",
+    "gelu_tanh_from",
+    "xlogy_from",
+    "norm_from",
+]
 
 OPS = (
     "sigmoid", "log_sigmoid", "softplus", "silu", "gelu", "relu", "tanh", "erf", "expm1",
@@ -41,10 +49,17 @@ def cross_entropy_from(xp, log_softmax, take_along_axis):
     return cross_entropy
 
 
-def layer_norm_from(xp):
+def _divide_by_sqrt(xp):
+    return lambda d, v: d / xp.sqrt(v)
+
+
+def layer_norm_from(xp, normalize=None):
+    """``normalize(d, v)``: d scaled by v ** -0.5 (default d / sqrt(v))."""
+    normalize = normalize or _divide_by_sqrt(xp)
+
     def layer_norm(x, weight=None, bias=None, eps=1e-5):
         d = x - xp.mean(x, axis=-1, keepdims=True)
-        y = d / xp.sqrt(xp.mean(d * d, axis=-1, keepdims=True) + eps)
+        y = normalize(d, xp.mean(d * d, axis=-1, keepdims=True) + eps)
         y = y if weight is None else y * weight
         return y if bias is None else y + bias
 
@@ -57,6 +72,22 @@ def rms_norm_from(xp):
         return y if weight is None else y * weight
 
     return rms_norm
+
+
+def xlogy_from(xp):
+    """x log y, 0 where x == 0, by the double where (no NaN from log 0 in either branch)."""
+
+    def xlogy(x, y):
+        return xp.where(x == 0, 0.0, x * xp.log(xp.where(x == 0, 1.0, y)))
+
+    return xlogy
+
+
+def norm_from(xp):
+    def norm(x, axis=None, keepdims=False):
+        return xp.sqrt(xp.sum(x * x, axis=axis, keepdims=keepdims))
+
+    return norm
 
 
 _C = math.sqrt(2.0 / math.pi)

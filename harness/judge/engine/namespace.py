@@ -10,6 +10,7 @@ from gradxval.model.nn import (
     cross_entropy_from,
     gelu_tanh_from,
     layer_norm_from,
+    norm_from,
     rms_norm_from,
 )
 
@@ -93,18 +94,14 @@ def _softmax(x, axis=-1):
 
 
 _PLAIN_LAYER_NORM = layer_norm_from(XP)
+# torch's forward-mode rule: d * rsqrt(var + eps), whose derivative -rsqrt^3 / 2 overflows
+# float16 when var + eps < 2.4e-3 (known_functions)
+_RSQRT_LAYER_NORM = layer_norm_from(XP, lambda d, v: d * t.power(v, -0.5))
 
 
 def _layer_norm(x, weight=None, bias=None, eps=1e-5):
-    if "rsqrt_layer_norm" not in current().variants:
-        return _PLAIN_LAYER_NORM(x, weight, bias, eps)
-    # torch's forward-mode rule: d * rsqrt(var + eps), whose derivative -rsqrt^3 / 2 overflows
-    # float16 when var + eps < 2.4e-3 (known_functions)
-    x = t.lift(x)
-    d = x - t.mean(x, axis=-1, keepdims=True)
-    y = d * t.power(t.mean(d * d, axis=-1, keepdims=True) + eps, -0.5)
-    y = y if weight is None else y * weight
-    return y if bias is None else y + bias
+    rsqrt = "rsqrt_layer_norm" in current().variants
+    return (_RSQRT_LAYER_NORM if rsqrt else _PLAIN_LAYER_NORM)(t.lift(x), weight, bias, eps)
 
 
 def _gelu(x, approximate="none"):
@@ -114,11 +111,6 @@ def _gelu(x, approximate="none"):
     if approximate != "none":
         raise ValueError(f"approximate={approximate!r}, expected one of none, tanh")
     return x * 0.5 * (1.0 + t.erf(x * float(1 / np.sqrt(2.0))))
-
-
-def _norm(x, axis=None, keepdims=False):
-    x = t.lift(x)
-    return t.sqrt(t.sum_(x * x, axis, keepdims))
 
 
 NN = SimpleNamespace(
@@ -139,7 +131,7 @@ NN = SimpleNamespace(
     layer_norm=lambda *a, **k: _layer_norm(*a, **k),
     rms_norm=rms_norm_from(XP),
     xlogy=t.xlogy,
-    norm=_norm,
+    norm=norm_from(XP),
 )
 
 assert set(vars(NN)) == set(OPS), "the engine's nn must define exactly model.nn.OPS"

@@ -7,6 +7,8 @@ own package and register through the ``gradxval.backends`` entry-point group.
 
 from __future__ import annotations
 
+from functools import cache
+
 import mygrad as mg
 import numpy as np
 from gradxval.backends.base import Backend
@@ -24,10 +26,17 @@ def _missing(name):
     return op
 
 
+@cache
 def _nn():
     from types import SimpleNamespace
 
-    from gradxval.model.nn import cross_entropy_from, layer_norm_from, rms_norm_from
+    from gradxval.model.nn import (
+        cross_entropy_from,
+        layer_norm_from,
+        norm_from,
+        rms_norm_from,
+        xlogy_from,
+    )
 
     def lse(x, axis=-1, keepdims=False):
         m = mg.max(x, axis=axis, keepdims=True, constant=True)  # a shift: no derivative
@@ -55,10 +64,8 @@ def _nn():
         cross_entropy=cross_entropy_from(mg, logsoftmax, take_along_axis),
         layer_norm=layer_norm_from(mg),
         rms_norm=rms_norm_from(mg),
-        xlogy=lambda x, y: mg.where(x == 0, 0.0, x * mg.log(mg.where(x == 0, 1.0, y))),
-        norm=lambda x, axis=None, keepdims=False: mg.sqrt(
-            mg.sum(x * x, axis=axis, keepdims=keepdims)
-        ),
+        xlogy=xlogy_from(mg),
+        norm=norm_from(mg),
     )
 
 

@@ -25,7 +25,7 @@ from gradxval.judge.verdict import FAILING, OUTCOMES, Verdict, judge
 from gradxval.model.functions import Function
 from gradxval.model.sampling import REGIMES, FunctionCase, draw, parse_case_id, sample
 
-__all__ = ["check", "CheckResult", "load_target", "METHOD_QUANTITIES"]
+__all__ = ["check", "CheckResult", "load_target", "load_backends", "METHOD_QUANTITIES"]
 
 
 # every method a backend may offer for declared functions (Backend.function_methods)
@@ -43,6 +43,26 @@ def METHOD_QUANTITIES(method: str, function: Function) -> tuple[str, ...]:  # no
     if method == "hvp":
         return tuple(f"hvp_{k}" for k in function.wrt)
     return function.quantities(2)  # formula: whatever it returns of these
+
+
+def load_backends(spec="all") -> dict:
+    """Name -> backend for a check: every installed backend with the declared-function adapter
+    (``all``), or exactly those named, which must load (a usage error otherwise); a named one
+    without the adapter is kept, and its results are recorded unsupported."""
+    from gradxval.backends import load, not_installed, parse_backends
+
+    names, explicit = parse_backends(spec if isinstance(spec, str) else ",".join(spec))
+    loaded = {}
+    for n in names:
+        try:
+            b = load(n)
+        except GradxvalError as exc:
+            if explicit or not not_installed(n):
+                raise UsageError(str(exc)) from None  # a backend asked for must load
+            continue
+        if getattr(b, "function_methods", ()) or explicit:
+            loaded[n] = b
+    return loaded
 
 
 def load_target(target: str) -> list[Function]:
@@ -238,8 +258,6 @@ def check(
     timeout: float | None = None,
 ) -> CheckResult:
     """Check one or more declared functions on every backend; see docs/functions.md."""
-    from gradxval.backends import load, not_installed, parse_backends
-
     functions = (
         load_target(target)
         if isinstance(target, str)
@@ -250,17 +268,7 @@ def check(
             raise UsageError(
                 f"{f!r} is not a declared function: decorate it with @gradxval.function"
             )
-    names, explicit = parse_backends(backends if isinstance(backends, str) else ",".join(backends))
-    loaded = {}
-    for n in names:
-        try:
-            b = load(n)
-        except GradxvalError as exc:
-            if explicit or not not_installed(n):
-                raise UsageError(str(exc)) from None  # a backend asked for must load
-            continue
-        if getattr(b, "function_methods", ()) or explicit:
-            loaded[n] = b
+    loaded = load_backends(backends)
     for m in methods or ():
         if m not in METHODS:
             from gradxval.errors import expected

@@ -586,21 +586,9 @@ _FUNCTION_BACKENDS: dict = {}
 def _function_backends(config) -> dict:
     spec = _opt(config, "backends") or "all"
     if spec not in _FUNCTION_BACKENDS:
-        from gradxval.backends import load, not_installed, parse_backends
-        from gradxval.errors import GradxvalError
+        from gradxval.checking import load_backends
 
-        names, explicit = parse_backends(spec)
-        out = {}
-        for n in names:
-            try:
-                b = load(n)
-            except GradxvalError:
-                if explicit or not not_installed(n):
-                    raise
-                continue
-            if getattr(b, "function_methods", ()):
-                out[n] = b
-        _FUNCTION_BACKENDS[spec] = out
+        _FUNCTION_BACKENDS[spec] = load_backends(spec)
     return _FUNCTION_BACKENDS[spec]
 
 

@@ -201,6 +201,13 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
     out = []
     for bname, backend in backends.items():
         own = getattr(backend, "function_methods", ())
+        if not own:  # named, but without the declared-function adapter: judged nothing
+            out.append({"case": case.id, "function": function.name, "dtype": case.dtype,
+                        "regime": case.regime, "backend": bname, "method": "*", "quantity": "*",
+                        "outcome": "unsupported",
+                        "note": f"{bname} has no methods for declared functions "
+                                "(function_methods; see docs/plugins.md)"})  # fmt: skip
+            continue
         for method in methods or own:
             if (method == "hvp" and order < 2) or (method == "formula" and not function.formula):
                 continue

@@ -393,3 +393,21 @@ def test_a_hung_backend_is_an_error_verdict_and_is_not_called_again():
 def test_an_unknown_method_is_a_usage_error(capsys):
     assert main(["check", "suite:huber", "--methods", "autodif"]) == 2
     assert "method='autodif', expected one of autodiff, jit" in capsys.readouterr().err
+
+
+def test_a_named_backend_without_the_adapter_is_recorded_unsupported(capsys):
+    """docs/plugins.md: a plug-in without function_methods, named with --backends, is recorded
+    unsupported (and a run that judged nothing else exits 4), not silently left out."""
+    from gradxval.backends.base import Backend
+    from gradxval.suite import BY_NAME
+
+    class OldStyle(Backend):
+        name = "oldstyle"
+
+    f = BY_NAME["huber"]
+    (case,) = sample(f, 1, 0, ("float64",), ("normal",))
+    (rec,) = check_case(f, case, {"oldstyle": OldStyle()}, None, 1)
+    assert rec["outcome"] == "unsupported" and "function_methods" in rec["note"]
+    code = main(["check", "suite:huber", "--backends", "gradxval.backends.base:Backend",
+                 "--cases", "1", "--quiet"])  # fmt: skip
+    assert code == 4

@@ -18,21 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gradxval.errors import GradxvalError, Unsupported, UsageError
+from gradxval.errors import GradxvalError, Unsupported, UsageError, expected
 from gradxval.judge.expectation import expect
 from gradxval.judge.known_functions import explain
 from gradxval.judge.verdict import FAILING, OUTCOMES, Verdict, judge
 from gradxval.model.functions import Function
-from gradxval.model.sampling import REGIMES, FunctionCase, draw, parse_case_id, sample
+from gradxval.model.sampling import FunctionCase, check_regimes, draw, parse_case_id, sample
 
-__all__ = ["check", "CheckResult", "load_target", "load_backends", "METHOD_QUANTITIES"]
+__all__ = ["check", "CheckResult", "load_target", "load_backends", "method_quantities"]
 
 
 # every method a backend may offer for declared functions (Backend.function_methods)
 METHODS = ("autodiff", "jit", "forward", "hvp", "value", "formula")
 
 
-def METHOD_QUANTITIES(method: str, function: Function) -> tuple[str, ...]:  # noqa: N802
+def method_quantities(method: str, function: Function) -> tuple[str, ...]:
     """The quantities a method computes."""
     if method in ("autodiff", "jit"):
         return function.quantities(1)
@@ -220,7 +220,7 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
             if failure:
                 out.append({**base, "quantity": "*", "outcome": failure[0], "note": failure[1]})
                 continue
-            wanted = METHOD_QUANTITIES(method, function)
+            wanted = method_quantities(method, function)
             for q in wanted:
                 if q not in got:
                     if method != "formula":
@@ -278,15 +278,8 @@ def check(
     loaded = load_backends(backends)
     for m in methods or ():
         if m not in METHODS:
-            from gradxval.errors import expected
-
             raise expected("method", m, METHODS)
-    if regimes:
-        for r in regimes:
-            if r not in REGIMES:
-                from gradxval.errors import expected
-
-                raise expected("regime", r, REGIMES)
+    check_regimes(regimes)
     result = CheckResult()
     start = time.perf_counter()
     # records are appended as each case is judged, so a crash or an interrupt keeps them

@@ -17,7 +17,7 @@ from gradxval.errors import UsageError, expected
 
 from .functions import Function
 
-__all__ = ["FunctionCase", "REGIMES", "sample", "draw", "parse_case_id"]
+__all__ = ["FunctionCase", "REGIMES", "sample", "draw", "parse_case_id", "check_regimes"]
 
 # normal: N(0, 1); saturated: N(0, 30^2), past the knees of sigmoid, tanh and softmax;
 # extreme: magnitudes spread over the dtype's range; special: a few entries +-inf or NaN
@@ -41,6 +41,15 @@ class FunctionCase:
         return f"{self.function}:{self.regime}-{self.dtype}-{sizes}-s{self.seed}"
 
 
+def check_regimes(regimes) -> tuple[str, ...]:
+    """The regimes asked for (all by default), each a known one, or a UsageError."""
+    regimes = tuple(regimes or REGIMES)
+    for r in regimes:
+        if r not in REGIMES:
+            raise expected("regime", r, REGIMES)
+    return regimes
+
+
 def parse_case_id(case_id: str) -> FunctionCase:
     m = _ID.match(case_id)
     if not m:
@@ -61,10 +70,7 @@ def _size(rng: np.random.Generator, lo: int, hi: int) -> int:
 def sample(function: Function, count: int, seed: int, dtypes=None, regimes=None) -> list:
     """``count`` cases spread evenly over dtypes x regimes (round robin), sizes drawn."""
     dtypes = tuple(dtypes or function.dtypes)
-    regimes = tuple(regimes or REGIMES)
-    for r in regimes:
-        if r not in REGIMES:
-            raise expected("regime", r, REGIMES)
+    regimes = check_regimes(regimes)
     dtypes = tuple(d for d in dtypes if d in function.dtypes)
     if not dtypes:
         raise UsageError(f"function {function.name} is checked in {', '.join(function.dtypes)}")

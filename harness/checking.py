@@ -126,8 +126,20 @@ class CheckResult:
     seconds: float = 0.0
 
     @property
+    def judged(self) -> bool:
+        """Whether any result was judged (not everything unsupported)."""
+        return any(r["outcome"] != "unsupported" for r in self.records)
+
+    @property
     def ok(self) -> bool:
-        return not any(self.counts[o] for o in FAILING) and bool(self.records)
+        """Nothing failed, and something was judged: a check that judged nothing has not
+        passed."""
+        return self.judged and not any(self.counts[o] for o in FAILING)
+
+    @property
+    def exit_status(self) -> int:
+        """0 ok, 1 a disagreement or an error, 4 nothing judged (README, exit status)."""
+        return 4 if not self.judged else 0 if self.ok else 1
 
     @property
     def failures(self) -> list:

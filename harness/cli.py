@@ -331,9 +331,7 @@ def _check(args) -> int:
             print(f"... and {rest} more (results.jsonl)")
     counts = ", ".join(f"{o} {n}" for o, n in summary["counts"].items()) or "nothing judged"
     print(f"{'ok' if result.ok else 'FAILED'}: {counts} ({summary['seconds']} s)")
-    if not result.records or not any(r["outcome"] != "unsupported" for r in result.records):
-        return 4
-    return 0 if result.ok else 1
+    return result.exit_status
 
 
 def _print_function(name: str, counts) -> None:

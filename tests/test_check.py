@@ -411,3 +411,11 @@ def test_a_named_backend_without_the_adapter_is_recorded_unsupported(capsys):
     code = main(["check", "suite:huber", "--backends", "gradxval.backends.base:Backend",
                  "--cases", "1", "--quiet"])  # fmt: skip
     assert code == 4
+
+
+def test_a_check_that_judged_nothing_is_not_ok():
+    """Every result unsupported (erf is missing in MyGrad's nn): not ok, exit status 4."""
+    pytest.importorskip("gradxval_mygrad")
+    r = check("suite:gelu_erf", backends="mygrad", dtypes=("float64",), cases=2)
+    assert r.records and {x["outcome"] for x in r.records} == {"unsupported"}
+    assert not r.ok and r.exit_status == 4

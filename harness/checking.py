@@ -200,25 +200,33 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                timeout: float | None = None):  # fmt: skip
     """The records of one case on every backend and method."""
     arrays, directions = draw(function, case)
-    exps = expect(function, arrays, case.dtype, directions, order, case.seed)
     models: dict = {}
 
     def model(flush=False, variants=frozenset()):
+        """The expectations (model() the plain one, else a fault's model), each computed
+        once and only when a result needs it."""
         key = (flush, variants)
         if key not in models:
             models[key] = expect(function, arrays, case.dtype, directions, order, case.seed,
                                  flush=flush, variants=variants)  # fmt: skip
         return models[key]
 
+    def passes(result, q, exps=None) -> bool:
+        return judge(result, (exps or model())[q], case.dtype).outcome in (
+            "agree", "overflow", "undefined", "kink",
+        )  # fmt: skip
+
+    def record(bname, method, quantity, **fields):
+        return {"case": case.id, "function": function.name, "dtype": case.dtype,
+                "regime": case.regime, "backend": bname, "method": method,
+                "quantity": quantity, **fields}  # fmt: skip
+
     out = []
     for bname, backend in backends.items():
         own = getattr(backend, "function_methods", ())
         if not own:  # named, but without the declared-function adapter: judged nothing
-            out.append({"case": case.id, "function": function.name, "dtype": case.dtype,
-                        "regime": case.regime, "backend": bname, "method": "*", "quantity": "*",
-                        "outcome": "unsupported",
-                        "note": f"{bname} has no methods for declared functions "
-                                "(function_methods; see docs/plugins.md)"})  # fmt: skip
+            note = f"{bname} has no function_methods for declared functions (docs/plugins.md)"
+            out.append(record(bname, "*", "*", outcome="unsupported", note=note))
             continue
         for method in methods or own:
             if (method == "hvp" and order < 2) or (method == "formula" and not function.formula):
@@ -227,37 +235,32 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                 continue
             got, failure = _run_one(backend, method, function, arrays, case.dtype, directions,
                                     timeout)  # fmt: skip
-            base = {"case": case.id, "function": function.name, "dtype": case.dtype,
-                    "regime": case.regime, "backend": bname, "method": method}  # fmt: skip
             if failure:
-                out.append({**base, "quantity": "*", "outcome": failure[0], "note": failure[1]})
+                out.append(record(bname, method, "*", outcome=failure[0], note=failure[1]))
                 continue
             wanted = method_quantities(method, function)
             for q in wanted:
                 if q not in got:
                     if method != "formula":
-                        out.append({**base, "quantity": q, "outcome": "error",
-                                    "note": f"{method} returned no {q}"})  # fmt: skip
+                        out.append(record(bname, method, q, outcome="error",
+                                          note=f"{method} returned no {q}"))  # fmt: skip
                     continue
-                v = (
-                    judge(got[q], exps[q], case.dtype)
-                    if q in exps
-                    else Verdict("error", note=f"no reference for {q}")
-                )
+                exps = model()
+                if q not in exps:
+                    missing = Verdict("error", note=f"no reference for {q}")
+                    out.append(record(bname, method, q, **missing.as_dict()))
+                    continue
+                v = judge(got[q], exps[q], case.dtype)
                 if v.outcome == "disagree":
-                    fault = explain(
-                        bname, method, got[q], case.dtype,
-                        lambda r, e, q=q: judge(r, (e or exps)[q], case.dtype).outcome
-                        in ("agree", "overflow", "undefined", "kink"),
-                        model,
-                        exps[q].used,
-                    )  # fmt: skip
+                    fault = explain(bname, method, got[q], case.dtype,
+                                    lambda r, e, q=q: passes(r, q, e), model,
+                                    exps[q].used)  # fmt: skip
                     if fault:
                         v.outcome, v.note = "known", fault
-                out.append({**base, "quantity": q, **v.as_dict()})
+                out.append(record(bname, method, q, **v.as_dict()))
             for q in set(got) - set(wanted):
-                out.append({**base, "quantity": q, "outcome": "error",
-                            "note": f"{method} returned {q!r}; expected {wanted}"})  # fmt: skip
+                out.append(record(bname, method, q, outcome="error",
+                                  note=f"{method} returned {q!r}; expected {wanted}"))  # fmt: skip
     return out
 
 

@@ -419,3 +419,36 @@ def test_a_check_that_judged_nothing_is_not_ok():
     r = check("suite:gelu_erf", backends="mygrad", dtypes=("float64",), cases=2)
     assert r.records and {x["outcome"] for x in r.records} == {"unsupported"}
     assert not r.ok and r.exit_status == 4
+
+
+@pytest.mark.parametrize("mutation", ["zeros", "nan", "widened", "torch_fault_elsewhere"])
+def test_a_broken_backend_never_passes_or_borrows_a_known_label(mutation):
+    """All-zero gradients, NaN gradients, gradients widened to float64, and torch's registered
+    forward-mode float64 tangent returned by a backend under another name: each result is
+    disagree (never agree, never known)."""
+    pytest.importorskip("torch")
+    from gradxval.backends.torch_backend import TorchBackend
+    from gradxval.suite import BY_NAME
+
+    class Broken(TorchBackend):
+        name = "mytorch"
+
+        def run_function(self, method, function, arrays, dtype, extra=None):
+            out = super().run_function(method, function, arrays, dtype, extra)
+            for q, v in out.items():
+                if q == "loss":
+                    continue
+                if mutation == "zeros":
+                    out[q] = np.zeros_like(v)
+                elif mutation == "nan":
+                    out[q] = np.full_like(v, np.nan)
+                else:  # widened: the values right, the dtype float64 (torch's forward fault)
+                    out[q] = v.astype(np.float64)
+            return out
+
+    f = BY_NAME["sq_norm_a_sigmoid"]
+    methods = ("forward",) if mutation == "torch_fault_elsewhere" else ("autodiff", "forward")
+    for case in sample(f, 2, 3, ("float32",), ("normal",)):
+        recs = check_case(f, case, {"mytorch": Broken()}, methods, 1)
+        judged = [r for r in recs if r["quantity"] != "loss"]
+        assert judged and all(r["outcome"] == "disagree" for r in judged), judged

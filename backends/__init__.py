@@ -21,9 +21,14 @@ __all__ = [
     "describe",
     "parse_backends",
     "not_installed",
+    "distributions",
+    "DISTRIBUTIONS",
 ]
 
 ENTRY_POINT_GROUP = "gradxval.backends"
+
+# "off": jax_backend uses no persistent compilation cache; the runner passes it to workers
+JAX_CACHE_ENV = "GRADXVAL_JAX_CACHE"
 
 BUILTIN = {
     "numpy": "gradxval.backends.numpy_backend:NumpyBackend",
@@ -47,6 +52,17 @@ def known_backends() -> dict[str, str]:
     return out
 
 
+def distributions() -> tuple[str, ...]:
+    """The distributions every known backend's results depend on (built-ins' frameworks, then
+    each plug-in's own package), for version headers and the Dask fingerprint."""
+    out = [d for ds in DISTRIBUTIONS.values() for d in ds]
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            out.append(dist.metadata["Name"])
+    return tuple(dict.fromkeys(out))
+
+
 def _target(name: str) -> str:
     if ":" in name:  # package.module:ClassName loads a backend without packaging
         return name
@@ -56,9 +72,15 @@ def _target(name: str) -> str:
         raise expected("backend", name, [*known_backends(), "all", "module:Class"]) from None
 
 
-# the framework each built-in needs: when it is not installed, `all` leaves the backend out
-# quietly; any other load failure of a backend that `all` selects is a broken install
-_FRAMEWORK = {"numpy": "numpy", "autograd": "autograd", "jax": "jax", "torch": "torch"}
+# the distributions each built-in's results depend on, its framework first: when that is not
+# installed, `all` leaves the backend out quietly; any other load failure of a backend that
+# `all` selects is a broken install
+DISTRIBUTIONS = {
+    "numpy": ("numpy",),
+    "autograd": ("autograd",),
+    "jax": ("jax", "jaxlib"),
+    "torch": ("torch",),
+}
 _INTERFACE = ("evaluate", "evaluate_problem", "version", "dtypes", "flags")
 
 
@@ -67,7 +89,7 @@ def not_installed(name: str) -> bool:
     for); False for everything else, plug-ins included: they were installed on purpose."""
     import importlib.util
 
-    fw = _FRAMEWORK.get(name)
+    fw = DISTRIBUTIONS.get(name, (None,))[0]
     return fw is not None and importlib.util.find_spec(fw) is None
 
 

@@ -14,10 +14,9 @@ import autograd
 import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.special import expit
+from gradxval.backends.base import Backend
 from gradxval.errors import Unsupported
-from gradxval.problems import closed_form, loss_from_sigmoid
-
-from .base import Backend
+from gradxval.model.problems import closed_form, loss_from_sigmoid
 
 __all__ = ["AutogradBackend"]
 

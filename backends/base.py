@@ -184,7 +184,7 @@ class Backend:
         """Like ``evaluate``, for any Problem: the seed problem keeps the backend's own code;
         others run ``problem.closed_form`` in the backend's namespace and ``problem.loss``
         through ``autodiff``."""
-        from gradxval.problems import DEFAULT_PROBLEM
+        from gradxval.model.problems import DEFAULT_PROBLEM
 
         if problem.name == DEFAULT_PROBLEM:
             return self.evaluate(method, A, x, dtype)

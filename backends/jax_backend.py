@@ -7,11 +7,10 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from gradxval.backends import JAX_CACHE_ENV
+from gradxval.backends.base import Backend
 from gradxval.errors import GradxvalError, Unsupported
-from gradxval.problems import closed_form, loss_from_sigmoid
-from gradxval.runner import JAX_CACHE_ENV
-
-from .base import Backend
+from gradxval.model.problems import closed_form, loss_from_sigmoid
 
 __all__ = ["JaxBackend"]
 

@@ -7,9 +7,8 @@ from types import SimpleNamespace
 
 import array_api_compat.numpy as xp
 import numpy as np
-from gradxval.problems import closed_form
-
-from .base import Backend
+from gradxval.backends.base import Backend
+from gradxval.model.problems import closed_form
 
 __all__ = ["NumpyBackend"]
 

@@ -10,10 +10,9 @@ import array_api_compat.torch as xp
 import ml_dtypes
 import numpy as np
 import torch
+from gradxval.backends.base import Backend
 from gradxval.errors import Unsupported
-from gradxval.problems import closed_form, loss_from_sigmoid
-
-from .base import Backend
+from gradxval.model.problems import closed_form, loss_from_sigmoid
 
 __all__ = ["TorchBackend"]
 

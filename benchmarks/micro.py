@@ -43,7 +43,7 @@ def _median_ms(fn, reps: int = 7) -> float:
 
 
 def registry() -> str:
-    from gradxval import known
+    from gradxval.judge import known
 
     t = time.perf_counter()
     known.load_registry()
@@ -60,7 +60,7 @@ def registry() -> str:
 
 def to_json() -> str:
     import numpy as np
-    from gradxval.compare import Verdict
+    from gradxval.judge.compare import Verdict
 
     path = ROOT / "reports" / "default" / "results.jsonl.gz"
     rows = [json.loads(line) for line in gzip.open(path, "rt") if '"verdict"' in line]
@@ -107,7 +107,7 @@ def outer() -> str:
 _FRESH = (
     "import time, numpy as np, statistics, sys\n"
     "if sys.argv[1] == 'kept':\n"
-    "    from gradxval.tuning import keep_freed_memory; keep_freed_memory()\n"
+    "    from gradxval.run.tuning import keep_freed_memory; keep_freed_memory()\n"
     "a = np.ones((1024, 1024))\n"
     "def two():\n"
     "    b = a * 2; c = a * 3; return c\n"
@@ -133,8 +133,8 @@ def fresh_arrays() -> str:
 
 def worker_startup() -> str:
     from gradxval.backends import BUILTIN
-    from gradxval.runner import Limits, _Pool, stop_workers
-    from gradxval.tuning import tune_own_process
+    from gradxval.run.runner import Limits, _Pool, stop_workers
+    from gradxval.run.tuning import tune_own_process
 
     tune_own_process()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -157,9 +157,9 @@ def worker_startup() -> str:
 
 _CALLS = (
     "import time, statistics\n"
-    "from gradxval.cases import Case\n"
+    "from gradxval.model.cases import Case\n"
     "from gradxval.backends import load\n"
-    "from gradxval.problems import load_problem\n"
+    "from gradxval.model.problems import load_problem\n"
     "i = Case('normal', 'float64', 4000, 4000, None, 7).inputs()\n"
     "p = load_problem('logistic')\n"
     "for b in ('jax', 'torch'):\n"

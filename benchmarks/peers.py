@@ -39,7 +39,7 @@ BACKENDS = ["numpy", "autograd", "jax", "torch"]
 
 
 def _case(n: int, seed: int):
-    from gradxval.cases import Case
+    from gradxval.model.cases import Case
 
     return Case("normal", "float64", n, n, None, seed)
 
@@ -51,7 +51,7 @@ def _tools():
     import jax.numpy as jnp
     import torch
     from autograd.test_util import check_grads as ag_check
-    from gradxval.runner import run_cases
+    from gradxval.run.runner import run_cases
     from jax.test_util import check_grads as jax_check
 
     def gradxval_prep(case):
@@ -120,7 +120,7 @@ def in_process(sizes: list[int], reps: int) -> list[dict]:
 _PEER_SCRIPTS = {
     "gradcheck fast": (
         "import torch\n"
-        "from gradxval.cases import Case\n"
+        "from gradxval.model.cases import Case\n"
         "i = Case('normal', 'float64', {n}, {n}, None, 7).inputs()\n"
         "A = torch.tensor(i.A, requires_grad=True); x = torch.tensor(i.x, requires_grad=True)\n"
         "f = lambda A, x: (A @ torch.sigmoid(x)).pow(2).sum()\n"
@@ -129,7 +129,7 @@ _PEER_SCRIPTS = {
     "jax check_grads": (
         "import jax, jax.numpy as jnp\n"
         "from jax.test_util import check_grads\n"
-        "from gradxval.cases import Case\n"
+        "from gradxval.model.cases import Case\n"
         "i = Case('normal', 'float64', {n}, {n}, None, 7).inputs()\n"
         "f = lambda A, x: jnp.sum((A @ jax.nn.sigmoid(x)) ** 2)\n"
         "with jax.enable_x64(True):\n"
@@ -138,7 +138,7 @@ _PEER_SCRIPTS = {
     "autograd check_grads": (
         "import autograd.numpy as anp\n"
         "from autograd.test_util import check_grads\n"
-        "from gradxval.cases import Case\n"
+        "from gradxval.model.cases import Case\n"
         "i = Case('normal', 'float64', {n}, {n}, None, 7).inputs()\n"
         "f = lambda A, x: anp.sum(anp.dot(A, 1 / (1 + anp.exp(-x))) ** 2)\n"
         "check_grads(f, modes=['rev'], order=1)(i.A, i.x)\n"
@@ -205,7 +205,7 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.tuned:
-        from gradxval.tuning import process_env, tune_own_process
+        from gradxval.run.tuning import process_env, tune_own_process
 
         if process_env():  # glibc reads its tunables when a process starts
             env = {**os.environ, **process_env()}

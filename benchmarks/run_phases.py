@@ -86,12 +86,12 @@ def isolated(args: list[str], tmp: Path) -> dict:
 
 
 def in_process(args: list[str], tmp: Path) -> float:
-    from gradxval.tuning import tune_own_process
+    from gradxval.run.tuning import tune_own_process
 
     tune_own_process()  # what the CLI does for its own process, before numpy loads
     import jax.monitoring
     from gradxval import backends, campaign, cases, runner
-    from gradxval.report import jsonl
+    from gradxval.output import jsonl
 
     def on_duration(event: str, duration: float, **_kw) -> None:
         if event.startswith("/jax/core/compile/"):

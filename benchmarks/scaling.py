@@ -51,16 +51,16 @@ def main() -> int:
     ap.add_argument("--sizes", default="10,30,100,300,1000,2000,3000,4000")
     ap.add_argument("--reps", type=int, default=5)
     opts = ap.parse_args()
-    from gradxval.tuning import process_env, tune_own_process
+    from gradxval.run.tuning import process_env, tune_own_process
 
     if process_env():  # start again as gradxval starts its workers (glibc reads it at start)
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **process_env()})
     tune_own_process()
     import numpy as np
-    from gradxval.cases import Case
-    from gradxval.known import load_registry
-    from gradxval.problems import reference_for
-    from gradxval.runner import run_cases
+    from gradxval.judge.known import load_registry
+    from gradxval.judge.problem_reference import reference_for
+    from gradxval.model.cases import Case
+    from gradxval.run.runner import run_cases
 
     np.seterr(all="ignore")
     bw = bandwidth()

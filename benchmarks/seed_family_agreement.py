@@ -19,9 +19,9 @@ import sys
 from collections import Counter
 
 import numpy as np
-from gradxval.cases import sample_cases
 from gradxval.judge.engine import Quad, evaluate
-from gradxval.problems import reference_for
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import sample_cases
 
 PHI = {
     "logistic": lambda x, nn: nn.sigmoid(x),

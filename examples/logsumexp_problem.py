@@ -8,7 +8,7 @@ differences of it, and marks every verdict "mpmath at 60 digits".  The hazard it
 maximum is subtracted first.
 """
 
-from gradxval.problems import Problem
+from gradxval.model.problems import Problem
 
 
 def _lse(z, xp):

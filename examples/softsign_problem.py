@@ -13,7 +13,7 @@ for |x| > 255 (340 times too large).  The closed form 1/d^2 has neither problem.
 
 import mpmath
 import numpy as np
-from gradxval.problems import Activation, ActivationProblem
+from gradxval.model.problems import Activation, ActivationProblem
 
 
 def _pair(x, xp):

@@ -14,8 +14,8 @@ Importing gradxval imports no framework; backends load lazily through gradxval.b
 
 from __future__ import annotations
 
-from .errors import BackendUnavailable, GradxvalError, Unsupported, UsageError
-from .model.functions import Function, Input, function, labels
+from gradxval.errors import BackendUnavailable, GradxvalError, Unsupported, UsageError
+from gradxval.model.functions import Function, Input, function, labels
 
 __version__ = "0.1.0"
 
@@ -35,6 +35,6 @@ __all__ = [
 
 def check(target, **options):
     """Check declared functions on every backend; see gradxval.checking.check."""
-    from .checking import check as run
+    from gradxval.checking import check as run
 
     return run(target, **options)

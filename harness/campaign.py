@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from .errors import GradxvalError, UsageError
+from gradxval.errors import GradxvalError, UsageError
 
 __all__ = [
     "Settings",
@@ -119,7 +119,7 @@ def _list(name: str, spec: str) -> str:
 def _check_import_strings(names) -> None:
     """A module:Class backend that cannot be imported or is not a Backend is a usage error,
     found before any case runs (a framework that fails at start-up is not: that is exit 4)."""
-    from .backends import describe
+    from gradxval.backends import describe
 
     for n in names:
         if ":" not in n:
@@ -132,11 +132,11 @@ def _check_import_strings(names) -> None:
 
 def plan(settings: Settings) -> Plan:
     """Validate the settings and draw the cases; raise UsageError on any bad value."""
-    from .backends import BUILTIN, parse_backends
-    from .cases import parse_regimes, sample_cases
-    from .dtypes import parse_dtypes
-    from .problems import domains, parse_order, parse_problems
-    from .runner import HVP_METHODS, KNOWN_METHODS, parse_methods
+    from gradxval.backends import BUILTIN, parse_backends
+    from gradxval.dtypes import parse_dtypes
+    from gradxval.model.cases import parse_regimes, sample_cases
+    from gradxval.model.problems import domains, parse_order, parse_problems
+    from gradxval.run.runner import HVP_METHODS, KNOWN_METHODS, parse_methods
 
     s = settings
     for name in ("backends", "dtypes", "regimes", "problems", "methods"):
@@ -164,7 +164,11 @@ def plan(settings: Settings) -> Plan:
     }
     shard = parse_shard(s.shard)
     every = sample_cases(
-        s.cases, s.seed, dtypes, regimes, problems=problems,
+        s.cases,
+        s.seed,
+        dtypes,
+        regimes,
+        problems=problems,
         domains=domains(problems, dtypes, regimes),
     )
     cases = shard_cases(every, shard)
@@ -184,8 +188,8 @@ def case_digest(cases) -> str:
 
 
 def _manifest(p: Plan, infos, skipped: dict) -> dict:
-    from . import __version__
-    from .report import environment
+    from gradxval.output import environment
+    from gradxval.version import __version__
 
     return {
         "schema": "gradxval.manifest/1",
@@ -242,9 +246,9 @@ def execute(
     the run early: the summary is written with ``interrupted: true`` and the status is 130 or
     143.  Failing to write the final files gives status 3 and one line; results.jsonl stays.
     """
-    from .known import load_registry
-    from .report import environment
-    from .runner import run_cases
+    from gradxval.judge.known import load_registry
+    from gradxval.output import environment
+    from gradxval.run.runner import run_cases
 
     registry = load_registry()
     records: list[dict] = []
@@ -323,8 +327,8 @@ def execute(
         resumed=resume_manifest is not None,
     )
     if out is not None and follow_up and not interrupted:
-        from .repro import follow_up as _follow_up
-        from .repro import known_reproducers
+        from gradxval.followup.repro import follow_up as _follow_up
+        from gradxval.followup.repro import known_reproducers
 
         versions = {b.name: b.version for b in infos}
         try:  # shrinking can take minutes: an interrupt still leaves a summary
@@ -350,7 +354,7 @@ def _run_info(
     p: Plan, *, cases, planned, seconds, skipped, quarantined, logs, interrupted, resumed
 ) -> dict:
     """summary.json's "run": the same keys for a run, a resumed run and merged shards."""
-    from .runner import determinism_mode
+    from gradxval.run.runner import determinism_mode
 
     return {
         "cases": cases,
@@ -375,8 +379,8 @@ def _run_info(
 
 
 def _finish(records, env, run, out, registry, interrupted, stats) -> Outcome:
-    from .report import build_summary
-    from .report.summary import run_status
+    from gradxval.output import build_summary
+    from gradxval.output.summary import run_status
 
     summary = build_summary(records, env, run)
     status, lines = run_status(summary)
@@ -403,7 +407,7 @@ def _check_methods(p: Plan, infos) -> None:
         return
     have = {m for b in infos for m in (*b.methods, *getattr(b, "hvp_methods", ()))}
     unknown = [m for m in p.method_spec if m not in have]
-    from .runner import HVP_METHODS, KNOWN_METHODS
+    from gradxval.run.runner import HVP_METHODS, KNOWN_METHODS
 
     unknown = [m for m in unknown if m not in KNOWN_METHODS + HVP_METHODS]
     if unknown:
@@ -416,15 +420,15 @@ def _check_methods(p: Plan, infos) -> None:
 def _dropped(p: Plan, skipped: dict) -> dict:
     """Backends that did not run although asked for: by name, or registered plug-ins and
     installed frameworks that failed to load (a broken install, not a missing extra)."""
-    from .backends import not_installed
+    from gradxval.backends import not_installed
 
     return {n: why for n, why in skipped.items() if p.explicit or not not_installed(n)}
 
 
 def write_reports(out, records: list[dict], summary: dict, registry) -> None:
     """summary.json, report.md and report.html, each written whole or not at all."""
-    from .report import render_markdown
-    from .report.html import render_html
+    from gradxval.output import render_markdown
+    from gradxval.output.html import render_html
 
     out.write_atomic("summary.json", json.dumps(summary, indent=1) + "\n")
     out.write_atomic("report.md", render_markdown(records, summary, registry))
@@ -491,7 +495,7 @@ def rebuild(out) -> Outcome:
 
 
 def _rebuilt(records, env, run, out, done, planned) -> Outcome:
-    from .known import load_registry
+    from gradxval.judge.known import load_registry
 
     outcome = _finish(records, env, run, out, load_registry(), None, None)
     if run["interrupted"]:
@@ -508,8 +512,8 @@ def merge(out, dirs: list) -> Outcome:
     The shards must share settings (shard aside), backend versions and the whole case list,
     each must be complete, and together they must cover every case exactly once.
     """
-    from .known import load_registry
-    from .rundir import RunDir
+    from gradxval.judge.known import load_registry
+    from gradxval.output.rundir import RunDir
 
     shards = []
     for d in dirs:
@@ -594,9 +598,9 @@ def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, keep, done)
     """execute's body on a Dask cluster (dask_executor.py); returns runner-like stats."""
     from types import SimpleNamespace
 
-    from .cases import Case
-    from .dask_executor import run_on_dask
-    from .runner import Limits
+    from gradxval.model.cases import Case
+    from gradxval.run.dask_executor import run_on_dask
+    from gradxval.run.runner import Limits
 
     def on_case(cid: str, recs: list[dict]) -> None:
         for rec in recs:

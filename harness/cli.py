@@ -10,15 +10,15 @@ import traceback
 from dataclasses import fields
 from pathlib import Path
 
-from .campaign import DEFAULT_CASES, DEFAULT_SEED, Interrupted, Settings
-from .errors import GradxvalError, UsageError
-from .tuning import tune_own_process
+from gradxval.campaign import DEFAULT_CASES, DEFAULT_SEED, Interrupted, Settings
+from gradxval.errors import GradxvalError, UsageError
+from gradxval.run.tuning import tune_own_process
 
 __all__ = ["main", "DEFAULT_CASES", "DEFAULT_SEED"]
 
 
 def _epilog() -> str:
-    from .report.summary import EXIT_CODES
+    from gradxval.output.summary import EXIT_CODES
 
     return "exit status:\n" + "\n".join(f"  {k:>3}  {v}" for k, v in EXIT_CODES.items())
 
@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from gradxval.version import __version__
 
     p = _Parser(prog="gradxval", description=__doc__, epilog=_epilog(), formatter_class=_Help)
     p.add_argument("--version", action="version", version=f"gradxval {__version__}")
@@ -295,8 +295,8 @@ def _split(spec):
 def _check(args) -> int:
     from collections import Counter
 
-    from .checking import check, describe
-    from .dtypes import parse_dtypes
+    from gradxval.checking import check, describe
+    from gradxval.dtypes import parse_dtypes
 
     seen: dict = {}
 
@@ -380,12 +380,11 @@ def _settings(args, manifest: dict | None) -> Settings:
 
 
 def _run(args) -> int:
+    from gradxval.campaign import check_limits, execute, handle_signals, plan
+    from gradxval.output.rundir import RunDir
+    from gradxval.run.runner import Limits, default_max_memory
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from .campaign import check_limits, execute, handle_signals, plan
-    from .rundir import RunDir
-    from .runner import Limits, default_max_memory
 
     if args.resume is not None and args.out is not None and args.out != args.resume:
         raise UsageError("give either --out DIR or --resume DIR, not both")
@@ -397,7 +396,7 @@ def _run(args) -> int:
             raise UsageError("--in-process and --executor dask exclude each other")
         if args.workers < 1:
             raise UsageError(f"--workers={args.workers}, expected >= 1")
-        from .dask_executor import require_dask
+        from gradxval.run.dask_executor import require_dask
 
         require_dask()  # before any work starts
     elif args.scheduler:
@@ -413,7 +412,7 @@ def _run(args) -> int:
             raise UsageError(f"--resume {args.resume}: no manifest.json, nothing to resume")
     p = plan(_settings(args, manifest))  # every option is checked before any work starts
     if args.resume is not None:
-        from .campaign import case_digest
+        from gradxval.campaign import case_digest
 
         if (manifest.get("cases"), manifest.get("case_digest")) != (
             len(p.cases),
@@ -429,7 +428,8 @@ def _run(args) -> int:
         out.open(overwrite=args.overwrite)
     import os
 
-    from .runner import DETERMINISM_ENV, JAX_CACHE_ENV
+    from gradxval.backends import JAX_CACHE_ENV
+    from gradxval.run.runner import DETERMINISM_ENV
 
     # worker processes inherit these (Dask tasks get them passed)
     os.environ[DETERMINISM_ENV] = args.check_determinism
@@ -513,9 +513,8 @@ def _print_outcome(outcome, out) -> None:
 
 def _print_table(console, records, summary) -> None:
 
+    from gradxval.output.markdown import cell_text, matrix
     from rich.table import Table
-
-    from .report.markdown import cell_text, matrix
 
     rows, cols, cells = matrix(records)
     t = Table(title="gradxval: agreeing / judged results per backend/method and dtype")
@@ -545,8 +544,8 @@ def _print_table(console, records, summary) -> None:
 
 
 def _repro(args) -> int:
-    from .known import load_registry
-    from .repro import repro_known
+    from gradxval.followup.repro import repro_known
+    from gradxval.judge.known import load_registry
 
     registry = load_registry()
     registry.get(args.known)  # an unknown id lists the known ones
@@ -560,8 +559,8 @@ def _repro(args) -> int:
 
 
 def _merge(args) -> int:
-    from .campaign import merge
-    from .rundir import RunDir
+    from gradxval.campaign import merge
+    from gradxval.output.rundir import RunDir
 
     for d in args.dirs:
         if not (d / "manifest.json").exists():
@@ -572,7 +571,7 @@ def _merge(args) -> int:
 
 
 def _diff(args) -> int:
-    from .diff import diff_runs
+    from gradxval.output.diff import diff_runs
 
     d = diff_runs(args.base, args.new, factor=args.factor)
     _write_diff(d, args.markdown, args.json)
@@ -589,7 +588,7 @@ def _write_diff(d, markdown: Path | None, as_json: Path | None) -> None:
 
 def _baseline(args, outcome, out) -> int:
     """--baseline: diff against the base run; only what is new fails the run."""
-    from .diff import _load, diff_records
+    from gradxval.output.diff import _load, diff_records
 
     records, summary = _load(args.baseline)
     d = diff_records(
@@ -608,8 +607,8 @@ def _baseline(args, outcome, out) -> int:
 
 
 def _report(args) -> int:
-    from .campaign import rebuild
-    from .rundir import RunDir
+    from gradxval.campaign import rebuild
+    from gradxval.output.rundir import RunDir
 
     if not args.dir.is_dir():
         raise UsageError(f"report {args.dir}: not a directory")
@@ -624,8 +623,8 @@ def _report(args) -> int:
 def _known(args) -> int:
     from collections import Counter
 
-    from .known import load_registry
-    from .report.summary import known_seen
+    from gradxval.judge.known import load_registry
+    from gradxval.output.summary import known_seen
 
     registry = load_registry()
     if args.check is None:
@@ -643,7 +642,7 @@ def _known(args) -> int:
             for u in e.upstream:
                 print(f"  upstream: {u}")
         return 0
-    from .rundir import RunDir
+    from gradxval.output.rundir import RunDir
 
     records, _ = RunDir(args.check).completed()
     if not records:
@@ -672,10 +671,10 @@ def _known(args) -> int:
 def _check_formula(args) -> int:
     from collections import Counter
 
-    from .backends import parse_backends
-    from .cases import parse_regimes
-    from .dtypes import parse_dtypes
-    from .formula import check_formula, load_formula
+    from gradxval.backends import parse_backends
+    from gradxval.dtypes import parse_dtypes
+    from gradxval.followup.formula import check_formula, load_formula
+    from gradxval.model.cases import parse_regimes
 
     fn = load_formula(args.formula)
     names, _ = parse_backends(args.backends)
@@ -706,11 +705,11 @@ def _check_formula(args) -> int:
 def _check_backend(args) -> int:
     from collections import Counter
 
-    from .backends import parse_backends
-    from .campaign import check_limits
-    from .cases import sample_cases
-    from .conformance import check_backend_isolated, failing
-    from .runner import Limits, run_cases
+    from gradxval.backends import parse_backends
+    from gradxval.campaign import check_limits
+    from gradxval.model.cases import sample_cases
+    from gradxval.run.conformance import check_backend_isolated, failing
+    from gradxval.run.runner import Limits, run_cases
 
     parse_backends(args.name)  # an unknown name is a usage error
     check_limits(args.timeout, 300.0, None)
@@ -757,10 +756,9 @@ def _check_backend(args) -> int:
 
 
 def _backends() -> int:
+    from gradxval.backends import describe, known_backends
     from rich.console import Console
     from rich.table import Table
-
-    from .backends import describe, known_backends
 
     t = Table(title="gradxval backends")
     for col in ("name", "available", "version", "methods", "dtypes", "why not"):
@@ -781,12 +779,12 @@ def _backends() -> int:
 
 def _replay(args) -> int:
     import numpy as np
-
-    from .backends import parse_backends
-    from .campaign import check_limits
-    from .cases import Case
-    from .problems import load_problem, reference_for
-    from .runner import Limits, default_max_memory, parse_methods, run_cases
+    from gradxval.backends import parse_backends
+    from gradxval.campaign import check_limits
+    from gradxval.judge.problem_reference import reference_for
+    from gradxval.model.cases import Case
+    from gradxval.model.problems import load_problem
+    from gradxval.run.runner import Limits, default_max_memory, parse_methods, run_cases
 
     case = Case.from_id(args.case_id)
     check_limits(args.timeout, 300.0, None)
@@ -851,7 +849,7 @@ def _plain(a) -> str:
 
 
 def _check_size(case, limit: int) -> None:
-    from .dtypes import info
+    from gradxval.dtypes import info
 
     need = (case.m * case.n + case.n * (case.k or 1)) * info(case.dtype).np.itemsize * 8
     if need > limit:

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import ml_dtypes
 import numpy as np
-
-from .errors import expected
+from gradxval.errors import expected
 
 __all__ = ["DTYPES", "DtypeInfo", "info", "parse_dtypes"]
 

@@ -28,6 +28,7 @@ __all__ = [
     "round_to",
 ]
 
+
 def round_to(v, dt) -> np.ndarray:
     """v rounded to the dtype ``dt`` and back to float64: one rounding of a model's operation."""
     with np.errstate(all="ignore"):

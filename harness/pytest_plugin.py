@@ -137,7 +137,9 @@ def pytest_report_header(config) -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = []
-    for pkg in ("numpy", "autograd", "jax", "jaxlib", "torch", "ml_dtypes"):
+    from gradxval.backends import distributions
+
+    for pkg in dict.fromkeys(("numpy", "ml_dtypes") + distributions()):
         try:
             versions.append(f"{pkg} {version(pkg)}")
         except PackageNotFoundError:
@@ -165,9 +167,9 @@ class _Session:
         self.order: dict[str, int] = {}
         self._backends = None
         self.usage_error: str | None = None
-        from .errors import UsageError
-        from .problems import parse_order
-        from .runner import parse_methods
+        from gradxval.errors import UsageError
+        from gradxval.model.problems import parse_order
+        from gradxval.run.runner import parse_methods
 
         try:
             self.method_spec = parse_methods(str(_opt(config, "methods")))
@@ -182,11 +184,11 @@ class _Session:
 
     def selection(self):
         """(cases, backend names, explicit) from the options; usage errors stop the session."""
-        from .backends import parse_backends
-        from .cases import parse_regimes, sample_cases
-        from .dtypes import parse_dtypes
-        from .errors import UsageError
-        from .problems import domains, parse_problems
+        from gradxval.backends import parse_backends
+        from gradxval.dtypes import parse_dtypes
+        from gradxval.errors import UsageError
+        from gradxval.model.cases import parse_regimes, sample_cases
+        from gradxval.model.problems import domains, parse_problems
 
         try:
             names, explicit = parse_backends(_opt(self.config, "backends"))
@@ -217,7 +219,7 @@ class _Session:
             )
         except (UsageError, ValueError) as exc:
             raise pytest.UsageError(f"gradxval: {exc}") from None
-        from .campaign import parse_shard, shard_cases
+        from gradxval.campaign import parse_shard, shard_cases
 
         try:
             shard = parse_shard(str(_opt(self.config, "shard")).strip() or None)
@@ -231,8 +233,8 @@ class _Session:
         every registered plug-in and installed framework under 'all': a dropped backend fails
         the session (only a built-in whose framework is not installed is left out)."""
         if self._backends is None:
-            from .backends import describe, not_installed
-            from .runner import select_jobs
+            from gradxval.backends import describe, not_installed
+            from gradxval.run.runner import select_jobs
 
             self._backends = {}
             for n in names:
@@ -262,8 +264,8 @@ class _Session:
     def verdicts(self, case_id: str, names) -> list:
         """Every verdict of one case, computed once per process (all backends, for attribution)."""
         if case_id not in self._verdicts:
-            from .cases import Case
-            from .runner import run_cases
+            from gradxval.model.cases import Case
+            from gradxval.run.runner import run_cases
 
             out: list = []
             run_cases(
@@ -279,9 +281,9 @@ class _Session:
 
 
 def _check_method_names(spec, names) -> None:
-    from .backends import BUILTIN
-    from .errors import UsageError
-    from .runner import HVP_METHODS, KNOWN_METHODS
+    from gradxval.backends import BUILTIN
+    from gradxval.errors import UsageError
+    from gradxval.run.runner import HVP_METHODS, KNOWN_METHODS
 
     known = tuple(dict.fromkeys(KNOWN_METHODS + HVP_METHODS))
     if isinstance(spec, tuple) and all(n in BUILTIN for n in names):
@@ -333,11 +335,10 @@ def gradxval_property(request):
     Returns a callable; the test calls it.  Settings come from --gradxval-profile.
     """
     pytest.importorskip("hypothesis")
+    from gradxval.dtypes import parse_dtypes
+    from gradxval.model.cases import parse_regimes
+    from gradxval.model.strategies import cases, profile
     from hypothesis import given
-
-    from .cases import parse_regimes
-    from .dtypes import parse_dtypes
-    from .strategies import cases, profile
 
     s = request.config.stash[_STASH]
     _, names, explicit = s.selection()
@@ -351,7 +352,7 @@ def gradxval_property(request):
 
     def run() -> None:
         __tracebackhide__ = True
-        from .runner import run_cases
+        from gradxval.run.runner import run_cases
 
         @profile(_opt(request.config, "profile"))
         @given(strategy)
@@ -384,9 +385,9 @@ class GradxvalCheck:
         """Write repro_<id>.py for a disagreement: into --gradxval-report, else pytest's cache."""
         if v.verdict not in ("disagree", "known"):
             return None
-        from .cases import Case
-        from .problems import reference_for
-        from .repro import write_reproducer
+        from gradxval.followup.repro import write_reproducer
+        from gradxval.judge.problem_reference import reference_for
+        from gradxval.model.cases import Case
 
         config = self.item.config
         if self.session.report is not None:
@@ -464,7 +465,7 @@ def _u(x) -> str:
 
 
 def _known_text(v) -> str:
-    from .known import load_registry
+    from gradxval.judge.known import load_registry
 
     reg = load_registry()
     parts = []
@@ -507,13 +508,13 @@ class _ReportCollector:
 def write_plugin_report(s: _Session, records: list[dict]) -> None:
     """Write the same report as ``gradxval run --out``; records sorted into run order, so
     serial and parallel (xdist) runs write the same files."""
-    from .backends import describe
-    from .known import load_registry
-    from .report import build_summary, environment, write_markdown
+    from gradxval.backends import describe
+    from gradxval.judge.known import load_registry
+    from gradxval.output import build_summary, environment, write_markdown
 
     if not s.order:
         s.selection()
-    from .problems import QUANTITIES, SECOND_ORDER
+    from gradxval.model.problems import QUANTITIES, SECOND_ORDER
 
     backends = list(dict.fromkeys(r["backend"] for r in records))
     quantities = {q: k for k, q in enumerate((*QUANTITIES, *SECOND_ORDER))}
@@ -544,7 +545,7 @@ def write_plugin_report(s: _Session, records: list[dict]) -> None:
     (s.report / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     registry = load_registry()
     write_markdown(s.report / "report.md", records, summary, registry)
-    from .report.html import write_html
+    from gradxval.output.html import write_html
 
     write_html(s.report / "report.html", records, summary, registry)
 

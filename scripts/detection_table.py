@@ -20,10 +20,10 @@ import json
 from collections import defaultdict
 
 import numpy as np
-from gradxval.cases import REGIMES, sample_cases
 from gradxval.dtypes import DTYPES, info
-from gradxval.problems import reference_for
-from gradxval.tolerance import tolerance_u
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import REGIMES, sample_cases
+from gradxval.model.tolerance import tolerance_u
 
 QUANTITIES = ("loss", "grad_x", "grad_A")
 
@@ -66,8 +66,10 @@ def main() -> int:
     if args.compare:
         with open(args.compare) as f:
             before = json.load(f)
-    print("| dtype | quantity | cases | median e_min before | after | p90 before | after "
-          "| 50 % caught before | after | 10 % caught before | after |")
+    print(
+        "| dtype | quantity | cases | median e_min before | after | p90 before | after "
+        "| 50 % caught before | after | 10 % caught before | after |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for dt in DTYPES:
         for q in QUANTITIES:
@@ -75,10 +77,16 @@ def main() -> int:
             if key not in after:
                 continue
             b, a = np.array(before.get(key, [np.nan])), np.array(after[key])
-            cells = [f"{np.median(b):.3g}", f"{np.median(a):.3g}",
-                     f"{np.percentile(b, 90):.3g}", f"{np.percentile(a, 90):.3g}",
-                     f"{np.mean(b < 0.5):.0%}", f"{np.mean(a < 0.5):.0%}",
-                     f"{np.mean(b < 0.1):.0%}", f"{np.mean(a < 0.1):.0%}"]
+            cells = [
+                f"{np.median(b):.3g}",
+                f"{np.median(a):.3g}",
+                f"{np.percentile(b, 90):.3g}",
+                f"{np.percentile(a, 90):.3g}",
+                f"{np.mean(b < 0.5):.0%}",
+                f"{np.mean(a < 0.5):.0%}",
+                f"{np.mean(b < 0.1):.0%}",
+                f"{np.mean(a < 0.1):.0%}",
+            ]
             print(f"| {dt} | {q} | {a.size} | " + " | ".join(cells) + " |")
     return 0
 

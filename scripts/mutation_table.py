@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from gradxval.backends import describe, load  # noqa: E402
-from gradxval.cases import sample_cases  # noqa: E402
 from gradxval.cli import DEFAULT_CASES, DEFAULT_SEED  # noqa: E402
 from gradxval.dtypes import DTYPES  # noqa: E402
-from gradxval.runner import run_cases  # noqa: E402
+from gradxval.model.cases import sample_cases  # noqa: E402
+from gradxval.run.runner import run_cases  # noqa: E402
 from mutants import MUTANTS, SECOND_ORDER_MUTANTS, RelativeNoise, first_detection  # noqa: E402
 
 

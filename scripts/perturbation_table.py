@@ -15,14 +15,15 @@ import sys
 import time
 
 import numpy as np
-from gradxval.accuracy import accuracy_outliers
-from gradxval.cases import sample_cases
 from gradxval.cli import DEFAULT_CASES, DEFAULT_SEED
-from gradxval.compare import judge
 from gradxval.dtypes import DTYPES, info
-from gradxval.known import load_registry
-from gradxval.problems import QUANTITIES, reference_for
-from gradxval.runner import evaluate_backend, run_cases
+from gradxval.judge.accuracy import accuracy_outliers
+from gradxval.judge.compare import judge
+from gradxval.judge.known import load_registry
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import sample_cases
+from gradxval.model.problems import QUANTITIES
+from gradxval.run.runner import evaluate_backend, run_cases
 
 DELTAS = [m * 10.0**-e for e in range(1, 17) for m in (5, 2, 1)]
 PEERS = ("numpy", "torch", "jax")

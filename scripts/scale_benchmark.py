@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def _run(settings, executor, workers):
     from gradxval.campaign import execute, plan
-    from gradxval.runner import Limits
+    from gradxval.run.runner import Limits
 
     p = plan(settings)
     t0 = time.perf_counter()

@@ -17,12 +17,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from gradxval.backends import parse_backends
-from gradxval.cases import parse_regimes, sample_cases
 from gradxval.dtypes import parse_dtypes
-from gradxval.known import load_registry
-from gradxval.problems import parse_problems
-from gradxval.report import JsonlWriter
-from gradxval.runner import run_cases
+from gradxval.judge.known import load_registry
+from gradxval.model.cases import parse_regimes, sample_cases
+from gradxval.model.problems import parse_problems
+from gradxval.output import JsonlWriter
+from gradxval.run.runner import run_cases
 
 
 def main() -> int:
@@ -100,7 +100,7 @@ def main() -> int:
             skip_unavailable=not explicit,
             order=a.order,
         )
-    from gradxval.accuracy import accuracy_outliers
+    from gradxval.judge.accuracy import accuracy_outliers
 
     outliers = accuracy_outliers(records)
     result = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from gradxval.tuning import process_env
+from gradxval.run.tuning import process_env
 
 # The test processes run as the CLI's workers do (gradxval/tuning.py): idle BLAS and OpenMP
 # threads sleep, large allocations get huge pages.  Set here, before the xdist workers start
@@ -13,7 +13,7 @@ os.environ.update(process_env())
 
 @pytest.fixture(scope="session")
 def registry():
-    from gradxval.known import load_registry
+    from gradxval.judge.known import load_registry
 
     return load_registry()
 

@@ -11,7 +11,7 @@ import time
 import array_api_compat.numpy as xp
 import numpy as np
 from gradxval.backends.base import Backend
-from gradxval.problems import closed_form, stable_sigmoid_pair
+from gradxval.model.problems import closed_form, stable_sigmoid_pair
 
 
 class _NumpyFault(Backend):
@@ -602,7 +602,7 @@ def _torch_autodiff(A, x, post):
     tA = to_torch(A).detach().clone().requires_grad_(True)
     tx = to_torch(x).detach().clone().requires_grad_(True)
     import array_api_compat.torch as txp
-    from gradxval.problems import loss_from_sigmoid
+    from gradxval.model.problems import loss_from_sigmoid
 
     loss = loss_from_sigmoid(tA, torch.sigmoid(tx), txp)
     gA, gx = torch.autograd.grad(loss, (tA, tx), allow_unused=True)
@@ -749,7 +749,7 @@ class AAtWhereAtA(_NumpyFault):
 
 
 def _logistic_triple(x, xp_):
-    from gradxval.problems import LOGISTIC
+    from gradxval.model.problems import LOGISTIC
 
     return LOGISTIC.triple(x, xp_)
 
@@ -764,13 +764,13 @@ class _HvpFault(_NumpyFault):
             return np.asarray(self.faulty_hvp(A, x, v)).astype(x.dtype)
 
     def faulty_hvp(self, A, x, v):
-        from gradxval.problems import closed_form_hvp
+        from gradxval.model.problems import closed_form_hvp
 
         return closed_form_hvp(A, x, v, xp, _logistic_triple)
 
 
 def _hvp_with(A, x, v, triple):
-    from gradxval.problems import closed_form_hvp
+    from gradxval.model.problems import closed_form_hvp
 
     return closed_form_hvp(A, x, v, xp, triple)
 
@@ -971,7 +971,7 @@ def first_detection(
     whose verdicts report it as expected, or (cases run, None).  Every verdict made on the way
     is appended to ``seen``.  Second-order mutants run with order "2"."""
     from gradxval.backends import load
-    from gradxval.runner import run_cases
+    from gradxval.run.runner import run_cases
 
     spec = f"mutants:{class_name}"
     supported = load(spec).dtypes()

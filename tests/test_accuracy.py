@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from gradxval.accuracy import accuracy_outliers, distributions, sign_test
-from gradxval.cases import sample_cases
 from gradxval.cli import main
-from gradxval.runner import run_cases
+from gradxval.judge.accuracy import accuracy_outliers, distributions, sign_test
+from gradxval.model.cases import sample_cases
+from gradxval.run.runner import run_cases
 
 
 def test_sign_test():

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from _support import available_backends
 from gradxval.backends import describe, load
-from gradxval.cases import REGIMES, Case
-from gradxval.compare import judge
 from gradxval.dtypes import DTYPES
 from gradxval.errors import Unsupported
-from gradxval.problems import reference_for
-from gradxval.runner import evaluate_backend
+from gradxval.judge.compare import judge
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import REGIMES, Case
+from gradxval.run.runner import evaluate_backend
 
 SHAPES = {
     "normal": "m9n7k2",
@@ -112,7 +112,7 @@ def test_unsupported_dtype_raises_with_reason():
     ],
 )
 def test_extra_modes_agree_with_the_reference(cid):
-    from gradxval.runner import run_cases
+    from gradxval.run.runner import run_cases
 
     out: list = []
     stats = run_cases(
@@ -128,7 +128,7 @@ def test_extra_modes_agree_with_the_reference(cid):
 
 
 def test_repeat_call_must_give_the_same_bits():
-    from gradxval.runner import run_cases
+    from gradxval.run.runner import run_cases
 
     out: list = []
     run_cases(

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
-from gradxval.cases import REGIMES, Case, parse_regimes, sample_cases
 from gradxval.dtypes import DTYPES, parse_dtypes
 from gradxval.errors import UsageError
+from gradxval.model.cases import REGIMES, Case, parse_regimes, sample_cases
 
 
 def test_id_round_trip():
@@ -66,8 +66,8 @@ def test_sample_cases_is_deterministic_and_covers_everything():
 
 @pytest.mark.parametrize("count", [30, 31, 47, 300])
 def test_every_run_of_thirty_cases_covers_every_shape_class_for_every_dtype(count):
-    from gradxval.cases import SHAPE_CLASSES, shape_classes
     from gradxval.dtypes import DTYPES
+    from gradxval.model.cases import SHAPE_CLASSES, shape_classes
 
     covered = {d: set() for d in DTYPES}
     for c in sample_cases(count, 7):
@@ -83,7 +83,7 @@ def test_short_runs_reach_every_problem_round_robin():
 
 
 def test_shape_classes_of_hand_picked_cases():
-    from gradxval.cases import shape_classes
+    from gradxval.model.cases import shape_classes
 
     assert set(shape_classes(Case.from_id("strided-float32-m5n5k2-s2"))) == {
         "square",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from _support import available_backends
 from gradxval.cli import main
-from gradxval.compare import VERDICTS
-from gradxval.report import read_jsonl
+from gradxval.judge.compare import VERDICTS
+from gradxval.output import read_jsonl
 
 SUMMARY_KEYS = {
     "case_id",
@@ -265,8 +265,8 @@ def test_known_check_names_unseen_entries_and_diagnosed_results(tmp_path, capsys
 
 def test_plugin_by_import_string_reproduces_from_anywhere(tmp_path):
     """A verdict names the class's own name, and its reproduce line carries the PYTHONPATH."""
-    from gradxval.cases import Case
-    from gradxval.runner import run_cases
+    from gradxval.model.cases import Case
+    from gradxval.run.runner import run_cases
 
     out: list = []
     run_cases(
@@ -281,7 +281,7 @@ def test_plugin_by_import_string_reproduces_from_anywhere(tmp_path):
 
 
 def test_replay_computes_the_reference_once(monkeypatch, capsys):
-    import gradxval.reference as reference
+    import gradxval.judge.problem_reference as reference
 
     calls = []
     real = reference.compute_reference

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gradxval.cases import Case
-from gradxval.compare import measure
 from gradxval.dtypes import info
-from gradxval.runner import run_cases
+from gradxval.judge.error_model import measure
+from gradxval.model.cases import Case
+from gradxval.run.runner import run_cases
 
 FAULTS = [
     # (backend spec, case id, quantity that must disagree)
@@ -110,8 +110,8 @@ def test_measure_nan_patterns_and_overflow():
 
 def test_known_match_needs_evidence_not_a_name(registry):
     """Half the true saturated grad_x is not what sigma(1 - sigma) gives: it stays disagree."""
-    from gradxval.compare import judge
-    from gradxval.problems import reference_for
+    from gradxval.judge.compare import judge
+    from gradxval.judge.problem_reference import reference_for
 
     case = Case.from_id("saturated-float32-m10n50-s7")
     ref = reference_for(case, case.inputs())
@@ -127,8 +127,8 @@ def test_known_match_needs_evidence_not_a_name(registry):
 
 def test_known_needs_the_library_and_method_in_scope(registry):
     """The same values are known from torch's autodiff, a diagnosis from anything else."""
-    from gradxval.compare import judge
-    from gradxval.problems import reference_for
+    from gradxval.judge.compare import judge
+    from gradxval.judge.problem_reference import reference_for
 
     torch = pytest.importorskip("torch")
     case = Case.from_id("saturated-float32-m10n50-s7")
@@ -165,8 +165,8 @@ def test_known_needs_the_library_and_method_in_scope(registry):
 def test_known_is_claimed_for_every_element_or_not_at_all(registry):
     """sigma(1 - sigma) where x saturates, and a 40 u error elsewhere: the known entry explains
     part of the array, so the verdict is disagree and the message shows the unexplained element."""
-    from gradxval.compare import judge
-    from gradxval.problems import reference_for
+    from gradxval.judge.compare import judge
+    from gradxval.judge.problem_reference import reference_for
 
     case = Case.from_id("saturated-float64-m10n50-s7")
     ref = reference_for(case, case.inputs())
@@ -188,9 +188,9 @@ def test_known_is_claimed_for_every_element_or_not_at_all(registry):
 def test_combined_entries_cannot_paper_over_a_contradiction(monkeypatch):
     """Entry A explains the failing element but its model is contradicted elsewhere; entry B
     'explains' everything that agrees.  Together they must not make the result known."""
-    from gradxval import known as known_mod
-    from gradxval.compare import Measure
-    from gradxval.known import KnownEntry, Registry, Scope
+    from gradxval.judge import known as known_mod
+    from gradxval.judge.error_model import Measure
+    from gradxval.judge.known import KnownEntry, Registry, Scope
 
     e = np.array([50.0, 0.1, 0.1])  # element 0 fails; 1 and 2 agree
     ms = Measure(e, False, None)
@@ -211,8 +211,8 @@ def test_combined_entries_cannot_paper_over_a_contradiction(monkeypatch):
 def test_a_plugin_registry_cannot_speak_for_a_builtin(monkeypatch, tmp_path):
     from importlib.metadata import EntryPoint
 
-    from gradxval import known as known_mod
     from gradxval.errors import UsageError
+    from gradxval.judge import known as known_mod
 
     fake = EntryPoint(name="torch", value="evil_pkg", group="gradxval.known")
     monkeypatch.setattr(
@@ -225,9 +225,9 @@ def test_a_plugin_registry_cannot_speak_for_a_builtin(monkeypatch, tmp_path):
 def test_a_systematic_fault_excuses_only_the_bias_its_model_predicts(registry):
     """numpy's bfloat16 loss carries the sequential-sum model's own bias; a result shifted
     beyond it is an accuracy outlier that the known entry does not excuse."""
-    from gradxval.accuracy import accuracy_outliers
-    from gradxval.cases import sample_cases
-    from gradxval.runner import run_cases
+    from gradxval.judge.accuracy import accuracy_outliers
+    from gradxval.model.cases import sample_cases
+    from gradxval.run.runner import run_cases
 
     out: list = []
     cases = sample_cases(200, 5, dtypes=("bfloat16",), regimes=("normal",))
@@ -275,7 +275,7 @@ def test_measure_memo_and_fast_path_agree_with_the_full_model():
 @pytest.mark.parametrize("dtype", ["float64", "complex128"])
 def test_bias_from_the_kept_difference_is_the_same_number(dtype, shape):
     """bias_u reusing measure's actual - expected gives the bits it computes on its own."""
-    from gradxval.compare import bias_u
+    from gradxval.judge.compare import bias_u
 
     di = info(dtype)
     rng = np.random.default_rng(1)
@@ -297,7 +297,7 @@ def test_bias_from_the_kept_difference_is_the_same_number(dtype, shape):
 
 
 def test_the_registry_is_loaded_again_when_its_file_changes(tmp_path):
-    from gradxval.known import load_registry
+    from gradxval.judge.known import load_registry
 
     src = tmp_path / "known.toml"
     src.write_text("")
@@ -305,7 +305,7 @@ def test_the_registry_is_loaded_again_when_its_file_changes(tmp_path):
     assert load_registry(src) is first and first.entries == []
     main = load_registry(plugins=False)
     src.write_text(
-        (Path(__file__).parents[1] / "harness" / "known.toml").read_text(encoding="utf-8")
+        (Path(__file__).parents[1] / "harness" / "judge" / "known.toml").read_text(encoding="utf-8")
     )
     again = load_registry(src)
     assert again is not first and [e.id for e in again.entries] == [e.id for e in main.entries]

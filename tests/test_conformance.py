@@ -3,7 +3,7 @@
 import pytest
 from _support import available_backends
 from gradxval.cli import main
-from gradxval.conformance import check_backend
+from gradxval.run.conformance import check_backend
 
 
 @pytest.mark.parametrize("name", available_backends())

@@ -12,7 +12,7 @@ import pytest
 from gradxval.campaign import Settings, execute, plan
 from gradxval.cli import main
 from gradxval.errors import UsageError
-from gradxval.rundir import RunDir
+from gradxval.output.rundir import RunDir
 
 pytest.importorskip("distributed", reason="Dask distributed is not installed (gradxval[dask])")
 
@@ -99,7 +99,7 @@ def test_a_killed_worker_has_its_cases_rerun_not_lost(tmp_path, cluster):
 
 
 def test_workers_with_another_environment_are_refused(tmp_path, cluster, monkeypatch):
-    import gradxval.dask_executor as dx
+    import gradxval.run.dask_executor as dx
 
     c, _ = cluster
     real = dx.fingerprint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from gradxval.cli import main
-from gradxval.diff import diff_records
+from gradxval.output.diff import diff_records
 
 
 def _r(

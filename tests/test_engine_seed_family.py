@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gradxval.cases import sample_cases
+from gradxval.model.cases import sample_cases
 
 _SPEC = importlib.util.spec_from_file_location(
     "seed_family_agreement", Path(__file__).parents[1] / "benchmarks" / "seed_family_agreement.py"

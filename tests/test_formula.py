@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from gradxval.cli import main
-from gradxval.formula import check_formula
+from gradxval.followup.formula import check_formula
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import sigmoid_gradient_answers as answers  # noqa: E402
@@ -40,7 +40,7 @@ def test_answer_c_cancels_for_large_x_and_is_not_excused():
 
 def test_check_formula_cases_include_a_square_A():
     """A Aᵀ where AᵀA belongs is caught as a wrong value, not only as a shape error."""
-    from gradxval.formula import check_formula
+    from gradxval.followup.formula import check_formula
 
     def aat(A, x, xp):
         e = xp.exp(-xp.abs(x))

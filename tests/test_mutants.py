@@ -3,8 +3,8 @@ backend and method that carry it.  scripts/mutation_table.py publishes the numbe
 
 import pytest
 from gradxval.backends import load
-from gradxval.cases import sample_cases
 from gradxval.cli import DEFAULT_CASES, DEFAULT_SEED
+from gradxval.model.cases import sample_cases
 from mutants import FALSE_GREEN, MUTANTS, SECOND_ORDER_MUTANTS, first_detection
 
 NEEDS = {
@@ -51,8 +51,8 @@ def test_a_copy_of_a_known_fault_is_known_only_in_its_library(name):
     """torch's own autodiff is known on a saturated case; the same code under another name is
     a disagreement with a diagnosis."""
     pytest.importorskip("torch")
-    from gradxval.cases import Case
-    from gradxval.runner import run_cases
+    from gradxval.model.cases import Case
+    from gradxval.run.runner import run_cases
 
     out: list = []
     run_cases(

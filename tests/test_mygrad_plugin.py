@@ -8,9 +8,9 @@ import pytest
 pytest.importorskip("gradxval_mygrad", reason="pip install -e plugins/gradxval-mygrad")
 
 from gradxval.backends import known_backends  # noqa: E402
-from gradxval.cases import sample_cases  # noqa: E402
-from gradxval.conformance import check_backend, failing  # noqa: E402
-from gradxval.runner import run_cases  # noqa: E402
+from gradxval.model.cases import sample_cases  # noqa: E402
+from gradxval.run.conformance import check_backend, failing  # noqa: E402
+from gradxval.run.runner import run_cases  # noqa: E402
 
 
 def test_entry_point_is_listed_without_importing_it():
@@ -40,7 +40,7 @@ def test_plugin_agreement_run_has_nothing_unexplained():
 
 def test_a_plugin_without_second_order_autodiff_is_shown_and_named_is_incomplete(tmp_path, capsys):
     from gradxval.cli import main
-    from gradxval.report import read_jsonl
+    from gradxval.output import read_jsonl
 
     args = ["run", "--order", "2", "--cases", "2", "--dtypes", "float64", "--quiet", "--in-process"]
     assert main([*args, "--backends", "numpy,mygrad", "--out", str(tmp_path / "named")]) == 4

@@ -6,6 +6,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 import pytest
+from gradxval.model.problems import LOGISTIC, TANH
 from gradxval.numerics import (
     _dot2_matmul,
     _sliced_matmul,
@@ -13,7 +14,6 @@ from gradxval.numerics import (
     dd_exp,
     dd_matmul,
 )
-from gradxval.problems import LOGISTIC, TANH
 
 
 def _dd_error(hi, lo, exact) -> float:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gradxval.cases import Case
-from gradxval.compare import judge
 from gradxval.dtypes import info
-from gradxval.known import load_registry
-from gradxval.problems import reference_for
+from gradxval.judge.compare import judge
+from gradxval.judge.known import load_registry
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import Case
 
 
 def _judge(case_id, backend, method, quantity, actual, order=False):
@@ -117,13 +117,18 @@ def test_xla_flush_model_covers_the_terms_of_h_v():
     flushed = np.array(want, copy=True)
     flushed[1] = term1[1]
     assert abs(flushed[1] - want[1]) > 1e-3 * abs(want[1]) * 0.9
-    known = judge(case, "jax", "closed_form", "hvp_x", flushed.astype(np.float32), ref,
-                  load_registry())
+    known = judge(
+        case, "jax", "closed_form", "hvp_x", flushed.astype(np.float32), ref, load_registry()
+    )
     assert known.verdict == "known" and "xla-cpu-flush-to-zero" in known.classification
     off = np.array(want, copy=True)
     off[0] *= 1 + 1.3e-3  # the same relative error on a normal-sized element
-    assert judge(case, "jax", "closed_form", "hvp_x", off.astype(np.float32), ref,
-                 load_registry()).verdict == "disagree"
+    assert (
+        judge(
+            case, "jax", "closed_form", "hvp_x", off.astype(np.float32), ref, load_registry()
+        ).verdict
+        == "disagree"
+    )
 
 
 def test_logaddexp_rounded_difference_is_known_for_its_libraries_only():
@@ -144,7 +149,7 @@ def test_logaddexp_rounded_difference_is_known_for_its_libraries_only():
 
 
 def test_an_honest_hypot_loss_agrees_where_the_naive_product_is_nan():
-    from gradxval.runner import run_cases
+    from gradxval.run.runner import run_cases
 
     # special complex cases with an inf in A (seed % 4 == 3), and normal ones
     ids = [f"special-{d}-m1n1-s{s}" for d in ("complex64", "complex128") for s in (3, 7, 11)]
@@ -161,34 +166,63 @@ def test_an_honest_hypot_loss_agrees_where_the_naive_product_is_nan():
     run_cases(cases, ["mutants:HonestHypot"], out.append, isolate=False)
     loss = [v for v in out if v.quantity == "loss"]
     assert len(loss) == len(ids)
-    assert all(v.verdict in ("agree", "overflow") for v in out), [v.message for v in out if
-                                                                   v.verdict != "agree"]
+    assert all(v.verdict in ("agree", "overflow") for v in out), [
+        v.message for v in out if v.verdict != "agree"
+    ]
 
 
 SECOND_ORDER_CONVENTIONS = [
-    ("softplus:extreme-float64-m13n11-s596943", "jax", "rev_over_rev",
-     "jax-logaddexp-second-derivative-limit-at-infinity"),
-    ("tanh:saturated-float64-m353n49-s947265", "torch", "rev_over_rev",
-     "tanh-second-derivative-cancellation"),
-    ("softplus:saturated-float64-m13n11-s362950", "autograd", "rev_over_rev",
-     "logaddexp-vjp-exp-of-rounded-difference"),
-    ("tanh:extreme-float64-m37n5k3-s478089", "autograd", "rev_over_rev",
-     "autograd-tanh-vjp-cosh-squared-overflows"),
+    (
+        "softplus:extreme-float64-m13n11-s596943",
+        "jax",
+        "rev_over_rev",
+        "jax-logaddexp-second-derivative-limit-at-infinity",
+    ),
+    (
+        "tanh:saturated-float64-m353n49-s947265",
+        "torch",
+        "rev_over_rev",
+        "tanh-second-derivative-cancellation",
+    ),
+    (
+        "softplus:saturated-float64-m13n11-s362950",
+        "autograd",
+        "rev_over_rev",
+        "logaddexp-vjp-exp-of-rounded-difference",
+    ),
+    (
+        "tanh:extreme-float64-m37n5k3-s478089",
+        "autograd",
+        "rev_over_rev",
+        "autograd-tanh-vjp-cosh-squared-overflows",
+    ),
     # torch's half kernels round once from float32: its cancelling rule is tried there too
-    ("logsigmoid:extreme-float16-m1n608-s858697", "torch", "rev_over_rev",
-     "torch-logsigmoid-double-backward-cancellation"),
-    ("special-bfloat16-m47n169k4-s123519", "torch", "closed_form",
-     "torch-bfloat16-matmul-nan-leaks-to-previous-row"),
+    (
+        "logsigmoid:extreme-float16-m1n608-s858697",
+        "torch",
+        "rev_over_rev",
+        "torch-logsigmoid-double-backward-cancellation",
+    ),
+    (
+        "special-bfloat16-m47n169k4-s123519",
+        "torch",
+        "closed_form",
+        "torch-bfloat16-matmul-nan-leaks-to-previous-row",
+    ),
 ]
 
 
-@pytest.mark.parametrize("case_id, backend, method, entry", SECOND_ORDER_CONVENTIONS,
-                         ids=[e for *_, e in SECOND_ORDER_CONVENTIONS])
-def test_library_second_order_rules_are_known_with_their_own_values(case_id, backend, method,
-                                                                     entry):
+@pytest.mark.parametrize(
+    "case_id, backend, method, entry",
+    SECOND_ORDER_CONVENTIONS,
+    ids=[e for *_, e in SECOND_ORDER_CONVENTIONS],
+)
+def test_library_second_order_rules_are_known_with_their_own_values(
+    case_id, backend, method, entry
+):
     """Each found by --order 2 --problems all (issue 20); the library's own H v is the input."""
     from gradxval.backends import load
-    from gradxval.problems import load_problem
+    from gradxval.model.problems import load_problem
 
     pytest.importorskip(backend)
     case = Case.from_id(case_id)
@@ -206,32 +240,37 @@ def test_library_second_order_rules_are_known_with_their_own_values(case_id, bac
 def test_an_overflowing_cotangent_makes_nan_an_outcome_and_nothing_else_does():
     pytest.importorskip("torch")
     from gradxval.backends import load
-    from gradxval.problems import load_problem
+    from gradxval.model.problems import load_problem
 
     cid = "softplus:saturated-float16-m1000n257-s313493"  # 2 A^T A phi(x) near 1.1e5 > 65504
     case = Case.from_id(cid)
     inputs = case.inputs()
     ref = reference_for(case, inputs, True)
-    got = load("torch").evaluate_hvp(load_problem("softplus"), "rev_over_rev", inputs.A,
-                                     inputs.x, inputs.v, case.dtype)
+    got = load("torch").evaluate_hvp(
+        load_problem("softplus"), "rev_over_rev", inputs.A, inputs.x, inputs.v, case.dtype
+    )
     assert np.isnan(got).any() and np.isfinite(ref.values["hvp_x"]).all()
     v = judge(case, "torch", "rev_over_rev", "hvp_x", got, ref, load_registry())
     assert v.verdict == "overflow" and "intermediate" in v.message
     # a finite wrong value there is still wrong, and a NaN in a case without overflow too
     wrong = np.where(np.isnan(got), got, got * np.float16(1.5))
-    assert judge(case, "torch", "rev_over_rev", "hvp_x", wrong, ref,
-                 load_registry()).verdict == "disagree"
+    assert (
+        judge(case, "torch", "rev_over_rev", "hvp_x", wrong, ref, load_registry()).verdict
+        == "disagree"
+    )
     small = Case.from_id("softplus:normal-float16-m13n11-s5")
     sref = reference_for(small, small.inputs(), True)
     planted = np.asarray(sref.values["hvp_x"]).astype(np.float16)
     planted[3] = np.nan
-    assert judge(small, "torch", "rev_over_rev", "hvp_x", planted, sref,
-                 load_registry()).verdict == "disagree"
+    assert (
+        judge(small, "torch", "rev_over_rev", "hvp_x", planted, sref, load_registry()).verdict
+        == "disagree"
+    )
 
 
 def test_no_flush_diagnosis_for_an_infinity_where_the_reference_is_undefined():
-    from gradxval.compare import measure
-    from gradxval.evidence import diagnose
+    from gradxval.judge.error_model import measure
+    from gradxval.judge.evidence import diagnose
 
     # torch's loss of this case was "inf vs nan, diagnosis: flushed subnormals" (issue 20)
     cid = "logsigmoid:extreme-complex128-m37n5k3-s813616"

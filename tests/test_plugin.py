@@ -10,7 +10,7 @@ BAD_BACKEND = """
 import array_api_compat.numpy as xp
 import numpy as np
 from gradxval.backends.base import Backend
-from gradxval.problems import closed_form
+from gradxval.model.problems import closed_form
 
 
 class Doubled(Backend):

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 from _support import available_backends
-from gradxval.cases import Case, sample_cases
 from gradxval.errors import UsageError
-from gradxval.problems import PROBLEMS, known_problems, load_problem, reference_for
-from gradxval.runner import run_cases
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import Case, sample_cases
+from gradxval.model.problems import PROBLEMS, known_problems, load_problem
+from gradxval.run.runner import run_cases
 
 EXAMPLES = str(Path(__file__).resolve().parent.parent / "examples")
 

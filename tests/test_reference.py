@@ -3,9 +3,9 @@
 import mpmath
 import numpy as np
 import pytest
-from gradxval.cases import Case
 from gradxval.dtypes import DTYPES, info
-from gradxval.problems import reference_for
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import Case
 
 
 def mp_reference(case: Case):

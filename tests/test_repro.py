@@ -5,11 +5,12 @@ import sys
 
 import pytest
 from _support import available_backends
-from gradxval.cases import Case
-from gradxval.problems import reference_for
-from gradxval.repro import RECIPES, follow_up, write_reproducer
-from gradxval.shrink import shrink_case
-from gradxval.tolerance import tolerance_u
+from gradxval.backends.recipes import RECIPES
+from gradxval.followup.repro import follow_up, write_reproducer
+from gradxval.followup.shrink import shrink_case
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import Case
+from gradxval.model.tolerance import tolerance_u
 
 SATURATED = "saturated-float32-m12n40-s3"
 

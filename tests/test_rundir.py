@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from gradxval.cli import main
-from gradxval.report import read_jsonl
+from gradxval.output import read_jsonl
 
 TESTS = str(Path(__file__).parent)
 RUN = ["--backends", "numpy,mutants:FactorTwo", "--cases", "24", "--seed", "5", "--quiet"]
@@ -186,7 +186,7 @@ def test_resume_refuses_other_settings(tmp_path, capsys):
 
 
 def test_a_failed_final_write_keeps_results_and_exits_3(tmp_path, monkeypatch, capsys):
-    from gradxval.rundir import RunDir
+    from gradxval.output.rundir import RunDir
 
     real = RunDir.write_atomic
 
@@ -272,7 +272,7 @@ def test_a_greedy_backend_is_stopped_at_the_memory_limit(tmp_path):
 
 def test_a_run_killed_in_its_first_case_resumes_from_nothing(tmp_path):
     """No case_done marker yet: the verdict lines of the first case are not taken as done."""
-    from gradxval.rundir import RunDir
+    from gradxval.output.rundir import RunDir
 
     d = RunDir(tmp_path)
     d.open()

@@ -4,9 +4,9 @@ import sys
 
 import pytest
 from gradxval.backends import parse_backends
-from gradxval.cases import Case
 from gradxval.errors import BackendUnavailable, UsageError
-from gradxval.runner import run_cases
+from gradxval.model.cases import Case
+from gradxval.run.runner import run_cases
 
 CASES = ["normal-float32-m5n4-s1", "normal-float64-m3n2k2-s2"]
 
@@ -89,7 +89,7 @@ def test_a_method_asked_for_by_name_is_never_replaced():
 def test_same_bits_compares_every_bit_in_place():
     import ml_dtypes
     import numpy as np
-    from gradxval.runner import same_bits
+    from gradxval.run.runner import same_bits
 
     a = np.array([1.0, -0.0, np.nan, 3.0])
     assert same_bits(a, a.copy())
@@ -117,7 +117,7 @@ def test_workers_start_with_idle_threads_asleep_and_the_caller_keeps_its_environ
 ):
     import os
 
-    from gradxval.tuning import PROCESS_ENV, keep_freed_memory
+    from gradxval.run.tuning import PROCESS_ENV, keep_freed_memory
 
     for k in PROCESS_ENV:
         monkeypatch.delenv(k, raising=False)
@@ -133,7 +133,7 @@ def test_workers_start_with_idle_threads_asleep_and_the_caller_keeps_its_environ
 def test_the_cli_tunes_its_own_process_where_the_user_set_nothing(monkeypatch):
     import os
 
-    from gradxval.tuning import PROCESS_ENV, process_env, tune_own_process
+    from gradxval.run.tuning import PROCESS_ENV, process_env, tune_own_process
 
     for k in PROCESS_ENV:
         monkeypatch.delenv(k, raising=False)

@@ -9,11 +9,12 @@ import sys
 import mpmath
 import numpy as np
 import pytest
-from gradxval.cases import Case
-from gradxval.known import load_registry
-from gradxval.problems import PROBLEMS, load_problem, parse_order, reference_for
-from gradxval.runner import run_cases
-from gradxval.witness import partial_derivative
+from gradxval.judge.known import load_registry
+from gradxval.judge.problem_reference import reference_for
+from gradxval.judge.witness import partial_derivative
+from gradxval.model.cases import Case
+from gradxval.model.problems import PROBLEMS, load_problem, parse_order
+from gradxval.run.runner import run_cases
 
 
 def _mp_hvp(case, inputs, activation):
@@ -152,7 +153,7 @@ def test_saturated_sigmoid_routes_are_known_and_the_closed_forms_agree():
 
 
 def test_a_problem_without_second_order_is_unsupported_not_agree():
-    from gradxval.problems import Problem
+    from gradxval.model.problems import Problem
 
     assert Problem().hvp_closed_form(None, None, None, None) is None
     assert load_problem("logistic").hvp_closed_form is not None
@@ -197,10 +198,10 @@ def test_cli_rejects_an_unknown_order(tmp_path):
 
 
 def test_check_formula_order_2(tmp_path):
-    from gradxval.formula import check_formula
+    from gradxval.followup.formula import check_formula
 
     def right(A, x, v, xp):
-        from gradxval.problems import LOGISTIC, closed_form_hvp
+        from gradxval.model.problems import LOGISTIC, closed_form_hvp
 
         return closed_form_hvp(A, x, v, xp, LOGISTIC.triple)
 
@@ -251,8 +252,8 @@ def test_pytest_plugin_order_2(tmp_path):
 
 
 def test_follow_up_of_a_second_order_disagreement_shrinks_with_order_2(tmp_path):
-    from gradxval.known import load_registry
-    from gradxval.shrink import shrink_case
+    from gradxval.followup.shrink import shrink_case
+    from gradxval.judge.known import load_registry
 
     case = Case.from_id("normal-float32-m9n7-s3")
     small = shrink_case(case, "mutants:VAndXSwapped", "closed_form", "hvp_x", load_registry())

@@ -8,9 +8,9 @@ import re
 
 import pytest
 from gradxval.campaign import parse_shard, shard_cases
-from gradxval.cases import sample_cases
 from gradxval.cli import main
 from gradxval.errors import UsageError
+from gradxval.model.cases import sample_cases
 
 ARGS = [
     "run",

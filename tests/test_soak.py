@@ -2,8 +2,8 @@
 (scripts/soak.py runs the long one: 10,000 cases, figures in docs/soak-normal.md.)"""
 
 from _support import available_backends
-from gradxval.cases import sample_cases
-from gradxval.runner import run_cases, select_methods
+from gradxval.model.cases import sample_cases
+from gradxval.run.runner import run_cases, select_methods
 
 
 def test_short_soak_has_no_unexplained_disagreement():

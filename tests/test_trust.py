@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from gradxval.cases import Case
-from gradxval.compare import measure
 from gradxval.dtypes import info
-from gradxval.evidence import EVIDENCE
-from gradxval.problems import reference_for
+from gradxval.judge.error_model import measure
+from gradxval.judge.evidence import EVIDENCE
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import Case
 
 
 def _flush_model(case_id, actual):
@@ -42,10 +42,10 @@ def test_sampler_honours_a_problems_declared_regimes_and_dtypes():
     from pathlib import Path
 
     import pytest
-    from gradxval.cases import REGIMES, sample_cases
     from gradxval.dtypes import DTYPES
     from gradxval.errors import UsageError
-    from gradxval.problems import domains
+    from gradxval.model.cases import REGIMES, sample_cases
+    from gradxval.model.problems import domains
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "examples"))
     name = "logsumexp_problem:LogSumExp"
@@ -89,14 +89,16 @@ def _doubled_problem():
 
 def test_a_users_closed_form_is_never_the_reference(monkeypatch):
     # a closed form with grad_x doubled: flagged as the closed form; autodiff agrees
-    from gradxval import problems
-    from gradxval.runner import run_cases
+    from gradxval.model import problems
+    from gradxval.run.runner import run_cases
 
     doubled = _doubled_problem()
     monkeypatch.setitem(problems.PROBLEMS, "lse-doubled", doubled)
     problems.load_problem.cache_clear()
-    cases = [Case("normal", "float64", 6, 4, None, 3, "lse-doubled"),
-             Case("saturated", "float32", 3, 5, 2, 4, "lse-doubled")]
+    cases = [
+        Case("normal", "float64", 6, 4, None, 3, "lse-doubled"),
+        Case("saturated", "float32", 3, 5, 2, 4, "lse-doubled"),
+    ]
     out: list = []
     run_cases(cases, ["numpy", "torch"], out.append, isolate=False)
     problems.load_problem.cache_clear()
@@ -110,7 +112,7 @@ def test_a_users_closed_form_is_never_the_reference(monkeypatch):
 
 def test_the_mp_reference_matches_60_digit_mpmath_and_declines_what_it_cannot_do():
     import mpmath
-    from gradxval.mp_reference import GRADIENT_BUDGET, multiprecision_reference
+    from gradxval.judge.mp_reference import GRADIENT_BUDGET, multiprecision_reference
 
     p = _doubled_problem()
     case = Case("normal", "float64", 3, 2, None, 9, "lse-doubled")
@@ -132,19 +134,25 @@ def test_the_mp_reference_matches_60_digit_mpmath_and_declines_what_it_cannot_do
 
 
 def test_float16_loss_faults_are_caught_on_wide_cases():
-    from gradxval.runner import run_cases
+    from gradxval.run.runner import run_cases
 
     out: list = []
-    run_cases([Case.from_id("normal-float16-m1n983-s888290")],
-              ["numpy", "mutants:Float16LossOneTermUnsquared", "mutants:Float16LossTenPercent"],
-              out.append, isolate=False)
+    run_cases(
+        [Case.from_id("normal-float16-m1n983-s888290")],
+        ["numpy", "mutants:Float16LossOneTermUnsquared", "mutants:Float16LossTenPercent"],
+        out.append,
+        isolate=False,
+    )
     loss = {v.backend: v.verdict for v in out if v.quantity == "loss"}
-    assert loss == {"numpy": "agree", "mutants:Float16LossOneTermUnsquared": "disagree",
-                    "mutants:Float16LossTenPercent": "disagree"}, loss
+    assert loss == {
+        "numpy": "agree",
+        "mutants:Float16LossOneTermUnsquared": "disagree",
+        "mutants:Float16LossTenPercent": "disagree",
+    }, loss
 
 
 def test_half_precision_growth_is_float32_accumulation():
-    from gradxval.tolerance import tolerance_u
+    from gradxval.model.tolerance import tolerance_u
 
     # 1 x 983: the growth term once gave float16 40 u (a 150 % loss tolerance there)
     assert tolerance_u("loss", 1, 983, None) > 40
@@ -155,7 +163,7 @@ def test_half_precision_growth_is_float32_accumulation():
 def test_loading_mistakes_are_one_line_usage_errors(tmp_path, monkeypatch, capsys):
     import pytest
     from gradxval.cli import main
-    from gradxval.problems import load_problem
+    from gradxval.model.problems import load_problem
 
     (tmp_path / "broken_problem.py").write_text("def f(:\n")
     monkeypatch.syspath_prepend(str(tmp_path))

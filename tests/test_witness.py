@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from gradxval.cases import Case
-from gradxval.problems import reference_for
-from gradxval.runner import run_cases
-from gradxval.witness import partial_derivative
+from gradxval.judge.problem_reference import reference_for
+from gradxval.judge.witness import partial_derivative
+from gradxval.model.cases import Case
+from gradxval.run.runner import run_cases
 
 
 @pytest.mark.parametrize(

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from gradxval.dtypes import info
-
-from .engine import Emulated, Quad, evaluate
-from .engine.arith import QuadJitter
+from gradxval.judge.engine import Emulated, Quad, evaluate
+from gradxval.judge.engine.arith import QuadJitter
 
 __all__ = ["Expectation", "expect", "RUNS", "SPREAD", "FLOOR_ULPS"]
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from gradxval.dtypes import info
-
-from .expectation import Expectation
+from gradxval.judge.expectation import Expectation
 
 __all__ = ["Verdict", "judge", "OUTCOMES", "FAILING"]
 

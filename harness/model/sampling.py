@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from gradxval.dtypes import info
 from gradxval.errors import UsageError, expected
-
-from .functions import Function
+from gradxval.model.functions import Function
 
 __all__ = ["FunctionCase", "REGIMES", "sample", "draw", "parse_case_id", "check_regimes"]
 

@@ -8,10 +8,9 @@ call in ``Emulated`` arithmetic gives one honest low-precision evaluation for th
 from __future__ import annotations
 
 import numpy as np
-
-from . import tape
-from .arith import Emulated, Quad, using
-from .namespace import NN, XP
+from gradxval.judge.engine import tape
+from gradxval.judge.engine.arith import Emulated, Quad, using
+from gradxval.judge.engine.namespace import NN, XP
 
 __all__ = ["evaluate", "Quad", "Emulated", "XP", "NN", "Evaluation"]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+from gradxval.judge.engine import tape as t
+from gradxval.judge.engine.arith import current
 from gradxval.model.nn import (
     OPS,
     cross_entropy_from,
@@ -13,9 +15,6 @@ from gradxval.model.nn import (
     norm_from,
     rms_norm_from,
 )
-
-from . import tape as t
-from .arith import current
 
 __all__ = ["XP", "NN"]
 

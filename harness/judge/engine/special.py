@@ -7,8 +7,7 @@ evaluated with a rigorous enclosure at 150 bits, and rounded back the same way.
 from __future__ import annotations
 
 import numpy as np
-
-from .arith import current, join3, split3
+from gradxval.judge.engine.arith import current, join3, split3
 
 __all__ = ["erf_values", "two_over_sqrt_pi"]
 

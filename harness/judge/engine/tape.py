@@ -15,8 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from .arith import current
+from gradxval.judge.engine.arith import current
 
 __all__ = ["Var", "lift", "grad", "unbroadcast"]
 
@@ -374,7 +373,7 @@ def logaddexp(a, b) -> Var:
 
 
 def erf(a) -> Var:
-    from .special import erf_values, two_over_sqrt_pi
+    from gradxval.judge.engine.special import erf_values, two_over_sqrt_pi
 
     a = lift(a)
     return _unary(

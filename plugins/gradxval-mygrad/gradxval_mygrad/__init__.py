@@ -13,7 +13,7 @@ import mygrad as mg
 import numpy as np
 from gradxval.backends.base import Backend
 from gradxval.errors import Unsupported
-from gradxval.problems import closed_form, loss_from_sigmoid
+from gradxval.model.problems import closed_form, loss_from_sigmoid
 from mygrad.nnet.activations import logsoftmax, relu, sigmoid, softmax
 
 __all__ = ["MygradBackend"]

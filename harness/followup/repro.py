@@ -3,7 +3,8 @@
 The file holds the case's inputs and the reference bit for bit (zlib + base64 of the raw
 little-endian bytes), recomputes the backend's value with the framework's own code, prints the
 value, the reference and the error at the worst element, and exits 1 while the disagreement
-persists, 0 once it is fixed.  Only the built-in backends have a framework-only recipe.
+persists, 0 once it is fixed.  The framework-only recipes are the backends' own
+(gradxval.backends.recipes; a plug-in gives one as ``Backend.repro_recipe``).
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-
-from .cases import Case
-from .dtypes import info
-from .reference import Reference
+from gradxval.backends.recipes import recipe
+from gradxval.dtypes import info
+from gradxval.judge.reference import Reference
+from gradxval.model.cases import Case
 
 __all__ = [
     "write_reproducer",
-    "RECIPES",
     "reproducer_name",
     "follow_up",
     "known_reproducers",
@@ -65,107 +65,6 @@ def loss_of(A, s):
     z = A @ s
     return xp.sum(z * z)
 '''
-
-# backend -> (imports and input conversion, how each method computes (loss, grad_x, grad_A))
-RECIPES = {
-    "numpy": (
-        """
-import ml_dtypes  # noqa: F401  (numpy's bfloat16)
-xp = np
-COMPLEX = (np.complex64, np.complex128)
-
-
-def cast(a, dtype):
-    return a.astype(dtype)
-
-
-def to_backend(a):
-    return a.view(ml_dtypes.bfloat16) if BF16 and a.dtype == np.uint16 else a
-""",
-        {"closed_form": "closed_form(A, x)"},
-    ),
-    "autograd": (
-        """
-import autograd
-import autograd.numpy as xp
-import ml_dtypes
-from autograd.scipy.special import expit
-COMPLEX = (np.complex64, np.complex128)
-
-
-def cast(a, dtype):
-    return a.astype(dtype)
-
-
-def to_backend(a):
-    return a.view(ml_dtypes.bfloat16) if BF16 and a.dtype == np.uint16 else a
-
-
-def autodiff(A, x):
-    f = lambda A, x: loss_of(A, expit(x))
-    loss, gA = autograd.value_and_grad(f, 0)(A, x)
-    return loss, autograd.grad(f, 1)(A, x), np.conj(gA)  # torch's complex convention
-""",
-        {"closed_form": "closed_form(A, x)", "autodiff": "autodiff(A, x)"},
-    ),
-    "jax": (
-        """
-import jax
-import jax.numpy as xp
-if DTYPE in ("float64", "complex128"):
-    jax.config.update("jax_enable_x64", True)
-COMPLEX = (xp.complex64, xp.complex128)
-
-
-def cast(a, dtype):
-    return a.astype(dtype)
-
-
-def to_backend(a):
-    import ml_dtypes  # jax's own bfloat16
-
-    return xp.asarray(a.view(ml_dtypes.bfloat16) if BF16 and a.dtype == np.uint16 else a)
-
-
-@jax.jit
-def autodiff(A, x):
-    loss, (gA, gx) = jax.value_and_grad(lambda A, x: loss_of(A, jax.nn.sigmoid(x)), (0, 1))(A, x)
-    return loss, gx, xp.conj(gA)  # torch's complex convention
-
-
-closed_form = jax.jit(closed_form)
-""",
-        {"closed_form": "closed_form(A, x)", "autodiff": "autodiff(A, x)"},
-    ),
-    "torch": (
-        """
-import torch
-import torch as xp
-torch.set_float32_matmul_precision("highest")
-COMPLEX = (torch.complex64, torch.complex128)
-
-
-def cast(a, dtype):
-    return a.to(dtype)
-
-
-def to_backend(a):
-    if BF16 and a.dtype == np.uint16:
-        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(a)
-
-
-def autodiff(A, x):
-    A, x = A.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    loss = loss_of(A, torch.sigmoid(x))
-    gA, gx = torch.autograd.grad(loss, (A, x), allow_unused=True)
-    gA = torch.zeros_like(A) if gA is None else gA
-    gx = torch.zeros_like(x) if gx is None else gx
-    return loss, gx, gA
-""",
-        {"closed_form": "closed_form(A, x)", "autodiff": "autodiff(A, x)"},
-    ),
-}
 
 _TAIL = '''
 QUANTITIES = ("loss", "grad_x", "grad_A")
@@ -235,11 +134,12 @@ def write_reproducer(
 ) -> Path | None:
     """Write repro_<id>.py for one disagreement; None where no framework-only recipe exists
     (second order has none yet: its verdicts carry the replay line with --order 2)."""
-    if backend not in RECIPES or method not in RECIPES[backend][1] or case.problem != "logistic":
+    found = recipe(backend)
+    if found is None or method not in found[1] or case.problem != "logistic":
         return None
     if quantity not in ("loss", "grad_x", "grad_A"):
         return None
-    setup, calls = RECIPES[backend]
+    setup, calls = found
     di = info(case.dtype)
     inputs = case.inputs()
     want = case.dtype if quantity == "grad_A" else di.real
@@ -286,9 +186,9 @@ def follow_up(
     Returns {(case_id, backend, method, quantity): {"shrunk_case", "standalone"}}.  Known
     disagreements carry their registry entry instead.
     """
-    from .compare import case_tolerance
-    from .problems import reference_for
-    from .shrink import shrink_case
+    from gradxval.followup.shrink import shrink_case
+    from gradxval.judge.error_model import case_tolerance
+    from gradxval.judge.problem_reference import reference_for
 
     out: dict[tuple, dict] = {}
     refs: dict[str, Reference] = {}
@@ -335,14 +235,14 @@ def known_reproducers(records: list[dict], directory: Path, versions: dict[str, 
     """One standalone reproducer per known entry and built-in backend seen in a run, in
     DIR/known/: from the smallest case that shows it (not shrunk: `gradxval repro --known`
     shrinks).  Returns {(entry, backend): file name relative to DIR}."""
-    from .compare import case_tolerance
-    from .problems import reference_for
+    from gradxval.judge.error_model import case_tolerance
+    from gradxval.judge.problem_reference import reference_for
 
     best: dict[tuple, dict] = {}
     for r in records:
-        if r["verdict"] != "known" or r["backend"] not in RECIPES:
+        if r["verdict"] != "known" or recipe(r["backend"]) is None:
             continue
-        if r["method"] not in RECIPES[r["backend"]][1]:
+        if r["method"] not in recipe(r["backend"])[1]:
             continue
         for entry in (r.get("classification") or "").split("+"):
             key = (entry, r["backend"])
@@ -373,7 +273,7 @@ def known_reproducers(records: list[dict], directory: Path, versions: dict[str, 
 
 def _installed_version(backend: str) -> str:
     """The backend's version here (a run without a manifest), or 'unknown version'."""
-    from .backends import describe
+    from gradxval.backends import describe
 
     try:
         return describe(backend).version or "unknown version"
@@ -384,11 +284,11 @@ def _installed_version(backend: str) -> str:
 def repro_known(directory: Path, entry: str, backend: str | None, registry) -> list[Path]:
     """Shrink a known fault seen in a run to its smallest case and write its standalone
     reproducer into DIR/known/, for filing upstream (``gradxval repro DIR --known ENTRY``)."""
-    from .compare import case_tolerance
-    from .errors import GradxvalError, UsageError
-    from .problems import reference_for
-    from .rundir import RunDir
-    from .shrink import shrink_case
+    from gradxval.errors import GradxvalError, UsageError
+    from gradxval.followup.shrink import shrink_case
+    from gradxval.judge.error_model import case_tolerance
+    from gradxval.judge.problem_reference import reference_for
+    from gradxval.output.rundir import RunDir
 
     run = RunDir(directory)
     records, _ = run.completed()
@@ -412,7 +312,7 @@ def repro_known(directory: Path, entry: str, backend: str | None, registry) -> l
         )
     written = []
     for b in sorted({r["backend"] for r in mine}):
-        if b not in RECIPES:
+        if recipe(b) is None:
             continue
         r = min((r for r in mine if r["backend"] == b), key=lambda r: _size(r["case_id"]))
         small = shrink_case(

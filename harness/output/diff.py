@@ -220,8 +220,8 @@ def diff_records(
 
 
 def _load(path: Path) -> tuple[list[dict], dict]:
-    from .errors import UsageError
-    from .rundir import RunDir
+    from gradxval.errors import UsageError
+    from gradxval.output.rundir import RunDir
 
     if not path.is_dir():
         raise UsageError(f"diff: {path} is not a run directory")

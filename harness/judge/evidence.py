@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-
-from .dtypes import info
-from .numerics import round_to
+from gradxval.dtypes import info
+from gradxval.judge.error_model import expected_dtype, measure, outcome_sets
+from gradxval.numerics import round_to
 
 __all__ = ["EVIDENCE", "DTYPE_EVIDENCE", "DIAGNOSES", "diagnose"]
 
@@ -33,7 +33,6 @@ _CLEAR = 2.0
 
 def _err(actual, expected, ref, quantity, di, under=None):
     """Per-element error in u of ``actual`` against ``expected``, in actual's own dtype."""
-    from .compare import measure
 
     a = np.asarray(actual)
     return measure(
@@ -61,7 +60,6 @@ def _derivative_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray
     and up to Activation.ulps ulps either side (2 for sigma, 8 for tanh); an element is
     reproduced if any candidate reproduces it.
     """
-    from .compare import expected_dtype, measure
 
     if quantity == "hvp_x":
         return _second_derivative_cancellation(case, actual, ref, ms, tol)
@@ -103,8 +101,7 @@ def _second_derivative_cancellation(case, actual, ref, ms, tol) -> np.ndarray | 
     """hvp_x equals H v with phi' and phi'' from the autodiff rules' cancelling forms of
     y = fl(phi(x)): the derivative of sigma's VJP y (1 - y) is y (1 - y) (1 - 2 y), which loses
     all accuracy where y rounds to 1, as the first-order rule does one order down."""
-    from .compare import expected_dtype, measure
-    from .reference import evaluate_plain
+    from gradxval.judge.reference import evaluate_plain
 
     forms = getattr(ref.activation, "cancelled2", ())
     if not forms or ref.sigma is None or ref.v is None or ref.embedding is None:
@@ -158,8 +155,7 @@ def _within_spread(case, actual, ref, pairs, di, shape2, absR, W, V):
     """The error in u of hvp_x against H v from pairs[0] = (phi', phi''), with the other pairs'
     elementwise distance from it as each element's own uncertainty, propagated through
     R^T R to first order.  None where the model is not finite or the shapes do not fit."""
-    from .compare import expected_dtype, measure
-    from .reference import evaluate_plain
+    from gradxval.judge.reference import evaluate_plain
 
     back = np.abs(np.asarray(ref.back)).reshape(shape2)
     sp0, spp0 = pairs[0]
@@ -180,8 +176,14 @@ def _within_spread(case, actual, ref, pairs, di, shape2, absR, W, V):
         # no spread to allow, the model's own NaN/inf pattern is compared
         spread = np.where(np.isfinite(spread), spread, 0.0)
         under = np.asarray(ref.under["hvp_x"]).reshape(shape2) + spread / di.eta
-    m = measure(actual, alt["hvp_x"], scale.reshape(case.x_shape), under.reshape(case.x_shape),
-                di, expected_dtype(case, "hvp_x"))
+    m = measure(
+        actual,
+        alt["hvp_x"],
+        scale.reshape(case.x_shape),
+        under.reshape(case.x_shape),
+        di,
+        expected_dtype(case, "hvp_x"),
+    )
     return None if m.mismatch else m.e
 
 
@@ -212,8 +214,7 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     grad_x, the result agrees once each subnormal product sigma'_j A_ij inside the sum may be lost
     (it is at most the smallest normal number times |z_i|).
     """
-    from .compare import expected_dtype, measure
-    from .reference import evaluate_plain
+    from gradxval.judge.reference import evaluate_plain
 
     if ref.embedding is None or ref.sigma is None:
         return None
@@ -345,7 +346,6 @@ def sequential_sum_value(case, quantity, ref) -> float | None:
 def _sequential_sum_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     """The loss equals sum(z * z) accumulated one term at a time in the case's (real) dtype,
     z = A sigma(x) rounded to the dtype: a reduction with no wider accumulator."""
-    from .compare import expected_dtype, measure
 
     alt = sequential_sum_value(case, quantity, ref)
     if alt is None:
@@ -365,8 +365,7 @@ SOFTPLUS_THRESHOLD = 20.0
 def _linear_above_threshold(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     """The result equals the reference recomputed with phi = x, phi' = 1 and phi'' = 0 where
     x > 20 (torch's softplus threshold); softplus problems only."""
-    from .compare import expected_dtype, measure
-    from .reference import evaluate_plain
+    from gradxval.judge.reference import evaluate_plain
 
     act = ref.activation
     if getattr(act, "name", "") != "softplus" or ref.embedding is None or ref.x is None:
@@ -439,7 +438,6 @@ def _tanh_jvp_inf_minus_inf(case, quantity, actual, ref, ms, tol) -> np.ndarray 
     jax's tanh JVP rule in that order, each operation rounded to the dtype (y within
     Activation.ulps ulps).  Where y nears -1, g + g y cancels (24 % off in bfloat16); where g is
     infinite and y < 0 it is inf - inf = NaN (the true value is an infinity)."""
-    from .compare import expected_dtype, measure
 
     if quantity != "grad_x" or getattr(ref.activation, "name", "") != "tanh" or ref.back is None:
         return None
@@ -487,8 +485,7 @@ def _cosh_squared_second_order(case, actual, ref, ms, tol) -> np.ndarray | None:
     """hvp_x equals H v with phi' = 1 / cosh(x)**2 and phi'' = -(2 cosh(x) sinh(x)) /
     (cosh(x)**2)**2, the derivative autograd takes of its own rule, in the dtype: where cosh^2
     or its square overflows, phi'' is 0 or inf / inf = NaN."""
-    from .compare import expected_dtype, measure
-    from .reference import evaluate_plain
+    from gradxval.judge.reference import evaluate_plain
 
     if ref.v is None or ref.embedding is None or ref.sigma is None:
         return None
@@ -508,8 +505,14 @@ def _cosh_squared_second_order(case, actual, ref, ms, tol) -> np.ndarray | None:
         for spp in spps:
             spp = spp.astype(np.float64)
             alt = evaluate_plain(ref.embedding, ref.sigma, sp, case.m, False, spp, ref.v)
-            m = measure(actual, alt["hvp_x"], ref.scale["hvp_x"], ref.under["hvp_x"], di,
-                        expected_dtype(case, "hvp_x"))
+            m = measure(
+                actual,
+                alt["hvp_x"],
+                ref.scale["hvp_x"],
+                ref.under["hvp_x"],
+                di,
+                expected_dtype(case, "hvp_x"),
+            )
             if m.mismatch:
                 return None
             out = out | (m.e <= tol)
@@ -559,7 +562,6 @@ def _exp_of_rounded_difference(case, quantity, actual, ref, ms, tol) -> np.ndarr
     2 exp(fl(y - x)) ... for logsigmoid (y = fl(logsigmoid(x))): logaddexp's VJP, g exp(x - ans).
     The difference is rounded to the dtype, and exp turns its absolute rounding error, up to
     |x| u / 2, into a relative error of the derivative (x = -23.9: up to 12 u)."""
-    from .compare import expected_dtype, measure
 
     name = getattr(ref.activation, "name", "")
     if name not in ("softplus", "logsigmoid") or ref.x is None:
@@ -578,8 +580,9 @@ def _exp_of_rounded_difference(case, quantity, actual, ref, ms, tol) -> np.ndarr
         # where the reference is not finite the infinities decide, not the rule's rounding
         want_ref = np.asarray(ref.values[quantity])
         model = np.where(np.isfinite(want_ref), model, want_ref)
-    m = measure(actual, model, ref.scale[quantity], ref.under[quantity], di,
-                expected_dtype(case, quantity))
+    m = measure(
+        actual, model, ref.scale[quantity], ref.under[quantity], di, expected_dtype(case, quantity)
+    )
     if m.mismatch:
         return None
     gap = _err(model, ref.values[quantity], ref, quantity, di)
@@ -621,7 +624,6 @@ def _limit_at_infinite_x(case, quantity, actual, ref, ms, tol) -> np.ndarray | N
     """hvp_x equals H v with phi''(x) back(x) taken as its limit 0 where x is infinite and
     phi''(x) = 0 (jax's logaddexp JVP replaces the infinity, jnp._replace_inf): the reference
     calls 0 * inf undefined there, the library returns the limit.  Elsewhere the reference."""
-    from .compare import expected_dtype, measure
 
     if quantity != "hvp_x" or ref.x is None or ref.v is None or ref.sigma_second is None:
         return None
@@ -632,8 +634,10 @@ def _limit_at_infinite_x(case, quantity, actual, ref, ms, tol) -> np.ndarray | N
     if not np.isfinite(ref.embedding).all() or np.isnan(X).any():
         return None  # NaN inputs make everything undefined; no limit to take
     R = ref.embedding
-    S, SP, SPP = (np.asarray(a, dtype=np.float64).reshape(shape2)
-                  for a in (ref.sigma, ref.sigma_prime, ref.sigma_second))
+    S, SP, SPP = (
+        np.asarray(a, dtype=np.float64).reshape(shape2)
+        for a in (ref.sigma, ref.sigma_prime, ref.sigma_second)
+    )
     V = ref.v.reshape(shape2)
     with np.errstate(all="ignore"):
         back = R.T @ (R @ S)
@@ -647,8 +651,14 @@ def _limit_at_infinite_x(case, quantity, actual, ref, ms, tol) -> np.ndarray | N
         )
         under = 1 + 2 * absR.T @ (absR @ np.abs(V))
     di = info(case.dtype)
-    m = measure(actual, alt, scale.reshape(case.x_shape), under.reshape(case.x_shape), di,
-                expected_dtype(case, quantity))
+    m = measure(
+        actual,
+        alt,
+        scale.reshape(case.x_shape),
+        under.reshape(case.x_shape),
+        di,
+        expected_dtype(case, quantity),
+    )
     if m.mismatch:
         return None
     return (m.e <= tol) | (ms.e <= tol)
@@ -678,7 +688,6 @@ def _all_nan(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
 def _promoted_dtype(case, quantity, actual, ref, tol) -> bool:
     """The result came back in a wider float dtype (float64 for a float32 case), and rounded
     to the case's dtype it agrees with the reference at every element."""
-    from .compare import expected_dtype, measure, outcome_sets
 
     di = info(case.dtype)
     want = expected_dtype(case, quantity)
@@ -726,8 +735,7 @@ DIAGNOSES = {
     "tanh_jvp_inf_minus_inf": "NaN where an infinite cotangent meets tanh(x) < 0 in "
     "(g + g tanh)(1 - tanh), right elsewhere",
     "cosh_squared_overflow": "equals g / cosh(x)^2, which is 0 where cosh(x)^2 overflows",
-    "nan_leaks_to_previous_row": "NaN in the row before each non-finite row of A, right "
-    "elsewhere",
+    "nan_leaks_to_previous_row": "NaN in the row before each non-finite row of A, right elsewhere",
     "exp_of_rounded_difference": "equals the derivative taken as exp(x - softplus(x)) with the "
     "difference rounded (logaddexp's VJP: |x| u / 2 relative)",
     "limit_at_infinite_x": "finite where x is infinite: phi''(x) times an infinite back taken "

@@ -12,8 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from .numerics import richardson
+from gradxval.numerics import richardson
 
 __all__ = ["Witness", "partial_derivative"]
 
@@ -33,7 +32,7 @@ class Witness:
 
 
 def _loss(R: np.ndarray, X: np.ndarray, activation=None) -> float:
-    from .problems import LOGISTIC
+    from gradxval.model.problems import LOGISTIC
 
     s, _ = (activation or LOGISTIC).plain(X)
     z = R @ s
@@ -85,7 +84,7 @@ def _hvp_witness(ref, R, X, index) -> Witness | None:
     """
     if ref.v is None or not np.isfinite(ref.v).all():
         return None
-    from .problems import LOGISTIC
+    from gradxval.model.problems import LOGISTIC
 
     act = ref.activation or LOGISTIC
     V = ref.v.reshape(X.shape)

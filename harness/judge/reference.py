@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 
 import mpmath
 import numpy as np
-
-from .cases import Case, Inputs
-from .dtypes import info
-from .numerics import aligned_slices, dd_matmul, dd_mul, dd_outer, two_prod, two_sum
-from .tolerance import tolerance_u
+from gradxval.dtypes import info
+from gradxval.model.cases import Case, Inputs
+from gradxval.model.tolerance import tolerance_u
+from gradxval.numerics import aligned_slices, dd_matmul, dd_mul, dd_outer, two_prod, two_sum
 
 __all__ = ["Reference", "compute_reference", "evaluate_plain"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..compare import Verdict
+from gradxval.judge.compare import Verdict
 
 __all__ = ["JsonlWriter", "read_jsonl"]
 

@@ -17,9 +17,9 @@ unjudged (``Reference.missing`` says why) instead of taking minutes.
 from __future__ import annotations
 
 import numpy as np
-
-from .dtypes import info
-from .errors import Unsupported
+from gradxval.dtypes import info
+from gradxval.errors import Unsupported
+from gradxval.judge.reference import Reference
 
 __all__ = ["multiprecision_reference", "MPNamespace", "GRADIENT_BUDGET", "LOSS_BUDGET"]
 
@@ -176,7 +176,6 @@ def _gradient(problem, A, x, xp, target, part):
 
 def multiprecision_reference(problem, case, inputs):
     """The Reference of a problem without one of its own (see the module docstring)."""
-    from .reference import Reference
 
     mp = _mp()
     di = info(case.dtype)

@@ -6,9 +6,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-
-from .dtypes import DTYPES, info
-from .errors import UsageError, expected
+from gradxval.dtypes import DTYPES, info
+from gradxval.errors import UsageError, expected
 
 __all__ = [
     "REGIMES",

@@ -6,7 +6,7 @@ import platform
 import sys
 from collections import Counter
 
-from ..compare import VERDICTS
+from gradxval.judge.compare import VERDICTS
 
 __all__ = [
     "SCHEMA",
@@ -45,7 +45,7 @@ CONVENTIONS = {
 
 def environment(backend_infos) -> dict:
     """Python, platform, gradxval and each backend's framework version and precision flags."""
-    from .. import __version__
+    from gradxval.version import __version__
 
     return {
         "python": sys.version.split()[0],
@@ -58,7 +58,7 @@ def environment(backend_infos) -> dict:
 
 def coverage(records: list[dict]) -> dict:
     """What was judged: cases per dtype x shape class, dtype x regime and dtype x problem."""
-    from ..cases import SHAPE_CLASSES, Case, shape_classes
+    from gradxval.model.cases import SHAPE_CLASSES, Case, shape_classes
 
     judged = {r["case_id"] for r in records if r["verdict"] in JUDGED}
     shapes: dict = {}
@@ -81,7 +81,7 @@ def coverage(records: list[dict]) -> dict:
 
 def matrix_counts(records: list[dict]) -> dict:
     """{backend/method: {dtype: {verdict: count}}}: the agreement matrix, as numbers."""
-    from .markdown import matrix
+    from gradxval.output.markdown import matrix
 
     rows, cols, cells = matrix(records)
     return {row: {d: dict(cells[(row, d)]) for d in cols if (row, d) in cells} for row in rows}
@@ -165,7 +165,7 @@ def _incomplete(records: list[dict], run: dict) -> list[str]:
 
 def build_summary(records: list[dict], env: dict, run: dict) -> dict:
     """Summarise verdict records (dicts as in results.jsonl)."""
-    from ..accuracy import accuracy_outliers, distributions
+    from gradxval.judge.accuracy import accuracy_outliers, distributions
 
     counts = Counter(r["verdict"] for r in records)
     disagreements = [

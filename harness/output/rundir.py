@@ -20,7 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .errors import GradxvalError, UsageError
+from gradxval.errors import GradxvalError, UsageError
 
 __all__ = ["RunDir", "RUN_FILES", "DirectoryError"]
 

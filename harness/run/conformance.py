@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-
-from .cases import Case
-from .dtypes import DTYPES, info
-from .errors import BackendUnavailable, Unsupported
-from .problems import QUANTITIES
+from gradxval.dtypes import DTYPES, info
+from gradxval.errors import BackendUnavailable, Unsupported
+from gradxval.model.cases import Case
+from gradxval.model.problems import QUANTITIES
 
 __all__ = ["check_backend", "check_backend_isolated", "failing"]
 
@@ -23,7 +22,7 @@ def check_backend(name: str) -> list[str]:
 
     Lines starting with 'known: ' are explained by a known-registry entry and do not fail.
     """
-    from .backends import load
+    from gradxval.backends import load
 
     try:
         backend = load(name)
@@ -150,7 +149,7 @@ def _method(b, method: str, dtype: str, name: str) -> tuple[list[str], bool]:
 def _hvp_method(b, method: str, dtype: str, name: str) -> list[str]:
     """Problems of one second-order method on one dtype: hvp_x is a numpy array of x's shape
     and real dtype, the inputs are left alone, and a second call gives the same bits."""
-    from .problems import load_problem
+    from gradxval.model.problems import load_problem
 
     where = f"{method} (hvp_x) on {dtype}"
     problem = load_problem("logistic")
@@ -167,8 +166,11 @@ def _hvp_method(b, method: str, dtype: str, name: str) -> list[str]:
         if not isinstance(res, np.ndarray):
             return [f"{where}: returned a {_type_name(res)}; return a numpy array of x's shape"]
         out = []
-        if not (np.array_equal(A, inp.A, equal_nan=True) and np.array_equal(x, inp.x)
-                and np.array_equal(v, inp.v)):
+        if not (
+            np.array_equal(A, inp.A, equal_nan=True)
+            and np.array_equal(x, inp.x)
+            and np.array_equal(v, inp.v)
+        ):
             out.append(f"{where}: modified its input arrays; copy them before writing")
         real = info(dtype).real
         if res.dtype.name != real:
@@ -176,17 +178,22 @@ def _hvp_method(b, method: str, dtype: str, name: str) -> list[str]:
             if res.shape == case.x_shape:
                 entry = _explained_dtype(case, inp, "hvp_x", res, name, method)
             if entry is not None:
-                out.append(f"known: {where}: hvp_x has dtype {res.dtype.name} but the case is "
-                           f"{dtype} -- {entry.id} ({', '.join(entry.upstream)})")
+                out.append(
+                    f"known: {where}: hvp_x has dtype {res.dtype.name} but the case is "
+                    f"{dtype} -- {entry.id} ({', '.join(entry.upstream)})"
+                )
             else:
-                out.append(f"{where}: hvp_x has dtype {res.dtype.name} but the case is "
-                           f"{dtype}; return {real}")
+                out.append(
+                    f"{where}: hvp_x has dtype {res.dtype.name} but the case is "
+                    f"{dtype}; return {real}"
+                )
         if res.shape != case.x_shape:
             out.append(f"{where}: hvp_x has shape {res.shape}, expected {case.x_shape}")
         again = b.evaluate_hvp(problem, method, inp.A.copy(), inp.x.copy(), inp.v.copy(), dtype)
         if isinstance(again, np.ndarray) and again.tobytes() != res.tobytes():
-            out.append(f"{where}: a second identical call changed hvp_x; results must be "
-                       "deterministic")
+            out.append(
+                f"{where}: a second identical call changed hvp_x; results must be deterministic"
+            )
         if out:
             return out
     return []
@@ -194,9 +201,9 @@ def _hvp_method(b, method: str, dtype: str, name: str) -> list[str]:
 
 def _explained_dtype(case, inputs, quantity, value, backend: str, method: str):
     """The in-scope known entry that explains a result of the wrong dtype, if one does."""
-    from .compare import case_tolerance
-    from .known import load_registry
-    from .problems import reference_for
+    from gradxval.judge.error_model import case_tolerance
+    from gradxval.judge.known import load_registry
+    from gradxval.judge.problem_reference import reference_for
 
     ref = reference_for(case, inputs, quantity == "hvp_x")
     tol = case_tolerance(case, quantity)

@@ -24,24 +24,21 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
-from .errors import UsageError
+from gradxval.errors import UsageError
 
 __all__ = ["fingerprint", "run_on_dask", "require_dask", "BATCH"]
 
 BATCH = 8  # cases per task: enough to amortise scheduling, few enough to balance
-_DISTRIBUTIONS = (
+# gradxval's own numerical dependencies; the backends' come from the registry
+_CORE = (
     "gradxval",
     "numpy",
     "ml_dtypes",
     "mpmath",
     "array-api-compat",
-    "jax",
-    "jaxlib",
-    "torch",
-    "autograd",
     "scipy",
-    "mygrad",
-    "gradxval-mygrad",
+    "numpy-quaddtype",
+    "python-flint",
 )
 _POOLS: dict = {}  # per Dask worker process: backend name -> runner pool, kept between tasks
 
@@ -49,7 +46,9 @@ _POOLS: dict = {}  # per Dask worker process: backend name -> runner pool, kept 
 def fingerprint() -> dict:
     """What must match between client and workers for verdicts to match."""
     out = {"python": sys.version.split()[0]}
-    for d in _DISTRIBUTIONS:
+    from gradxval.backends import distributions
+
+    for d in dict.fromkeys(_CORE + distributions()):
         try:
             out[d] = version(d)
         except PackageNotFoundError:
@@ -79,8 +78,8 @@ def _task(
             sys.path.append(p)
     from dataclasses import asdict
 
-    from .cases import Case
-    from .runner import Limits, run_cases
+    from gradxval.model.cases import Case
+    from gradxval.run.runner import Limits, run_cases
 
     by_case: dict[str, list] = {cid: [] for cid in case_ids}
     stats = run_cases(
@@ -155,9 +154,8 @@ def run_on_dask(
     from dataclasses import asdict
 
     from distributed import as_completed
-
-    from .backends import BackendInfo
-    from .runner import WORKER_ENV
+    from gradxval.backends import BackendInfo
+    from gradxval.run.runner import WORKER_ENV
 
     client, cluster = _client(scheduler, workers)
     try:

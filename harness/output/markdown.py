@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from ..dtypes import DTYPES
+from gradxval.dtypes import DTYPES
 
 __all__ = ["write_markdown", "render_markdown", "matrix"]
 

@@ -6,11 +6,10 @@ the smallest shape, the first regime in the list, no batch axis and seed 0.
 
 from __future__ import annotations
 
+from gradxval.dtypes import DTYPES
+from gradxval.model.cases import MAX_SIZE, REGIMES, Case
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-
-from .cases import MAX_SIZE, REGIMES, Case
-from .dtypes import DTYPES
 
 __all__ = ["cases", "PROFILES", "profile"]
 
@@ -32,7 +31,7 @@ for _name, _s in PROFILES.items():
 
 def profile(name: str) -> settings:
     """The settings of a gradxval profile: 'quick' (CI) or 'thorough' (on demand)."""
-    from .errors import expected
+    from gradxval.errors import expected
 
     try:
         return PROFILES[name]

@@ -13,7 +13,7 @@ import io
 import math
 from pathlib import Path
 
-from ..dtypes import DTYPES
+from gradxval.dtypes import DTYPES
 
 __all__ = ["render_html", "write_html"]
 
@@ -46,7 +46,7 @@ def _cell_class(c: dict) -> str:
 def _cell_text(c: dict) -> str:
     from collections import Counter
 
-    from .markdown import cell_text
+    from gradxval.output.markdown import cell_text
 
     return cell_text(Counter(c))
 

@@ -23,13 +23,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from .cases import Case, Inputs
-from .compare import Verdict, attribute, judge
-from .errors import BackendUnavailable, Unsupported
-from .known import Registry, load_registry
-from .problems import QUANTITIES, SECOND_ORDER, load_problem, parse_order, reference_for
-from .tuning import keep_freed_memory, worker_env
+from gradxval.backends import JAX_CACHE_ENV
+from gradxval.errors import BackendUnavailable, Unsupported
+from gradxval.judge.compare import Verdict, attribute, judge
+from gradxval.judge.known import Registry, load_registry
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import Case, Inputs
+from gradxval.model.problems import (
+    QUANTITIES,
+    SECOND_ORDER,
+    load_problem,
+    parse_order,
+)
+from gradxval.run.tuning import keep_freed_memory, worker_env
 
 __all__ = [
     "evaluate_backend",
@@ -107,7 +113,6 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 # seed: the same cases in every run, local, sharded or on Dask; "all" repeats every call.  The
 # CLI sets it with --check-determinism; worker processes inherit it.
 DETERMINISM_ENV = "GRADXVAL_CHECK_DETERMINISM"
-JAX_CACHE_ENV = "GRADXVAL_JAX_CACHE"  # "off": no persistent compilation cache (jax_backend)
 WORKER_ENV = (DETERMINISM_ENV, JAX_CACHE_ENV)  # what worker processes must see of the client's
 _SMALL = 4096
 
@@ -127,7 +132,7 @@ CORE_METHODS = ("autodiff", "closed_form")
 
 def parse_methods(spec: str) -> str | tuple[str, ...]:
     """Parse a --methods value: 'core', 'all' or a comma list of names."""
-    from .errors import UsageError
+    from gradxval.errors import UsageError
 
     if spec in ("core", "all"):
         return spec
@@ -638,7 +643,7 @@ def run_cases(
     2 consecutive timeouts.  Workers are stopped however the run ends, interrupts included.
     ``order`` is "1" (loss, grad_x, grad_A), "2" (hvp_x) or "all".
     """
-    from .backends import describe, load
+    from gradxval.backends import describe, load
 
     quantities = parse_order(order)
     limits = limits or Limits(timeout=timeout, startup_timeout=startup_timeout)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from .cases import Case
-from .errors import UsageError
+from gradxval.errors import UsageError
+from gradxval.model.cases import Case
 
 __all__ = ["shrink_case", "shrink"]
 
 
 def _smaller_cases(case: Case):
     """Cases of the same problem, regime and dtype, no larger than ``case``."""
-    from .strategies import cases
+    from gradxval.model.strategies import cases
 
     return cases(
         dtypes=(case.dtype,),
@@ -34,7 +34,7 @@ def shrink_case(
     """Return the smallest case (m, n, k, then seed) on which ``backend``/``method`` still
     disagrees for ``quantity`` (with ``entry``: is still known by that registry entry); the
     case itself if nothing smaller does.  Only the method that disagreed runs."""
-    from .runner import run_cases
+    from gradxval.run.runner import run_cases
 
     def disagrees(c: Case) -> bool:
         out: list = []

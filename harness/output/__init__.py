@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .jsonl import JsonlWriter, read_jsonl
-from .markdown import render_markdown, write_markdown
-from .summary import SCHEMA, build_summary, environment
+from gradxval.output.jsonl import JsonlWriter, read_jsonl
+from gradxval.output.markdown import render_markdown, write_markdown
+from gradxval.output.summary import SCHEMA, build_summary, environment
 
 __all__ = [
     "JsonlWriter",

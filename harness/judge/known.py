@@ -25,10 +25,9 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 
 import numpy as np
-
-from .cases import Case
-from .errors import GradxvalError, UsageError
-from .evidence import DTYPE_EVIDENCE, EVIDENCE
+from gradxval.errors import GradxvalError, UsageError
+from gradxval.judge.evidence import DTYPE_EVIDENCE, EVIDENCE
+from gradxval.model.cases import Case
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -109,7 +108,7 @@ def _installed(dist: str) -> str | None:
 def backend_identity(spec: str) -> str:
     """The registry name a backend spec stands for: a built-in's or plug-in's name when the spec
     is its name or its exact import string, else the spec itself (which no entry names)."""
-    from .backends import known_backends
+    from gradxval.backends import known_backends
 
     if ":" not in spec:
         return spec
@@ -158,8 +157,8 @@ class Registry:
         """(entry id, the value its model predicts) for the in-scope entry with systematic
         evidence (accuracy.SYSTEMATIC), or None.  The run then compares the bias the model
         predicts with the bias the results show (accuracy.py)."""
-        from .accuracy import SYSTEMATIC
-        from .evidence import MODEL_VALUE
+        from gradxval.judge.accuracy import SYSTEMATIC
+        from gradxval.judge.evidence import MODEL_VALUE
 
         who = backend_identity(backend)
         for entry in self.entries:
@@ -262,7 +261,7 @@ def _plugin_registries() -> list[tuple[str, Path]]:
     """
     from importlib.resources import files
 
-    from .backends import BUILTIN, ENTRY_POINT_GROUP
+    from gradxval.backends import BUILTIN, ENTRY_POINT_GROUP
 
     backends_of = {ep.name: _dist_name(ep) for ep in entry_points(group=ENTRY_POINT_GROUP)}
     out = []
@@ -316,7 +315,7 @@ def _path_stamp() -> tuple:
 
 def load_registry(path: str | Path | None = None, plugins: bool = True) -> Registry:
     """Load the packaged known.toml (or ``path``) and every plug-in's own registry."""
-    from .backends import BUILTIN
+    from gradxval.backends import BUILTIN
 
     key = (str(path) if path else None, plugins)
     seen = (entry_points, _path_stamp())

@@ -17,11 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from .cases import Case, sample_cases
-from .compare import Verdict, judge
-from .errors import Unsupported, UsageError
-from .problems import reference_for
+from gradxval.errors import Unsupported, UsageError
+from gradxval.judge.compare import Verdict, judge
+from gradxval.judge.problem_reference import reference_for
+from gradxval.model.cases import Case, sample_cases
 
 __all__ = ["FormulaReport", "check_formula", "load_formula"]
 
@@ -117,7 +116,7 @@ def _factor(verdicts, results) -> str | None:
 def check_formula(
     fn: Callable,
     name: str | None = None,
-    backends=("numpy", "torch", "jax"),
+    backends=None,
     dtypes=("float32", "float64"),
     regimes=("normal", "saturated"),
     cases: int = 12,
@@ -127,16 +126,20 @@ def check_formula(
 ) -> FormulaReport:
     """Judge a candidate grad_x formula (order 2: hvp_x(A, x, v, xp)) on every backend, dtype
     and regime."""
-    from .errors import expected
+    from gradxval.errors import expected
 
     if order not in (1, 2):
         raise expected("order", order, [1, 2])
-    from .backends import describe, load
-    from .known import load_registry
-    from .shrink import shrink as shrink_case
+    from gradxval.backends import describe, load
+    from gradxval.followup.shrink import shrink as shrink_case
+    from gradxval.judge.known import load_registry
 
     name = name or getattr(fn, "__name__", "formula")
     registry = load_registry()
+    if backends is None:  # every installed backend, as `--backends all`
+        from gradxval.backends import parse_backends
+
+        backends = parse_backends("all")[0]
     names = [b for b in backends if describe(b).available]
     report = FormulaReport(name)
     results = []

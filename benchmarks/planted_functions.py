@@ -16,9 +16,9 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 from gradxval.backends.torch_backend import TorchBackend
-from gradxval.checking import check_case
 from gradxval.model.functions import function
 from gradxval.model.sampling import sample
+from gradxval.run.check_case import check_case
 from gradxval.suite import BY_NAME
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")

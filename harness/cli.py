@@ -159,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     rep = cmd("report", "rebuild summary.json, report.md and report.html of a run from its results")
     rep.add_argument("dir", type=Path)
 
-    mg = cmd("merge", "combine shard runs (--shard I/N) into one run directory")
+    mg = cmd("merge", "combine shard runs or checks (--shard I/N) into one directory")
     mg.add_argument("out", type=Path)
     mg.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
 
@@ -196,7 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("--seed", type=int, default=0)
     ck.add_argument("--order", type=int, choices=(1, 2), help="2 adds Hessian-vector products")
     ck.add_argument("--case", dest="case_id", help="run this one case id alone (a reproducer)")
-    ck.add_argument("--out", type=Path, help="write results.jsonl, summary.json, report.md here")
+    ck.add_argument(
+        "--out", type=Path, help="write results.jsonl, summary.json, report.md, report.html here"
+    )
     ck.add_argument("--quiet", action="store_true", help="print the summary line only")
     ck.add_argument(
         "--timeout",
@@ -204,6 +206,19 @@ def _parser() -> argparse.ArgumentParser:
         default=120.0,
         help="seconds per backend call; a backend past it is not called again",
     )
+    ck.add_argument(
+        "--shard", metavar="I/N", help="check the I-th of N disjoint, stable slices of the cases"
+    )
+    ck.add_argument("--resume", type=Path, metavar="DIR", help="continue the check in DIR")
+    ck.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="an earlier check's --out: only failures new against it fail this one (diff.md)",
+    )
+    ck.add_argument("--executor", choices=("local", "dask"), default="local")
+    ck.add_argument("--scheduler", help="a Dask scheduler address (default: a local cluster)")
+    ck.add_argument("--workers", type=int, default=2, help="local Dask workers (default: 2)")
 
     cf = cmd(
         "check-formula",
@@ -295,9 +310,14 @@ def _split(spec):
 def _check(args) -> int:
     from collections import Counter
 
-    from gradxval.checking import check, describe
+    from gradxval.checking import check
     from gradxval.dtypes import parse_dtypes
+    from gradxval.output.check_report import describe
 
+    if args.resume is not None and args.out is not None and args.out != args.resume:
+        raise UsageError("give either --out DIR or --resume DIR, not both")
+    if args.scheduler and args.executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
     seen: dict = {}
 
     def progress(case, records) -> None:
@@ -316,21 +336,29 @@ def _check(args) -> int:
         seed=args.seed,
         order=args.order,
         case_id=args.case_id,
-        out=args.out,
+        out=args.resume or args.out,
         progress=None if args.quiet else progress,
         timeout=args.timeout,
+        shard=args.shard,
+        resume=args.resume is not None,
+        baseline=args.baseline,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        workers=args.workers,
     )
     if seen:
         _print_function(*seen.popitem())
     summary = result.summary()
     if not args.quiet:
-        for r in summary["worst"]:
-            print(describe(r).replace("TARGET", args.target))
-        rest = len(result.failures) - len(summary["worst"])
-        if rest > 0:
-            print(f"... and {rest} more (results.jsonl)")
+        shown = result.new if args.baseline is not None else result.failures
+        worst = sorted(shown, key=lambda r: -(r.get("ulps") or 0))
+        for r in worst[:20]:
+            print(describe(r, args.target))
+        if len(worst) > 20:
+            print(f"... and {len(worst) - 20} more (report.html, results.jsonl)")
     counts = ", ".join(f"{o} {n}" for o, n in summary["counts"].items()) or "nothing judged"
-    print(f"{'ok' if result.ok else 'FAILED'}: {counts} ({summary['seconds']} s)")
+    against = f", {len(result.new)} new against {args.baseline}" if args.baseline else ""
+    print(f"{'ok' if result.ok else 'FAILED'}: {counts}{against} ({summary['seconds']} s)")
     return result.exit_status
 
 
@@ -562,6 +590,13 @@ def _merge(args) -> int:
     from gradxval.campaign import merge
     from gradxval.output.rundir import RunDir
 
+    if all((d / "check.json").exists() for d in args.dirs):  # shards of gradxval check
+        from gradxval.checking import merge as merge_checks
+
+        result = merge_checks(args.out, args.dirs)
+        counts = ", ".join(f"{o} {n}" for o, n in result.summary()["counts"].items())
+        print(f"merged {len(args.dirs)} shards into {args.out}: {counts or 'nothing judged'}")
+        return result.exit_status
     for d in args.dirs:
         if not (d / "manifest.json").exists():
             raise UsageError(f"merge: {d} has no manifest.json (not a run directory)")

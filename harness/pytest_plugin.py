@@ -587,7 +587,7 @@ _FUNCTION_BACKENDS: dict = {}
 def _function_backends(config) -> dict:
     spec = _opt(config, "backends") or "all"
     if spec not in _FUNCTION_BACKENDS:
-        from gradxval.checking import load_backends
+        from gradxval.run.check_case import load_backends
 
         _FUNCTION_BACKENDS[spec] = load_backends(spec)
     return _FUNCTION_BACKENDS[spec]
@@ -599,8 +599,9 @@ class _FunctionCaseItem(pytest.Item):
         self.case = case
 
     def runtest(self) -> None:
-        from gradxval.checking import check_case, describe
         from gradxval.judge.verdict import FAILING
+        from gradxval.output.check_report import describe
+        from gradxval.run.check_case import check_case
 
         order = int(_opt(self.config, "order")) if _opt(self.config, "order") != "all" else 2
         function = self.parent.function

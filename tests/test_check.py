@@ -11,10 +11,11 @@ from types import SimpleNamespace
 import gradxval
 import numpy as np
 import pytest
-from gradxval.checking import check, check_case
+from gradxval.checking import check
 from gradxval.cli import main
 from gradxval.model.functions import function
 from gradxval.model.sampling import sample
+from gradxval.run.check_case import check_case
 
 # the README's example, as a user writes it
 USER_FILE = textwrap.dedent(

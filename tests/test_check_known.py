@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gradxval.checking import check_case
 from gradxval.model.functions import function
 from gradxval.model.sampling import FunctionCase
+from gradxval.run.check_case import check_case
 
 
 @function(x="n")

@@ -23,10 +23,11 @@ import os
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from gradxval.errors import UsageError
 
-__all__ = ["fingerprint", "run_on_dask", "require_dask", "BATCH"]
+__all__ = ["fingerprint", "run_on_dask", "check_on_dask", "require_dask", "BATCH"]
 
 BATCH = 8  # cases per task: enough to amortise scheduling, few enough to balance
 # gradxval's own numerical dependencies; the backends' come from the registry
@@ -225,6 +226,89 @@ def run_on_dask(
             for f in futures:
                 f.cancel()
         return infos, skipped, quarantined
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+_CHECK_STATE: dict = {}  # per Dask worker process: the loaded target and backends, kept
+
+
+def _check_task(target: str, case_ids: list, backends, methods, order, timeout, path) -> list:
+    """Run on a worker: these cases of the declared functions ``target`` names."""
+    from gradxval.model.sampling import parse_case_id
+    from gradxval.model.targets import load_target
+    from gradxval.run.check_case import check_case, load_backends
+
+    for p in path:
+        if p not in sys.path:
+            sys.path.append(p)
+    key = (target, str(backends))
+    if key not in _CHECK_STATE:
+        _CHECK_STATE[key] = ({f.name: f for f in load_target(target)}, load_backends(backends))
+    functions, loaded = _CHECK_STATE[key]
+    out = []
+    for cid in case_ids:
+        case = parse_case_id(cid)
+        f = functions[case.function]
+        out.append((cid, check_case(f, case, loaded, methods, order or f.order, timeout)))
+    return out
+
+
+def check_on_dask(
+    target: str,
+    case_ids: list,
+    backends,
+    methods,
+    order,
+    timeout,
+    on_case: Callable[[str, list[dict]], None],
+    *,
+    scheduler: str | None = None,
+    workers: int = 2,
+) -> None:
+    """``gradxval check`` on a Dask cluster: batches of cases, ``on_case`` as they arrive.
+
+    Workers load the target themselves (a FILE.py path is made absolute first), so it must be
+    where they can read it: the same machine, or shared storage."""
+    from distributed import as_completed
+
+    file, sep, name = target.rpartition(":")
+    if sep and file.endswith(".py"):
+        target = f"{Path(file).resolve()}:{name}"
+    client, cluster = _client(scheduler, workers)
+    try:
+        mine = fingerprint()
+        bad = {w: fp for w, fp in client.run(_worker_fingerprint).items() if fp != mine}
+        if bad:
+            raise UsageError(
+                "Dask workers whose environment differs from the client's: "
+                + "; ".join(f"{w}: {fp}" for w, fp in bad.items())
+            )
+        spec = backends if isinstance(backends, str) else ",".join(backends)
+        futures = [
+            client.submit(
+                _check_task,
+                target,
+                case_ids[i : i + BATCH],
+                spec,
+                list(methods) if methods else None,
+                order,
+                timeout,
+                list(sys.path),
+                pure=False,
+                retries=3,
+            )  # fmt: skip
+            for i in range(0, len(case_ids), BATCH)
+        ]
+        try:
+            for fut in as_completed(futures):
+                for cid, records in fut.result():
+                    on_case(cid, records)
+        finally:
+            for f in futures:
+                f.cancel()
     finally:
         client.close()
         if cluster is not None:

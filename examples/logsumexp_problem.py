@@ -4,8 +4,8 @@
 
 It subclasses Problem directly and gives no reference of its own, so gradxval judges every
 backend (closed forms included) against this loss evaluated in 60-digit mpmath, its gradients by
-differences of it, and marks every verdict "mpmath at 60 digits".  The hazard it shows: exp(A x) overflows unless the
-maximum is subtracted first.
+differences of it, and marks every verdict "mpmath at 60 digits".  The hazard it shows:
+exp(A x) overflows unless the maximum is subtracted first.
 """
 
 from gradxval.model.problems import Problem

@@ -224,7 +224,11 @@ def _parser() -> argparse.ArgumentParser:
         "check-formula",
         "judge a hand-derived grad_x formula(A, x, xp), or with --order 2 hvp_x(A, x, v, xp)",
     )
-    cf.add_argument("formula", help="package.module:function or path/file.py:function")
+    cf.add_argument(
+        "formula",
+        help="package.module:function or path/file.py:function; or a declared function with "
+        "formula=, whose every quantity is judged",
+    )
     cf.add_argument(
         "--order",
         type=int,
@@ -233,7 +237,9 @@ def _parser() -> argparse.ArgumentParser:
         help="1: grad_x(A, x, xp); 2: hvp_x(A, x, v, xp), the Hessian with respect to x "
         "applied to v",
     )
-    cf.add_argument("--backends", default="numpy,torch,jax")
+    cf.add_argument(
+        "--backends", help="comma list or 'all' (default: the built-in backends installed)"
+    )
     cf.add_argument("--dtypes", default="float32,float64")
     cf.add_argument("--regimes", default="normal,saturated")
     cf.add_argument("--cases", type=int, default=12)
@@ -710,9 +716,12 @@ def _check_formula(args) -> int:
     from gradxval.dtypes import parse_dtypes
     from gradxval.followup.formula import check_formula, load_formula
     from gradxval.model.cases import parse_regimes
+    from gradxval.model.functions import Function
 
     fn = load_formula(args.formula)
-    names, _ = parse_backends(args.backends)
+    if isinstance(fn, Function):  # a declared function: its formula=, every quantity it gives
+        return _check_declared_formula(args, fn)
+    names = parse_backends(args.backends)[0] if args.backends else None
     report = check_formula(
         fn,
         args.formula,
@@ -735,6 +744,35 @@ def _check_formula(args) -> int:
         print("gradxval: nothing tested: no backend could evaluate the formula", file=sys.stderr)
         return 4
     return 0 if report.ok else 1
+
+
+def _check_declared_formula(args, fn) -> int:
+    """check-formula FILE.py:NAME for a declared function: its formula= is the method judged,
+    for whatever quantities it returns (grad of any input, hvp_*), against the engine."""
+    from collections import Counter
+
+    from gradxval.checking import check
+    from gradxval.dtypes import parse_dtypes
+    from gradxval.output.check_report import describe
+
+    if fn.formula is None:
+        raise UsageError(
+            f"{args.formula} is a declared function without a formula: declare it with "
+            "@gradxval.function(..., formula=your_gradient) to check that formula"
+        )
+    result = check(args.formula, backends=args.backends or "all", dtypes=parse_dtypes(args.dtypes),
+                   regimes=_split(args.regimes), cases=args.cases, seed=args.seed,
+                   order=args.order, methods=("formula",))  # fmt: skip
+    cells: dict = {}
+    for r in result.records:
+        cells.setdefault((r["quantity"], r["backend"], r["dtype"]), Counter())[r["outcome"]] += 1
+    for (q, b, d), c in sorted(cells.items()):
+        print(f"  {q:10} {b:8} {d:9} " + ", ".join(f"{k} {n}" for k, n in sorted(c.items())))
+    for r in sorted(result.failures, key=lambda r: -(r.get("ulps") or 0))[:10]:
+        print(describe(r, args.formula))
+    counts = ", ".join(f"{o} {n}" for o, n in result.summary()["counts"].items())
+    print(f"{args.formula}: {'holds' if result.ok else 'FAILS'}: {counts or 'nothing judged'}")
+    return result.exit_status
 
 
 def _check_backend(args) -> int:

@@ -146,3 +146,35 @@ def test_dask_gives_the_records_of_a_local_check(whole, tmp_path):
         from gradxval.suite import BY_NAME
 
         check(BY_NAME["huber"], executor="dask", **FAST)
+
+
+def test_check_formula_takes_any_quantity_of_a_declared_function(tmp_path, capsys):
+    path = tmp_path / "layer.py"
+    path.write_text(textwrap.dedent(
+        """\
+        import gradxval
+
+
+        def grads(W, b, x, *, xp, nn):
+            s = nn.sigmoid(W @ x + b)
+            return {"grad_b": s * (1 - s), "grad_W": (s * (1 - s))[:, None] * x[None, :] * 1.01}
+
+
+        @gradxval.function(W="m n", b="m", x="n", formula=grads)
+        def layer(W, b, x, *, xp, nn):
+            return xp.sum(nn.sigmoid(W @ x + b))
+
+
+        @gradxval.function(x="n")
+        def plain(x, *, xp, nn):
+            return xp.sum(x * x)
+        """
+    ))  # fmt: skip
+    args = ["--backends", "numpy", "--dtypes", "float64", "--regimes", "normal", "--cases", "3"]
+    assert main(["check-formula", f"{path}:layer", *args]) == 1
+    out = capsys.readouterr().out
+    assert "grad_W     numpy    float64   disagree 3" in out  # the planted 1 % error
+    assert "grad_b     numpy    float64   agree 3" in out
+    assert "FAILS" in out and "formula grad_W disagree" in out
+    assert main(["check-formula", f"{path}:plain", *args]) == 2
+    assert "without a formula" in capsys.readouterr().err

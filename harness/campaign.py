@@ -238,8 +238,11 @@ def execute(
     scheduler: str | None = None,
     workers: int = 2,
     on_note: Callable[[str], None] | None = None,
+    notes: dict | None = None,
 ) -> Outcome:
     """Run a plan; stream verdicts into ``out`` (a RunDir, opened) as they are made.
+
+    ``notes`` go into summary.json's "run" as they are (check-backend's conformance problems).
 
     With ``resume_manifest`` the cases already judged in ``out`` are skipped; the backends'
     versions must equal the manifest's.  An Interrupted exception (from handle_signals) ends
@@ -326,6 +329,7 @@ def execute(
         interrupted=bool(interrupted),
         resumed=resume_manifest is not None,
     )
+    run.update(notes or {})
     if out is not None and follow_up and not interrupted:
         from gradxval.followup.repro import follow_up as _follow_up
         from gradxval.followup.repro import known_reproducers

@@ -251,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     cb.add_argument("--seed", type=int, default=DEFAULT_SEED)
     cb.add_argument("--strict", action="store_true", help="known problems fail too")
     cb.add_argument("--timeout", type=float, default=120.0, help="seconds per check or case")
+    cb.add_argument(
+        "--out",
+        type=Path,
+        help="write the report set of a run here: results.jsonl, summary.json (with the "
+        "conformance problems and findings), report.md, report.html, reproducers",
+    )
 
     rp = cmd("replay", "recompute one case and print every value and error")
     rp.add_argument("case_id")
@@ -545,6 +551,9 @@ def _print_outcome(outcome, out) -> None:
         err.print(f"gradxval: {line}", markup=False)
 
 
+SHOWN_FINDINGS = 10  # on the terminal; report.html and summary.json hold every one
+
+
 def _print_table(console, records, summary) -> None:
 
     from gradxval.output.markdown import cell_text, matrix
@@ -568,13 +577,18 @@ def _print_table(console, records, summary) -> None:
     for o in summary.get("accuracy_outliers", []):
         tag = "known accuracy outlier" if o.get("known") else "[red]accuracy outlier[/red]"
         console.print(f"{tag} {o['message']}", highlight=False)
-    for r in records:
-        if r["verdict"] in ("disagree", "error"):
-            lines = [f"[red]{r['verdict']}[/red] {r['message']}"]
-            if r.get("attribution"):
-                lines.append(f"  attribution: {r['attribution']}")
-            lines.append(f"  reproduce: {r['reproduce']}")
-            console.print("\n".join(lines), markup=True, highlight=False)
+    from gradxval.output.markdown import finding_lines
+
+    found = summary.get("findings", [])
+    if found:
+        n = sum(f["count"] for f in found)
+        console.print(f"[red]{len(found)} finding(s)[/red] from {n} flagged results, most "
+                      "severe first:", highlight=False)  # fmt: skip
+    for f in found[:SHOWN_FINDINGS]:
+        console.print("\n".join(finding_lines(f, md=False)), markup=False, highlight=False)
+    if len(found) > SHOWN_FINDINGS:
+        console.print(f"... and {len(found) - SHOWN_FINDINGS} more findings (report.html, "
+                      "summary.json)", highlight=False)  # fmt: skip
 
 
 def _repro(args) -> int:
@@ -776,13 +790,13 @@ def _check_declared_formula(args, fn) -> int:
 
 
 def _check_backend(args) -> int:
-    from collections import Counter
-
+    """Every conformance check, then the agreement run (all methods, both orders) whatever
+    they found; findings as `run` prints them, and with --out the same report set."""
     from gradxval.backends import parse_backends
-    from gradxval.campaign import check_limits
-    from gradxval.model.cases import sample_cases
+    from gradxval.campaign import check_limits, execute, plan
+    from gradxval.output.rundir import RunDir
     from gradxval.run.conformance import check_backend_isolated, failing
-    from gradxval.run.runner import Limits, run_cases
+    from gradxval.run.runner import Limits
 
     parse_backends(args.name)  # an unknown name is a usage error
     check_limits(args.timeout, 300.0, None)
@@ -790,42 +804,27 @@ def _check_backend(args) -> int:
     bad = failing(problems)
     print(
         f"conformance of {args.name}: {len(bad)} problem(s)"
-        + (f", {len(problems) - len(bad)} known" if len(problems) > len(bad) else "")
+        + (f", {len(problems) - len(bad)} note(s)" if len(problems) > len(bad) else "")
     )
     for p in problems:
         print(f"  - {p}")
-    if bad or (args.strict and problems):
-        return 1
-    out: list = []
-    stats = run_cases(
-        sample_cases(args.cases, args.seed),
-        [args.name],
-        out.append,
-        isolate=True,
-        method_spec="all",
-        limits=Limits(timeout=args.timeout),
-        skip_unavailable=True,
-        order="all",  # a backend's second-order routes too, where it has any
-    )
-    counts = Counter(v.verdict for v in out)
-    print(
-        f"agreement run, {args.cases} cases: "
-        + ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
-    )
-    for v in out:
-        if v.verdict in ("disagree", "error"):
-            print(f"  {v.verdict}: {v.message}\n    reproduce: {v.reproduce}")
-    if stats.skipped:
-        print(f"gradxval: {next(iter(stats.skipped.values()))}", file=sys.stderr)
+    p = plan(Settings(backends=args.name, methods="all", order="all", cases=args.cases,
+                      seed=args.seed, strict=args.strict))  # fmt: skip
+    out = None
+    if args.out is not None:
+        out = RunDir(args.out)
+        out.open(overwrite=True)
+    try:
+        outcome = execute(p, out, limits=Limits(timeout=args.timeout), follow_up=out is not None,
+                          notes={"conformance": problems})  # fmt: skip
+    finally:
+        if out is not None:
+            out.close()
+    print(f"agreement run, {args.cases} cases:")
+    _print_outcome(outcome, out)
+    if outcome.status == 4:
         return 4
-    strict_known = counts["known"] if args.strict else 0
-    if counts["disagree"] + counts["error"] + strict_known:
-        return 1
-    judged = sum(counts[k] for k in ("agree", "overflow", "known"))
-    if not judged:
-        print("gradxval: nothing tested: every result unsupported", file=sys.stderr)
-        return 4
-    return 0
+    return 1 if bad or outcome.status else 0
 
 
 def _backends() -> int:

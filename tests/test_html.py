@@ -104,3 +104,20 @@ def test_the_matrix_equals_summary_json(page, report):
     assert {k: int(v) for k, v in counts} == summary["counts"]
     # the planted fault shows as a card
     assert pg.locator(".card").count() == summary["counts"]["disagree"] + summary["counts"]["error"]
+
+
+def test_findings_open_the_report_above_the_matrix(page, report):
+    """A plug-in author sees what is wrong on the first screen: the findings come before the
+    matrix, every one of them, and each red matrix cell links to one."""
+    pg, _ = page
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["findings"] and all(f["backend"] == "mutants:FactorTwo"
+                                       for f in summary["findings"])  # fmt: skip
+    box = pg.locator("#findings").bounding_box()
+    first = pg.locator(".finding").first.bounding_box()
+    assert box["y"] < pg.locator("#matrix").bounding_box()["y"]
+    assert first["y"] + first["height"] <= 900  # within the first viewport, unscrolled
+    assert pg.locator(".finding").count() == len(summary["findings"])
+    links = pg.eval_on_selector_all("#matrix td a", "els => els.map(e => e.hash.slice(1))")
+    ids = {f["id"] for f in summary["findings"]}
+    assert links and set(links) <= ids

@@ -194,9 +194,18 @@ def follow_up(
     refs: dict[str, Reference] = {}
     shrunk: dict[tuple, str] = {}
     written = 0
-    for r in records:
-        if r["verdict"] != "disagree":
-            continue
+    # the smallest case of each backend x method x quantity first, then the next smallest...:
+    # with more flagged results than reproducers, every finding still gets one
+    flagged = [r for r in records if r["verdict"] == "disagree"]
+    rank: dict[int, int] = {}
+    groups: dict[tuple, list] = {}
+    for i, r in enumerate(flagged):
+        groups.setdefault((r["backend"], r["method"], r["quantity"]), []).append(i)
+    for members in groups.values():
+        for k, i in enumerate(sorted(members, key=lambda i: _size(flagged[i]["case_id"]))):
+            rank[i] = k
+    for i in sorted(range(len(flagged)), key=lambda i: (rank[i], i)):
+        r = flagged[i]
         key = (r["case_id"], r["backend"], r["method"], r["quantity"])
         case = Case.from_id(r["case_id"])
         sig = (r["backend"], r["method"], r["quantity"], case.dtype, case.regime)

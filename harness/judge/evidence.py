@@ -664,6 +664,67 @@ def _limit_at_infinite_x(case, quantity, actual, ref, ms, tol) -> np.ndarray | N
     return (m.e <= tol) | (ms.e <= tol)
 
 
+# a float64 quantity computed in float32: its error in float32's units is this many times
+# smaller than in float64's (u = 2**-24 against 2**-53)
+_F32_OVER_F64 = 2.0**-24 / 2.0**-53
+
+
+def _computed_in_float32(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """A float64 (complex128) result whose every finite value is a float32 number and which is
+    within the same tolerance of the reference counted in float32's unit roundoff: the
+    computation ran in float32 and was cast back.  A float64 computation rounds to float32
+    numbers by chance only where its values are few and simple, so the first test is the
+    model's signature, the second its accuracy."""
+    if case.dtype not in ("float64", "complex128"):
+        return None
+    a = np.asarray(actual)
+    parts = np.stack([a.real, a.imag]) if np.iscomplexobj(a) else a[None]
+    fin = parts[np.isfinite(parts)]
+    if not fin.size or np.any(fin.astype(np.float32).astype(np.float64) != fin):
+        return None
+    if np.all(fin == 0):
+        return None  # zeros are float32 numbers too: all_zero_gradient says more
+    # past float32's range the model's values are its underflow (0 or below float32's smallest
+    # normal) and its overflow (an infinity)
+    r = np.asarray(ref.values[quantity])
+    rparts = np.stack([r.real, r.imag]) if np.iscomplexobj(r) else r[None]
+    f32 = np.finfo(np.float32)
+    with np.errstate(invalid="ignore"):
+        under = (np.abs(rparts) < f32.tiny) & (np.abs(parts) < f32.tiny)
+        over = (np.abs(rparts) > f32.max) & np.isinf(parts)
+    return (ms.e <= tol * _F32_OVER_F64) | np.all(under | over, axis=0)
+
+
+def _rewritten_sigmoid(t: np.ndarray) -> np.ndarray:
+    """sigma(t) as 1 - 1/(1 + y), y = exp(t), every operation rounded to t's dtype: equal to
+    y/(1 + y) in exact arithmetic, and cancelling to 0 where y is small (t < 0)."""
+    one = np.ones((), dtype=t.dtype)
+    return one - one / (one + np.exp(t))
+
+
+def _rewrite_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """The result equals the closed form with sigma(x) = y/(1 + y) rewritten as 1 - 1/(1 + y)
+    (an algebraically equal form an optimizer or a hand may choose), evaluated in the case's
+    dtype; the model is evaluated, not assumed, and must reproduce every element."""
+    from gradxval.model.problems import closed_form
+
+    di = info(case.dtype)
+    if case.problem != "logistic" or di.is_complex or quantity not in ("loss", "grad_x", "grad_A"):
+        return None
+    inputs = case.inputs()
+    A, x = np.asarray(inputs.A), np.asarray(inputs.x)
+
+    def pair(t, xp):
+        return _rewritten_sigmoid(t), _rewritten_sigmoid(t) * _rewritten_sigmoid(-t)
+
+    alt = closed_form(A, x, np, pair)[("loss", "grad_x", "grad_A").index(quantity)]
+    want = expected_dtype(case, quantity)
+    m = measure(actual, np.asarray(alt), ref.scale[quantity], ref.under[quantity], di, want)
+    if m.mismatch:
+        return None
+    return _explained(m.e <= tol, _err(alt, ref.values[quantity], ref, quantity, di), ms, tol)
+
+
 def _all_zero_gradient(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     """Every element of the gradient is exactly zero while the reference is not all zero: the
     autodiff graph was cut somewhere between the inputs and the loss."""
@@ -716,13 +777,16 @@ EVIDENCE: dict[str, Callable] = {
     "nan_leaks_to_previous_row": _nan_leaks_to_previous_row,
     "exp_of_rounded_difference": _exp_of_rounded_difference,
     "limit_at_infinite_x": _limit_at_infinite_x,
+    "computed_in_float32": _computed_in_float32,
+    "rewrite_cancellation": _rewrite_cancellation,
 }
 # evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
 DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
 
 # what each evidence means, as a diagnosis shown on any backend's disagreement
 DIAGNOSES = {
-    "all_zero_gradient": "every element is exactly 0 (a cut autodiff graph, or a stub)",
+    "all_zero_gradient": "every element is exactly 0 where the reference is not (a cut autodiff "
+    "graph, a stub, or values lost to underflow or cancellation)",
     "all_nan": "every element is NaN",
     "nan_where_x_is_infinite": "NaN only where x is infinite, right elsewhere",
     "nan_from_nonfinite_input": "NaN from a non-finite input (inf or NaN), right elsewhere",
@@ -741,6 +805,10 @@ DIAGNOSES = {
     "limit_at_infinite_x": "finite where x is infinite: phi''(x) times an infinite back taken "
     "as its limit 0 instead of 0 * inf",
     "promoted_dtype": "a wider dtype than the case's, right once rounded (a promoting scalar?)",
+    "computed_in_float32": "float32 numbers within float32's tolerance of the reference: the "
+    "float64 computation ran in float32 and was cast back",
+    "rewrite_cancellation": "equals the closed form with sigma = y/(1 + y), y = exp(x), "
+    "rewritten as 1 - 1/(1 + y): algebraically equal, but it cancels where x < 0",
 }
 
 

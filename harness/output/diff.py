@@ -9,7 +9,9 @@ Results are matched by case id x backend x method x quantity, on the cases both 
 - **label changes**: results whose known label (classification) changed, neither new nor fixed;
 - **regressions**: results that agree in both runs but whose error_u grew by more than
   ``factor`` (and is above 1 u in NEW: growth among exact results is noise);
-- **versions**: every backend whose framework version differs.
+- **versions**: every backend whose framework version differs;
+- **findings** (summary.json's): new ones, ones gone, and ones with more results than before,
+  matched by backend x method x quantity x signature.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class RunDiff:
     regressions: list[dict] = field(default_factory=list)
     new_outliers: list[dict] = field(default_factory=list)
     fixed_outliers: list[dict] = field(default_factory=list)
+    # findings (summary.json), matched by backend x method x quantity x signature
+    new_findings: list[dict] = field(default_factory=list)
+    gone_findings: list[dict] = field(default_factory=list)
+    grown_findings: list[dict] = field(default_factory=list)  # more results than before
     versions: dict = field(default_factory=dict)  # backend -> [base, new]
     added: dict = field(default_factory=dict)  # backend/method -> verdict counts, NEW only
     removed: dict = field(default_factory=dict)  # backend/method -> verdict counts, BASE only
@@ -82,6 +88,9 @@ class RunDiff:
                 ]
                 out.append("")
         sections = [
+            ("New findings", self.new_findings, _finding),
+            ("Findings that grew", self.grown_findings, _finding),
+            ("Findings gone", self.gone_findings, _finding),
             ("New disagreements and errors", self.new_problems, _problem),
             ("New accuracy outliers", self.new_outliers, lambda o: o["message"]),
             ("Fixed", self.fixed, _problem),
@@ -106,6 +115,14 @@ def _who(r: dict) -> str:
 def _problem(x: dict) -> str:
     return f"{_who(x)}: {x['before']} -> {x['after']}" + (
         f" ({x['message']})" if x.get("message") else ""
+    )
+
+
+def _finding(f: dict) -> str:
+    grew = f" (was {f['before']})" if "before" in f else ""
+    return (
+        f"{f['backend']}/{f['method']} {f['quantity']}: {f['signature']}, {f['count']} "
+        f"result(s){grew} in {', '.join(f['dtypes'])}; smallest case {f['smallest_case']}"
     )
 
 
@@ -216,7 +233,26 @@ def diff_records(
         gb, gn = groups(base_summary), groups(new_summary)
         d.new_outliers = [gn[k] for k in sorted(set(gn) - set(gb))]
         d.fixed_outliers = [gb[k] for k in sorted(set(gb) - set(gn))]
+        _diff_findings(d, base_summary.get("findings", []), new_summary.get("findings", []))
     return d
+
+
+def _diff_findings(d: RunDiff, base: list[dict], new: list[dict]) -> None:
+    from gradxval.output.findings import finding_key
+
+    def brief(f: dict) -> dict:
+        return {k: f.get(k) for k in ("backend", "method", "quantity", "signature", "count",
+                                      "dtypes", "smallest_case")}  # fmt: skip
+
+    fb = {finding_key(f): f for f in base}
+    fn = {finding_key(f): f for f in new}
+    d.new_findings = [brief(fn[k]) for k in sorted(set(fn) - set(fb))]
+    d.gone_findings = [brief(fb[k]) for k in sorted(set(fb) - set(fn))]
+    d.grown_findings = [
+        brief(fn[k]) | {"before": fb[k]["count"]}
+        for k in sorted(set(fn) & set(fb))
+        if fn[k]["count"] > fb[k]["count"]
+    ]
 
 
 def _load(path: Path) -> tuple[list[dict], dict]:

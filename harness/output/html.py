@@ -28,6 +28,11 @@ td.na{background:#eee;color:#777}.banner{padding:.6em 1em;border-radius:4px;marg
 .card{border:1px solid #e2b4b4;border-left:5px solid #c33;padding:.5em 1em;margin:.8em 0}
 code{background:#f4f4f4;padding:0 .2em}.plot svg{max-width:100%;height:auto}
 small{color:#666}
+.finding{border:1px solid #ccc;border-left:6px solid #999;padding:.3em .8em;margin:.4em 0}
+.finding.unexplained,.finding.error{border-left-color:#c33;background:#fdf0f0}
+.finding.dtype,.finding.shape{border-left-color:#d67f00;background:#fff6ea}
+.finding.diagnosed{border-left-color:#3a6fb0;background:#f0f5fc}
+.finding summary{cursor:pointer}td a{color:inherit}
 """
 
 
@@ -54,6 +59,10 @@ def _cell_text(c: dict) -> str:
 def _matrix(summary: dict) -> str:
     m = summary.get("matrix") or {}
     cols = [d for d in DTYPES if any(d in row for row in m.values())]
+    links: dict = {}  # (backend/method, dtype) -> the most severe finding there
+    for f in summary.get("findings", []):
+        for d in f["dtypes"]:
+            links.setdefault((f"{f['backend']}/{f['method']}", d), f["id"])
     out = ['<table id="matrix"><tr><th>backend/method</th>']
     out += [f"<th>{_e(c)}</th>" for c in cols] + ["</tr>"]
     for row, cells in m.items():
@@ -66,13 +75,87 @@ def _matrix(summary: dict) -> str:
                 f'data-{k}="{cell.get(k, 0)}"'
                 for k in ("agree", "overflow", "known", "disagree", "error", "unsupported")
             )
+            text = _e(_cell_text(cell))
+            target = links.get((row, c))
+            if target:
+                text = f'<a href="#{target}">{text}</a>'
             out.append(
                 f'<td class="{_cell_class(cell)}" data-row="{_e(row)}" data-dtype="{_e(c)}" '
-                f'data-ok="{ok}" data-judged="{judged}" {attrs}>{_e(_cell_text(cell))}</td>'
+                f'data-ok="{ok}" data-judged="{judged}" {attrs}>{text}</td>'
             )
         out.append("</tr>")
     out.append("</table>")
     return "".join(out)
+
+
+def _ratio(x) -> str:
+    return "non-finite or wrong dtype" if x in ("inf", None) else f"{x:.3g}"
+
+
+def _finding(f: dict) -> str:
+    """One finding: collapsible, open for those nothing explains."""
+    head = (
+        f"<b>{_e(f['id'])}</b> {_e(f['backend'])}/{_e(f['method'])} {_e(f['quantity'])}: "
+        f"<b>{_e(f['signature'])}</b>, {f['count']} result(s) in {_e(', '.join(f['dtypes']))} "
+        f"({_e(', '.join(f['regimes']))}); worst {_e(_ratio(f['worst_over_tolerance']))} x "
+        "tolerance"
+    )
+    body = [f"<p>{_e(f['worst_message'])}</p>"]
+    for d in f["diagnoses"]:
+        share = (
+            "its model reproduces every element of every result"
+            if d["reproduces"] == d["of"]
+            else f"its model reproduces {d['reproduces']} of {d['of']} results"
+        )
+        body.append(f"<p>Diagnosis ({share}): {_e(d['text'])}</p>")
+    for same in f["same_as"]:
+        body.append(
+            f"<p>Same signature as registered fault <b>{_e(same['id'])}</b> of "
+            f"{_e(', '.join(same['libraries']))}: {_e(same['title'])}</p>"
+        )
+    body.append(
+        f"<p>Smallest case <code>{_e(f['smallest_case'])}</code>"
+        + (f", shrunk to <code>{_e(f['shrunk_case'])}</code>" if f["shrunk_case"] else "")
+        + f"; reproduce: <code>{_e(f['reproduce'])}</code>"
+        + (
+            f'; standalone: <a href="{_e(f["standalone"])}">{_e(f["standalone"])}</a>'
+            if f["standalone"]
+            else ""
+        )
+        + "</p>"
+    )
+    opened = " open" if f["kind"] != "diagnosed" else ""
+    return (
+        f'<details class="finding {_e(f["kind"])}" id="{_e(f["id"])}"{opened}>'
+        f"<summary>{head}</summary>{''.join(body)}</details>"
+    )
+
+
+def _findings(summary: dict) -> list[str]:
+    """Findings per library, most severe first: every one, above the matrix."""
+    found = summary.get("findings", [])
+    parts = []
+    conformance = summary["run"].get("conformance")
+    if conformance is not None:  # check-backend
+        parts.append(f'<h2 id="conformance">Conformance ({len(conformance)})</h2>')
+        items = "".join(f"<li>{_e(p)}</li>" for p in conformance)
+        parts.append(f"<ul>{items}</ul>" if items else "<p>No problem.</p>")
+    parts.append(f'<h2 id="findings">Findings ({len(found)})</h2>')
+    if not found:
+        return parts + ["<p>None: every flagged result is a registered fault.</p>"]
+    parts.append(
+        "<p><small>Flagged results grouped by backend, method, quantity and what is wrong; "
+        "red: nothing explains it, orange: wrong dtype or shape, blue: a diagnosis reproduces "
+        "it.</small></p>"
+    )
+    by_backend: dict = {}
+    for f in found:
+        by_backend.setdefault(f["backend"], []).append(f)
+    for backend, fs in by_backend.items():
+        parts.append(f"<h3>{_e(backend)}: {len(fs)} finding(s), "
+                     f"{sum(f['count'] for f in fs)} result(s)</h3>")  # fmt: skip
+        parts += [_finding(f) for f in fs]
+    return parts
 
 
 def _svg(fig) -> str:
@@ -214,6 +297,7 @@ def render_html(records: list[dict], summary: dict, registry) -> str:
         + ", ".join(f'{_e(k)} <b data-count="{_e(k)}">{v}</b>' for k, v in counts.items())
         + f" over {_e(run.get('cases'))} cases in {_e(run.get('seconds'))} s</p>"
     )
+    parts += _findings(summary)
     parts += [
         "<h2>Agreement matrix</h2>",
         "<p><small>Each cell: results that agree with the "

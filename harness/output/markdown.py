@@ -70,6 +70,7 @@ def render_markdown(records: list[dict], summary: dict, registry) -> str:
         + summary["conventions"]["complex_gradient"]
         + ".",
         "",
+        *_findings(summary),
         "## Agreement matrix",
         "",
         "Each cell: results that agree with the reference (or overflow with it) / results judged,"
@@ -107,6 +108,51 @@ def render_markdown(records: list[dict], summary: dict, registry) -> str:
     lines.append("")
     lines += _accuracy(summary)
     return "\n".join(lines) + "\n"
+
+
+def finding_lines(f: dict, md: bool = True) -> list[str]:
+    """A finding in a few lines: who, what, how much, where, and how to reproduce it."""
+    code = (lambda t: f"`{t}`") if md else (lambda t: t)
+    worst = f["worst_over_tolerance"]
+    worst = "non-finite or wrong dtype" if worst in ("inf", None) else f"{worst:.3g} x tolerance"
+    out = [
+        f"{f['id']} {f['backend']}/{f['method']} {f['quantity']}: {f['signature']}, "
+        f"{f['count']} result(s) in {', '.join(f['dtypes'])} ({', '.join(f['regimes'])}); "
+        f"worst {worst}"
+    ]
+    for d in f["diagnoses"]:
+        if d["reproduces"] == d["of"]:
+            out.append(f"  diagnosis: {d['text']}")
+        else:
+            out.append(f"  partly ({d['reproduces']} of {d['of']} results): {d['text']}")
+    out += [
+        f"  same signature as registered fault {s['id']} of {', '.join(s['libraries'])}"
+        for s in f["same_as"]
+    ]
+    small = f"  smallest case {code(f['smallest_case'])}"
+    if f["shrunk_case"]:
+        small += f", shrunk to {code(f['shrunk_case'])}"
+    out.append(small + f"; reproduce: {code(f['reproduce'])}")
+    if f["standalone"]:
+        out.append(f"  standalone reproducer: {code(f['standalone'])}")
+    return out
+
+
+def _findings(summary: dict) -> list[str]:
+    found = summary.get("findings", [])
+    lines = []
+    conformance = summary["run"].get("conformance")
+    if conformance is not None:  # check-backend
+        lines += [f"## Conformance ({len(conformance)})", ""]
+        lines += [f"- {p}" for p in conformance] or ["No problem."]
+        lines.append("")
+    lines += [f"## Findings ({len(found)})", ""]
+    if not found:
+        return lines + ["None: every flagged result is a registered fault.", ""]
+    for f in found:
+        first, *rest = finding_lines(f)
+        lines += [f"- {first}", *(f"  {r.strip()}" for r in rest)]
+    return lines + [""]
 
 
 def _card(r: dict) -> list[str]:

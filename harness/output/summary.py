@@ -191,10 +191,15 @@ def build_summary(records: list[dict], env: dict, run: dict) -> dict:
         for r in records
         if r["verdict"] in ("disagree", "known")
     ]
+    from gradxval.judge.evidence import DIAGNOSES
+    from gradxval.judge.known import load_registry
+    from gradxval.output.findings import findings
+
     return {
         "schema": SCHEMA,
         "counts": {v: counts.get(v, 0) for v in VERDICTS},
         "unexplained": counts.get("disagree", 0),
+        "findings": findings(records, load_registry(), DIAGNOSES),
         "disagreements": disagreements,
         "errors": [
             {

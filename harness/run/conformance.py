@@ -31,6 +31,11 @@ def check_backend(name: str) -> list[str]:
     problems = _interface(backend)
     if problems:
         return problems
+    if not getattr(backend, "hvp_methods", ()):
+        problems.append(
+            "note: no second-order autodiff (hvp_methods is empty), so --order 2 shows "
+            "unsupported for this backend; add hvp_routes and _hvp (docs/plugins.md)"
+        )
     for dtype in DTYPES:
         if dtype in backend.dtypes():
             computed = False
@@ -211,8 +216,8 @@ def _explained_dtype(case, inputs, quantity, value, backend: str, method: str):
 
 
 def failing(problems: list[str]) -> list[str]:
-    """The problems that fail the kit: all but those a known entry explains."""
-    return [p for p in problems if not p.startswith("known: ")]
+    """The problems that fail the kit: all but those a known entry explains, and notes."""
+    return [p for p in problems if not p.startswith(("known: ", "note: "))]
 
 
 def _declined(b, dtype: str) -> list[str]:

@@ -129,3 +129,36 @@ def test_diff_compares_findings(tmp_path):
         ("grad_x", 2, 1)
     ]
     assert not d.gone_findings and "New findings (1)" in d.text()
+
+
+def test_products_accumulated_in_dtype_reproduces_a_half_precision_accumulator():
+    """Positive terms (where the condition scale cannot absorb it): a float16 z = A s summed
+    in float16 is diagnosed; a result 5 % off is not."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from gradxval.dtypes import info
+    from gradxval.judge.error_model import measure
+    from gradxval.judge.evidence import _products_accumulated_in_dtype
+
+    rng = np.random.default_rng(0)
+    A = rng.uniform(0.5, 1, (3, 2000)).astype(np.float16).astype(np.float64)
+    x = rng.uniform(-1, 1, 2000).astype(np.float16).astype(np.float64)
+    s = 1 / (1 + np.exp(-x))
+    exact = 2 * (A @ s)[:, None] * s[None, :]
+    ref = SimpleNamespace(embedding=A, sigma=s, sigma_prime=s * (1 - s),
+                          values={"grad_A": exact}, scale={"grad_A": 2 * (A @ s)[:, None] * s},
+                          under={"grad_A": np.ones_like(exact)})  # fmt: skip
+    case = SimpleNamespace(dtype="float16", n=2000, k=None, problem="logistic")
+    Ad, sd = A.astype(np.float16), s.astype(np.float16)
+    acc = np.zeros(3, np.float16)
+    for j in range(2000):
+        acc = (acc + Ad[:, j] * sd[j]).astype(np.float16)
+    low = (2 * acc.astype(np.float32)[:, None] * sd.astype(np.float32)[None, :]).astype(np.float16)
+    off = (exact * 1.05).astype(np.float16)  # wrong, but not by the accumulator
+    di = info("float16")
+    for result, diagnosed in ((low, True), (off, False)):
+        ms = measure(result, exact, ref.scale["grad_A"], ref.under["grad_A"], di, "float16")
+        assert ms.error_u > 10  # a disagreement either way
+        explained = _products_accumulated_in_dtype(case, "grad_A", result, ref, ms, 10.0)
+        assert bool(explained is not None and explained.all()) is diagnosed

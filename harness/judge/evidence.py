@@ -695,6 +695,48 @@ def _computed_in_float32(case, quantity, actual, ref, ms, tol) -> np.ndarray | N
     return (ms.e <= tol * _F32_OVER_F64) | np.all(under | over, axis=0)
 
 
+def _exact_from(A, S, SP, z, quantity):
+    """loss, grad_A or grad_x of ||A phi||^2 in float64 from the model's phi (S, columns of the
+    batch), phi' (SP) and z = A phi: the model's one inexact step, and nothing else."""
+    if quantity == "loss":
+        return np.sum(z * z)
+    if quantity == "grad_A":
+        return 2 * z @ S.T
+    return 2 * SP * (A.T @ z)
+
+
+def _model_explains(case, quantity, actual, alt, ref, ms, tol) -> np.ndarray | None:
+    di = info(case.dtype)
+    alt = np.asarray(alt).reshape(np.shape(ref.values[quantity]))
+    want = expected_dtype(case, quantity)
+    m = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di, want)
+    if m.mismatch:
+        return None
+    return _explained(m.e <= tol, _err(alt, ref.values[quantity], ref, quantity, di), ms, tol)
+
+
+def _products_accumulated_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """float16/bfloat16: z = A phi(x) summed one product at a time in the case's own dtype
+    (every library accumulates half-precision products in float32), the rest of the quantity
+    exact.  The model is evaluated from the rounded inputs and must reproduce every element."""
+    di = info(case.dtype)
+    if case.dtype not in ("float16", "bfloat16") or quantity not in ("loss", "grad_x", "grad_A"):
+        return None
+    if ref.embedding is None or ref.sigma is None or not ref.embedding.size:
+        return None
+    dt = di.np
+    A = ref.embedding
+    S = ref.sigma.reshape(case.n, case.k or 1)
+    with np.errstate(all="ignore"):
+        Ad, Sd = A.astype(dt), S.astype(dt)
+        acc = np.zeros((A.shape[0], S.shape[1]), dtype=dt)
+        for j in range(A.shape[1]):
+            acc = (acc + (Ad[:, j : j + 1] * Sd[j]).astype(dt)).astype(dt)
+        z = acc.astype(np.float64)
+        alt = _exact_from(A, S, ref.sigma_prime.reshape(S.shape), z, quantity)
+    return _model_explains(case, quantity, actual, alt, ref, ms, tol)
+
+
 def _rewritten_sigmoid(t: np.ndarray) -> np.ndarray:
     """sigma(t) as 1 - 1/(1 + y), y = exp(t), every operation rounded to t's dtype: equal to
     y/(1 + y) in exact arithmetic, and cancelling to 0 where y is small (t < 0)."""
@@ -703,26 +745,23 @@ def _rewritten_sigmoid(t: np.ndarray) -> np.ndarray:
 
 
 def _rewrite_cancellation(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
-    """The result equals the closed form with sigma(x) = y/(1 + y) rewritten as 1 - 1/(1 + y)
+    """The result equals the quantity with sigma(x) = y/(1 + y) rewritten as 1 - 1/(1 + y)
     (an algebraically equal form an optimizer or a hand may choose), evaluated in the case's
-    dtype; the model is evaluated, not assumed, and must reproduce every element."""
-    from gradxval.model.problems import closed_form
-
+    dtype, for sigma(x) and sigma(-x); everything else exact.  The model is evaluated, not
+    assumed, and must reproduce every element."""
     di = info(case.dtype)
     if case.problem != "logistic" or di.is_complex or quantity not in ("loss", "grad_x", "grad_A"):
         return None
-    inputs = case.inputs()
-    A, x = np.asarray(inputs.A), np.asarray(inputs.x)
-
-    def pair(t, xp):
-        return _rewritten_sigmoid(t), _rewritten_sigmoid(t) * _rewritten_sigmoid(-t)
-
-    alt = closed_form(A, x, np, pair)[("loss", "grad_x", "grad_A").index(quantity)]
-    want = expected_dtype(case, quantity)
-    m = measure(actual, np.asarray(alt), ref.scale[quantity], ref.under[quantity], di, want)
-    if m.mismatch:
+    if ref.embedding is None or ref.x is None:
         return None
-    return _explained(m.e <= tol, _err(alt, ref.values[quantity], ref, quantity, di), ms, tol)
+    xd = np.asarray(ref.x).astype(di.np)
+    with np.errstate(all="ignore"):
+        s = _rewritten_sigmoid(xd).astype(np.float64)
+        sn = _rewritten_sigmoid(-xd).astype(np.float64)
+        S = s.reshape(case.n, case.k or 1)
+        A = ref.embedding
+        alt = _exact_from(A, S, (s * sn).reshape(S.shape), A @ S, quantity)
+    return _model_explains(case, quantity, actual, alt, ref, ms, tol)
 
 
 def _all_zero_gradient(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
@@ -779,6 +818,7 @@ EVIDENCE: dict[str, Callable] = {
     "limit_at_infinite_x": _limit_at_infinite_x,
     "computed_in_float32": _computed_in_float32,
     "rewrite_cancellation": _rewrite_cancellation,
+    "products_accumulated_in_dtype": _products_accumulated_in_dtype,
 }
 # evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
 DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
@@ -807,6 +847,8 @@ DIAGNOSES = {
     "promoted_dtype": "a wider dtype than the case's, right once rounded (a promoting scalar?)",
     "computed_in_float32": "float32 numbers within float32's tolerance of the reference: the "
     "float64 computation ran in float32 and was cast back",
+    "products_accumulated_in_dtype": "equals A phi(x) summed one product at a time in the "
+    "case's own half precision (libraries accumulate them in float32)",
     "rewrite_cancellation": "equals the closed form with sigma = y/(1 + y), y = exp(x), "
     "rewritten as 1 - 1/(1 + y): algebraically equal, but it cancels where x < 0",
 }

@@ -11,7 +11,7 @@ import ml_dtypes
 import numpy as np
 from gradxval.backends.base import Backend
 
-_SETUP = '''
+_SETUP = """
 import ml_dtypes  # noqa: F401  (numpy's bfloat16)
 xp = np
 COMPLEX = (np.complex64, np.complex128)
@@ -45,7 +45,7 @@ def planted(A, x):
         s, sn = sigmoid_pair(x32)
         gx = (2 * (s * sn) * (A32.T @ (A32 @ s))).astype(np.float64)
     return loss, gx, gA
-'''
+"""
 
 
 def _sigmoid_pair(x):

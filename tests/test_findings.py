@@ -162,3 +162,12 @@ def test_products_accumulated_in_dtype_reproduces_a_half_precision_accumulator()
         assert ms.error_u > 10  # a disagreement either way
         explained = _products_accumulated_in_dtype(case, "grad_A", result, ref, ms, 10.0)
         assert bool(explained is not None and explained.all()) is diagnosed
+
+
+def test_constant_factor_names_a_doubled_gradient_and_nothing_else(tmp_path):
+    found = _run("mutants:FactorTwo,mutants:SigmaForSigmaPrime", "float32,float64", tmp_path)
+    sigs = {(f["backend"], f["signature"]) for f in found}
+    assert ("mutants:FactorTwo", "constant_factor") in sigs
+    # sigma where sigma' belongs is wrong by a factor that varies with x: no constant fits
+    assert not any(b == "mutants:SigmaForSigmaPrime" and s == "constant_factor" for b, s in sigs)
+    assert all(f["quantity"] != "loss" or f["signature"] != "constant_factor" for f in found)

@@ -775,6 +775,31 @@ def _all_zero_gradient(case, quantity, actual, ref, ms, tol) -> np.ndarray | Non
     return np.ones(np.shape(ms.e), dtype=bool)
 
 
+_FACTOR_ELEMENTS = 2  # elements well above underflow a constant factor must fit
+
+
+def _constant_factor(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """The result is c times the reference, one real constant c != 1 for every element (a
+    factor 2 dropped or doubled, a sign, a 1/n): c is the median ratio over the elements
+    well above underflow, and c times the reference must be within tolerance everywhere."""
+    a = np.asarray(actual)
+    r = np.asarray(ref.values[quantity])
+    if not a.size or a.shape != r.shape or not np.isfinite(a).all() or not np.isfinite(r).all():
+        return None
+    big = np.abs(r) > 1e3 * info(case.dtype).eta
+    if big.sum() < _FACTOR_ELEMENTS:  # one number is c times another for some c: says nothing
+        return None
+    with np.errstate(all="ignore"):
+        ratios = (a[big] / r[big]).ravel()
+    ratios = ratios[np.isfinite(ratios)]
+    if not ratios.size or np.iscomplexobj(ratios) and np.any(np.abs(ratios.imag) > 1e-3):
+        return None
+    c = float(np.median(ratios.real))
+    if not np.isfinite(c) or abs(c - 1) < 1e-2 or c == 0:
+        return None
+    return _model_explains(case, quantity, actual, c * r, ref, ms, tol)
+
+
 def _all_nan(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     """Every element is NaN while the reference has finite values."""
     a = np.asarray(actual)
@@ -819,6 +844,7 @@ EVIDENCE: dict[str, Callable] = {
     "computed_in_float32": _computed_in_float32,
     "rewrite_cancellation": _rewrite_cancellation,
     "products_accumulated_in_dtype": _products_accumulated_in_dtype,
+    "constant_factor": _constant_factor,
 }
 # evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
 DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
@@ -847,6 +873,8 @@ DIAGNOSES = {
     "promoted_dtype": "a wider dtype than the case's, right once rounded (a promoting scalar?)",
     "computed_in_float32": "float32 numbers within float32's tolerance of the reference: the "
     "float64 computation ran in float32 and was cast back",
+    "constant_factor": "equals a constant c != 1 times the reference at every element (a factor "
+    "dropped or doubled, a sign): the message's actual/reference at the worst element gives c",
     "products_accumulated_in_dtype": "equals A phi(x) summed one product at a time in the "
     "case's own half precision (libraries accumulate them in float32)",
     "rewrite_cancellation": "equals the closed form with sigma = y/(1 + y), y = exp(x), "

@@ -89,16 +89,15 @@ def _matrix(summary: dict) -> str:
 
 
 def _ratio(x) -> str:
-    return "non-finite or wrong dtype" if x in ("inf", None) else f"{x:.3g}"
+    return "non-finite or of the wrong dtype" if x in ("inf", None) else f"{x:.3g} x tolerance"
 
 
-def _finding(f: dict) -> str:
-    """One finding: collapsible, open for those nothing explains."""
+def _finding(f: dict, few: bool = False) -> str:
+    """One finding: collapsible, open for those nothing explains (and all, when few)."""
     head = (
         f"<b>{_e(f['id'])}</b> {_e(f['backend'])}/{_e(f['method'])} {_e(f['quantity'])}: "
         f"<b>{_e(f['signature'])}</b>, {f['count']} result(s) in {_e(', '.join(f['dtypes']))} "
-        f"({_e(', '.join(f['regimes']))}); worst {_e(_ratio(f['worst_over_tolerance']))} x "
-        "tolerance"
+        f"({_e(', '.join(f['regimes']))}); worst {_e(_ratio(f['worst_over_tolerance']))}"
     )
     body = [f"<p>{_e(f['worst_message'])}</p>"]
     for d in f["diagnoses"]:
@@ -124,7 +123,7 @@ def _finding(f: dict) -> str:
         )
         + "</p>"
     )
-    opened = " open" if f["kind"] != "diagnosed" else ""
+    opened = " open" if few or f["kind"] != "diagnosed" else ""
     return (
         f'<details class="finding {_e(f["kind"])}" id="{_e(f["id"])}"{opened}>'
         f"<summary>{head}</summary>{''.join(body)}</details>"
@@ -154,7 +153,7 @@ def _findings(summary: dict) -> list[str]:
     for backend, fs in by_backend.items():
         parts.append(f"<h3>{_e(backend)}: {len(fs)} finding(s), "
                      f"{sum(f['count'] for f in fs)} result(s)</h3>")  # fmt: skip
-        parts += [_finding(f) for f in fs]
+        parts += [_finding(f, few=len(found) <= 3) for f in fs]
     return parts
 
 
@@ -242,12 +241,15 @@ def _profile_plot(summary: dict) -> str | None:
     fig, axes = plt.subplots(
         1, len(dtypes), figsize=(3.0 * len(dtypes) + 1, 3.4), sharey=True, squeeze=False
     )
+    # one colour per series across the panels, and a legend naming every series of any panel
+    series = sorted({who for d in dtypes for who in prof[d]})
+    colours = dict(zip(series, plt.cm.tab10.colors * (len(series) // 10 + 1), strict=False))
     for ax, d in zip(axes[0], dtypes, strict=True):
         for who, pts in prof[d].items():
             xs = [10**b for b, _ in pts]
             ys = [max(v, 1e-18) for _, v in pts]
             style = "--" if who.endswith("/closed_form") else "-"
-            ax.plot(xs, ys, style, lw=1, marker=".", ms=3, label=who)
+            ax.plot(xs, ys, style, lw=1, marker=".", ms=3, label=who, color=colours[who])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(1e-18, 20)
@@ -255,13 +257,22 @@ def _profile_plot(summary: dict) -> str | None:
         ax.set_xlabel("|x|", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("worst relative error of grad_x", fontsize=8)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=5, bbox_to_anchor=(0.5, -0.12))
+    named: dict = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            named.setdefault(label, h)
+    fig.legend(list(named.values()), list(named), fontsize=7, loc="lower center", ncol=4,
+               bbox_to_anchor=(0.5, -0.06 * (1 + len(named) // 4)))  # fmt: skip
     fig.suptitle(
         "Where the result leaves the truth as |x| grows (saturated and extreme cases; 10 = NaN)",
         fontsize=9,
     )
     return _svg(fig)
+
+
+def _u(x) -> str:
+    """An error in u for a table: 3 significant digits, as report.md writes it."""
+    return x if isinstance(x, str) else (f"{x:.3g}" if x is not None else "")
 
 
 def _table(header, rows) -> str:
@@ -411,7 +422,10 @@ def render_html(records: list[dict], summary: dict, registry) -> str:
         parts.append(
             _table(
                 ["backend/method dtype", "results", "median (u)", "p99 (u)", "max (u)"],
-                [[k, v["results"], v["median_u"], v["p99_u"], v["max_u"]] for k, v in acc.items()],
+                [
+                    [k, v["results"], *(_u(v[q]) for q in ("median_u", "p99_u", "max_u"))]
+                    for k, v in acc.items()
+                ],
             )
         )
     parts.append("<h2>Environment and settings</h2>")

@@ -114,7 +114,9 @@ def finding_lines(f: dict, md: bool = True) -> list[str]:
     """A finding in a few lines: who, what, how much, where, and how to reproduce it."""
     code = (lambda t: f"`{t}`") if md else (lambda t: t)
     worst = f["worst_over_tolerance"]
-    worst = "non-finite or wrong dtype" if worst in ("inf", None) else f"{worst:.3g} x tolerance"
+    worst = (
+        "non-finite or of the wrong dtype" if worst in ("inf", None) else f"{worst:.3g} x tolerance"
+    )
     out = [
         f"{f['id']} {f['backend']}/{f['method']} {f['quantity']}: {f['signature']}, "
         f"{f['count']} result(s) in {', '.join(f['dtypes'])} ({', '.join(f['regimes'])}); "

@@ -42,7 +42,8 @@ def test_check_backend_reports_a_planted_fault_as_one_finding(name, tmp_path, ca
     script = out / f["standalone"]
     run = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "gradxval" not in run.stdout.split("\n", 1)[1]  # it ran without gradxval
+    imports = [ln for ln in script.read_text().splitlines() if ln.startswith(("import", "from"))]
+    assert imports and not any("gradxval" in ln for ln in imports)  # numpy alone
     printed = capsys.readouterr().out
     assert f"F1 planted_plugins:{name}/closed_form grad_x: {sig}" in printed
 

@@ -64,3 +64,18 @@ def test_the_plugin_checks_declared_functions():
     assert ("huber", "agree") in outcomes and ("softmax_xent", "agree") in outcomes
     assert {o for f, o in outcomes if f == "gelu_erf"} == {"unsupported"}
     assert r.ok
+
+
+def test_repro_writes_a_standalone_reproducer_for_a_plugins_known_fault(tmp_path):
+    """The plug-in's repro_recipe: `gradxval repro` for its registered fault, numpy and mygrad
+    only, exits 1 while the fault persists."""
+    from gradxval.cli import main
+
+    args = ["run", "--backends", "mygrad", "--regimes", "saturated", "--dtypes", "float64"]
+    main([*args, "--cases", "6", "--quiet", "--in-process", "--out", str(tmp_path)])
+    assert main(["repro", str(tmp_path), "--known", "mygrad-sigmoid-grad-cancellation"]) == 0
+    (script,) = (tmp_path / "known").glob("mygrad-sigmoid-grad-cancellation-*.py")
+    imports = [ln for ln in script.read_text().splitlines() if ln.startswith(("import", "from"))]
+    assert imports and not any("gradxval" in ln for ln in imports)
+    run = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True)
+    assert run.returncode == 1, run.stdout + run.stderr

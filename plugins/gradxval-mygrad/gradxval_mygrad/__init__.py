@@ -79,6 +79,35 @@ class MygradBackend(Backend):
         "complex128": "mygrad tensors are real (floating, integer or boolean)",
     }
 
+    # the standalone reproducers gradxval writes for its findings and known faults (mygrad and
+    # numpy only): setup, and each method's (loss, grad_x, grad_A) of the seed problem
+    repro_recipe = (
+        """
+import mygrad as mg
+from mygrad.nnet.activations import sigmoid
+xp = mg
+COMPLEX = ()
+
+
+def cast(a, dtype):
+    return a.astype(dtype)
+
+
+def to_backend(a):
+    return mg.tensor(a)
+
+
+def autodiff(A, x):
+    with np.errstate(all="ignore"):
+        loss = loss_of(A, sigmoid(x))
+        loss.backward()
+    gx = x.grad if x.grad is not None else np.zeros(x.shape, x.dtype)
+    gA = A.grad if A.grad is not None else np.zeros(A.shape, A.dtype)
+    return loss, np.asarray(gx).astype(x.dtype), np.asarray(gA).astype(A.dtype)
+""",
+        {"autodiff": "autodiff(A, x)", "closed_form": "closed_form(A, x)"},
+    )
+
     # declared functions (gradxval check): reverse mode only
     function_methods = ("autodiff",)
 

@@ -29,8 +29,9 @@ def check_backend(name: str) -> list[str]:
     except BackendUnavailable as exc:
         return [f"{exc}; fix the import string or install the framework"]
     problems = _interface(backend)
-    if problems:
-        return problems
+    methods = getattr(backend, "methods", ())
+    if not methods or not all(isinstance(m, str) for m in methods):
+        return problems  # nothing to call: the value checks cannot run
     if not getattr(backend, "hvp_methods", ()):
         problems.append(
             "note: no second-order autodiff (hvp_methods is empty), so --order 2 shows "

@@ -172,6 +172,12 @@ def _parser() -> argparse.ArgumentParser:
         "--factor", type=float, default=4.0, help="error_u growth that counts as a regression"
     )
 
+    ex = cmd("export", "convert a run's results between results.jsonl and the Parquet store")
+    ex.add_argument("dir", type=Path)
+    how = ex.add_mutually_exclusive_group(required=True)
+    how.add_argument("--parquet", action="store_true", help="results.jsonl -> DIR/results/")
+    how.add_argument("--jsonl", type=Path, metavar="FILE", help="the store -> JSON lines in FILE")
+
     rr = cmd("repro", "write the shrunk standalone reproducer of a known fault seen in a run")
     rr.add_argument("dir", type=Path)
     rr.add_argument("--known", required=True, metavar="ENTRY", help="a registry entry id")
@@ -278,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "diff":
             return _diff(args)
         if args.command == "merge":
@@ -623,6 +631,24 @@ def _merge(args) -> int:
     outcome = merge(RunDir(args.out), args.dirs)
     _print_outcome(outcome, RunDir(args.out))
     return outcome.status
+
+
+def _export(args) -> int:
+    from gradxval.output.store import export_jsonl, import_jsonl
+
+    if args.parquet:
+        from gradxval.output.rundir import RunDir
+
+        records, _ = RunDir(args.dir).completed()
+        if not records:
+            raise UsageError(f"export {args.dir}: no results.jsonl records there")
+        n = import_jsonl(records, args.dir)
+        print(f"{n} records -> {args.dir / 'results'}/part-*.parquet")
+        return 0
+    with open(args.jsonl, "w", encoding="utf-8") as f:
+        n = export_jsonl(args.dir, f)
+    print(f"{n} records -> {args.jsonl}")
+    return 0
 
 
 def _diff(args) -> int:

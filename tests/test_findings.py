@@ -25,7 +25,8 @@ PLANTED = {
 @pytest.mark.parametrize("name", [*PLANTED, "Honest"])
 def test_check_backend_reports_a_planted_fault_as_one_finding(name, tmp_path, capsys):
     out = tmp_path / "out"
-    status = main(["check-backend", f"planted_plugins:{name}", "--cases", "24", "--out", str(out)])
+    cases = "24" if name == "Rewrite" else "12"  # it needs saturated cases with x < 0
+    status = main(["check-backend", f"planted_plugins:{name}", "--cases", cases, "--out", str(out)])
     summary = json.loads((out / "summary.json").read_text())
     for f in ("report.md", "report.html", "results.jsonl"):
         assert (out / f).exists(), f

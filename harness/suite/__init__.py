@@ -220,6 +220,47 @@ def kmeans(X, C, *, xp, nn):
     return xp.sum(xp.min(sq, axis=1))
 
 
+# ---------------------------------------------------------------- GradBench's evaluations
+
+
+def _laplace_det(A, xp):
+    """det A by Laplace expansion along the first row, as GradBench's det evaluation defines it
+    (n! terms: it checks a deep composition of products and sums, not a fast determinant)."""
+    n = A.shape[0]
+    if n == 1:
+        return A[0, 0]
+    total = None
+    for j in range(n):
+        minor = xp.concat([A[1:, :j], A[1:, j + 1 :]], axis=1)
+        term = A[0, j] * _laplace_det(minor, xp)
+        total = term if total is None else (total + term if j % 2 == 0 else total - term)
+    return total
+
+
+@function(A="n n", sizes={"n": (1, 5)})
+def det_laplace(A, *, xp, nn):
+    """Determinant by Laplace expansion (GradBench det), n up to 5."""
+    return _laplace_det(A, xp)
+
+
+@function(W="n n", b="n", y="n", sizes={"n": (1, 8)})
+def ode_rk4(W, b, y, *, xp, nn):
+    """Four classical Runge-Kutta steps of y' = tanh(W y) + b, h = 0.1, then ||y||^2 (the
+    shape of GradBench's ode evaluation: a differentiated explicit integrator)."""
+    h = 0.1
+
+    def f(v):
+        return xp.tanh(W @ v) + b
+
+    for _ in range(4):
+        k1 = f(y)
+        k2 = f(y + (h / 2) * k1)
+        k3 = f(y + (h / 2) * k2)
+        k4 = f(y + h * k3)
+        y = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+    return xp.sum(y * y)
+
+
 # ---------------------------------------------------------------- the ||A s(x)||^2 family
 
 
@@ -284,6 +325,8 @@ SUITE = (
     entropy_softmax,
     gmm_loglik,
     kmeans,
+    det_laplace,
+    ode_rk4,
     sq_norm_a_sigmoid,
     sq_norm_a_tanh,
     sq_norm_a_softplus,

@@ -431,12 +431,9 @@ def _dropped(p: Plan, skipped: dict) -> dict:
 
 def write_reports(out, records: list[dict], summary: dict, registry) -> None:
     """summary.json, report.md and report.html, each written whole or not at all."""
-    from gradxval.output import render_markdown
-    from gradxval.output.html import render_html
+    from gradxval.output import write_reports as write_all
 
-    out.write_atomic("summary.json", json.dumps(summary, indent=1) + "\n")
-    out.write_atomic("report.md", render_markdown(records, summary, registry))
-    out.write_atomic("report.html", render_html(records, summary, registry))
+    write_all(out.write_atomic, records, summary, registry)
 
 
 def rebuild(out) -> Outcome:

@@ -510,7 +510,7 @@ def write_plugin_report(s: _Session, records: list[dict]) -> None:
     serial and parallel (xdist) runs write the same files."""
     from gradxval.backends import describe
     from gradxval.judge.known import load_registry
-    from gradxval.output import build_summary, environment, write_markdown
+    from gradxval.output import build_summary, environment, file_writer, write_reports
 
     if not s.order:
         s.selection()
@@ -542,12 +542,7 @@ def write_plugin_report(s: _Session, records: list[dict]) -> None:
     }
     infos = [describe(b) for b in sorted(backends)]
     summary = build_summary(records, environment(infos), run)
-    (s.report / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    registry = load_registry()
-    write_markdown(s.report / "report.md", records, summary, registry)
-    from gradxval.output.html import write_html
-
-    write_html(s.report / "report.html", records, summary, registry)
+    write_reports(file_writer(s.report), records, summary, load_registry())
 
 
 # ---- declared functions: a module-level gradxval.function named like a test becomes one test

@@ -28,6 +28,7 @@ __all__ = [
     "execute",
     "rebuild",
     "write_reports",
+    "prepare",
     "handle_signals",
     "merge",
     "parse_shard",
@@ -223,6 +224,83 @@ def handle_signals() -> Callable[[], None]:
             signal.signal(sig, h)
 
     return restore
+
+
+def _resumed_settings(given: dict, manifest: dict) -> Settings:
+    saved = Settings(**manifest["settings"])
+    differ = {k: (v, getattr(saved, k)) for k, v in given.items() if getattr(saved, k) != v}
+    if differ:
+        raise UsageError(
+            "cannot resume with other settings: "
+            + ", ".join(
+                f"--{k.replace('_', '-')}={a!r} (the run has {b!r})" for k, (a, b) in differ.items()
+            )
+        )
+    return saved
+
+
+def prepare(
+    given: dict,
+    *,
+    out=None,
+    resume=None,
+    overwrite: bool = False,
+    baseline=None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    workers: int = 2,
+    in_process: bool = False,
+    quarantine_after: int = 1,
+) -> tuple[Plan, object, dict | None]:
+    """Check every option of a run before any work starts, then plan it and open its output
+    directory: (plan, RunDir or None, the manifest being resumed or None).
+
+    ``given`` holds the Settings fields asked for; resuming, those must equal the run's own
+    (the rest come from its manifest), and its case list must be the one this gradxval draws.
+    """
+    from pathlib import Path
+
+    from gradxval.output.rundir import RunDir
+
+    if resume is not None and out is not None and Path(out) != Path(resume):
+        raise UsageError("give either --out DIR or --resume DIR, not both")
+    if baseline is not None and not (Path(baseline) / "summary.json").exists():
+        raise UsageError(f"--baseline {baseline}: no summary.json there (not a run)")
+    if executor == "dask":
+        if in_process:
+            raise UsageError("--in-process and --executor dask exclude each other")
+        if workers < 1:
+            raise UsageError(f"--workers={workers}, expected >= 1")
+        from gradxval.run.dask_executor import require_dask
+
+        require_dask()
+    elif scheduler:
+        raise UsageError("--scheduler needs --executor dask")
+    if quarantine_after < 1:
+        raise UsageError(f"--quarantine-after={quarantine_after}, expected >= 1")
+    manifest = None
+    if resume is not None:
+        rd = RunDir(resume)
+        manifest = rd.read_manifest() if (Path(resume) / "manifest.json").exists() else None
+        if manifest is None:
+            raise UsageError(f"--resume {resume}: no manifest.json, nothing to resume")
+        p = plan(_resumed_settings(given, manifest))
+        if (manifest.get("cases"), manifest.get("case_digest")) != (
+            len(p.cases),
+            case_digest(p.cases),
+        ):
+            raise UsageError(
+                f"--resume {resume}: its case list differs from what this gradxval draws "
+                "for the same settings (another gradxval version?)"
+            )
+        rd.open(resume=True)
+        return p, rd, manifest
+    p = plan(Settings(**given))
+    rd = None
+    if out is not None:
+        rd = RunDir(out)
+        rd.open(overwrite=overwrite)
+    return p, rd, None
 
 
 def execute(

@@ -410,70 +410,26 @@ def _internal_error(exc: BaseException, directory) -> int:
     return 3
 
 
-def _settings(args, manifest: dict | None) -> Settings:
-    given = {f.name: getattr(args, f.name) for f in fields(Settings)}
-    given = {k: v for k, v in given.items() if v is not None}
-    if manifest is None:
-        return Settings(**given)
-    saved = Settings(**manifest["settings"])
-    differ = {k: (v, getattr(saved, k)) for k, v in given.items() if getattr(saved, k) != v}
-    if differ:
-        raise UsageError(
-            "cannot resume with other settings: "
-            + ", ".join(
-                f"--{k.replace('_', '-')}={a!r} (the run has {b!r})" for k, (a, b) in differ.items()
-            )
-        )
-    return saved
-
-
 def _run(args) -> int:
-    from gradxval.campaign import check_limits, execute, handle_signals, plan
-    from gradxval.output.rundir import RunDir
+    from gradxval.campaign import check_limits, execute, handle_signals, prepare
     from gradxval.run.runner import Limits, default_max_memory
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    if args.resume is not None and args.out is not None and args.out != args.resume:
-        raise UsageError("give either --out DIR or --resume DIR, not both")
     check_limits(args.timeout, args.startup_timeout, args.max_memory)
-    if args.baseline is not None and not (args.baseline / "summary.json").exists():
-        raise UsageError(f"--baseline {args.baseline}: no summary.json there (not a run)")
-    if args.executor == "dask":
-        if args.in_process:
-            raise UsageError("--in-process and --executor dask exclude each other")
-        if args.workers < 1:
-            raise UsageError(f"--workers={args.workers}, expected >= 1")
-        from gradxval.run.dask_executor import require_dask
-
-        require_dask()  # before any work starts
-    elif args.scheduler:
-        raise UsageError("--scheduler needs --executor dask")
-    if args.quarantine_after < 1:
-        raise UsageError(f"--quarantine-after={args.quarantine_after}, expected >= 1")
-    out = None
-    manifest = None
-    if args.resume is not None:
-        out = RunDir(args.resume)
-        manifest = out.read_manifest() if (args.resume / "manifest.json").exists() else None
-        if manifest is None:
-            raise UsageError(f"--resume {args.resume}: no manifest.json, nothing to resume")
-    p = plan(_settings(args, manifest))  # every option is checked before any work starts
-    if args.resume is not None:
-        from gradxval.campaign import case_digest
-
-        if (manifest.get("cases"), manifest.get("case_digest")) != (
-            len(p.cases),
-            case_digest(p.cases),
-        ):
-            raise UsageError(
-                f"--resume {args.resume}: its case list differs from what this gradxval draws "
-                "for the same settings (another gradxval version?)"
-            )
-        out.open(resume=True)
-    elif args.out is not None:
-        out = RunDir(args.out)
-        out.open(overwrite=args.overwrite)
+    given = {f.name: getattr(args, f.name) for f in fields(Settings)}
+    p, out, manifest = prepare(
+        {k: v for k, v in given.items() if v is not None},
+        out=args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        baseline=args.baseline,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        in_process=args.in_process,
+        quarantine_after=args.quarantine_after,
+    )
     import os
 
     from gradxval.backends import JAX_CACHE_ENV

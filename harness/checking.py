@@ -9,6 +9,7 @@ failures that are new fail it.  ``resume`` continues a check in its output direc
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from gradxval.model.functions import Function
 from gradxval.model.sampling import check_regimes, parse_case_id, sample
 from gradxval.model.targets import load_target
 from gradxval.output.check_report import (
+    REPORT_FILES,
     new_failures,
     plain,
     read_records,
@@ -117,6 +119,7 @@ def plan(functions, cases, seed, dtypes, regimes, case_id=None, shard=None) -> l
         if case_id:
             c = parse_case_id(case_id)
             if c.function == f.name:
+                _check_case_id(f, c, case_id)
                 pairs.append((f, c))
         else:
             pairs += [(f, c) for c in sample(f, cases, seed, dtypes, regimes)]
@@ -127,24 +130,53 @@ def plan(functions, cases, seed, dtypes, regimes, case_id=None, shard=None) -> l
     return pairs if s is None else pairs[s[0] - 1 :: s[1]]
 
 
+def _check_case_id(f: Function, c, case_id: str) -> None:
+    """A case id names a regime, a dtype of the function and exactly its size symbols."""
+    check_regimes((c.regime,))
+    if c.dtype not in f.dtypes:
+        raise expected(f"dtype in --case {case_id}", c.dtype, f.dtypes)
+    names = [k for k, _ in c.sizes]
+    if sorted(names) != sorted(f.symbols):
+        raise UsageError(f"--case {case_id}: sizes {''.join(names) or 'none'}; {f.name} has "
+                         f"the symbols {', '.join(f.symbols)}")  # fmt: skip
+
+
 def _settings(target, **given) -> dict:
     return {"target": target if isinstance(target, str) else None, **given}
 
 
-def _resume(out: Path, settings: dict) -> tuple[set, list]:
-    """The cases done and their records; a case cut short by a crash runs again."""
+def _resume(out: Path, settings: dict, cases: list[str]) -> tuple[set, list]:
+    """The cases done and their records; a case cut short by a crash runs again.  The files
+    are rewritten to hold exactly those (atomically: a crash now loses nothing either)."""
     path = out / MANIFEST
     if not path.exists():
         raise UsageError(f"resume {out}: no {MANIFEST}, nothing to resume")
-    saved = json.loads(path.read_text())["settings"]
+    manifest = json.loads(path.read_text())
+    saved = manifest["settings"]
     differ = [f"{k}={v!r} (the check has {saved.get(k)!r})"
               for k, v in settings.items() if saved.get(k) != v]  # fmt: skip
     if differ:
         raise UsageError("cannot resume with other settings: " + ", ".join(differ))
+    if manifest.get("cases") != cases:
+        raise UsageError(f"resume {out}: its case list differs from what this gradxval draws for "
+                         "the same settings (another gradxval version?)")  # fmt: skip
     done_file = out / DONE
     done = set(done_file.read_text().split()) if done_file.exists() else set()
     kept = [r for r in read_records(out / "results.jsonl") if r["case"] in done]
+    done &= {r["case"] for r in kept}  # a case listed done whose records are gone runs again
+    _replace(out / "results.jsonl", "".join(json.dumps(r, default=plain) + "\n" for r in kept))
+    _replace(out / DONE, "".join(c + "\n" for c in cases if c in done))
     return done, kept
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write a file whole or not at all."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def check(
@@ -182,9 +214,13 @@ def check(
         raise UsageError("resume needs the check's output directory (out)")
     base = None
     if baseline is not None:
+        if (
+            not (Path(baseline) / MANIFEST).exists()
+            or not (Path(baseline) / "summary.json").exists()
+        ):
+            raise UsageError(f"baseline {baseline}: no {MANIFEST} and summary.json there (not "
+                             "a finished gradxval check)")  # fmt: skip
         base = read_records(Path(baseline) / "results.jsonl")
-        if not (Path(baseline) / "summary.json").exists():
-            raise UsageError(f"baseline {baseline}: no summary.json there (not a check)")
     check_regimes(regimes)
     pairs = plan(functions, cases, seed, dtypes, regimes, case_id, shard)
     settings = _settings(
@@ -193,7 +229,8 @@ def check(
         cases=cases, seed=seed, order=order, methods=list(methods) if methods else None,
         case_id=case_id, shard="/".join(map(str, parse_shard(shard))) if shard else None,
     )  # fmt: skip
-    done, kept = _resume(Path(out), settings) if resume else (set(), [])
+    ids = [c.id for _, c in pairs]
+    done, kept = _resume(Path(out), settings, ids) if resume else (set(), [])
     loaded = load_backends(backends) if executor == "local" else None
     if executor == "dask":
         from gradxval.run.dask_executor import require_dask
@@ -208,14 +245,14 @@ def check(
         out = Path(out)
         if not resume:
             out.mkdir(parents=True, exist_ok=True)
-            (out / DONE).unlink(missing_ok=True)
-            manifest = {"gradxval": __version__, "settings": settings,
-                        "cases": [c.id for _, c in pairs]}  # fmt: skip
-            (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        # records are appended as each case is judged, so a crash or an interrupt keeps them;
-        # a resumed check first drops the records of a case cut short
-        sink = open(out / "results.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-        sink.writelines(json.dumps(r, default=plain) + "\n" for r in result.records)
+            # nothing of an earlier check stays beside this one's results
+            for name in (DONE, "results.jsonl", *REPORT_FILES):
+                (out / name).unlink(missing_ok=True)
+            manifest = {"gradxval": __version__, "settings": settings, "cases": ids}
+            _replace(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        # records are appended as each case is judged, and a case is listed done only after
+        # its records are flushed: a crash or an interrupt keeps every case finished
+        sink = open(out / "results.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         done_sink = open(out / DONE, "a", encoding="utf-8")  # noqa: SIM115
 
     def finished(case, recs) -> None:
@@ -287,7 +324,12 @@ def merge(out: str | Path, dirs) -> CheckResult:
             raise UsageError(f"merge: {d} has {len(left)} case(s) not done; resume it first")
         for j, cid in enumerate(manifest["cases"]):
             rank[cid] = j * n + i - 1  # shard i holds cases i-1, i-1+n, ... of the whole
-        records += read_records(d / "results.jsonl")
+        mine = read_records(d / "results.jsonl")
+        lost = sorted(set(manifest["cases"]) - {r["case"] for r in mine})
+        if lost:
+            raise UsageError(f"merge: {d} lists {len(lost)} case(s) done without their records "
+                             f"({lost[0]}, ...); resume it first")  # fmt: skip
+        records += [r for r in mine if r["case"] in rank]
     records.sort(key=lambda r: rank[r["case"]])
     result = CheckResult(records=records, counts=Counter(r["outcome"] for r in records))
     out = Path(out)

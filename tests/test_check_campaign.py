@@ -178,3 +178,50 @@ def test_check_formula_takes_any_quantity_of_a_declared_function(tmp_path, capsy
     assert "FAILS" in out and "formula grad_W disagree" in out
     assert main(["check-formula", f"{path}:plain", *args]) == 2
     assert "without a formula" in capsys.readouterr().err
+
+
+def test_a_resume_killed_in_its_first_case_loses_nothing(whole, tmp_path):
+    """The kept records are rewritten atomically before any new case runs, and a case is
+    listed done only after its records are flushed (found in review: a resume killed in its
+    first case used to leave results.jsonl truncated and done.txt complete)."""
+    import os
+    import subprocess
+    import sys
+
+    d, result = whole
+    import shutil
+
+    shutil.copytree(d, tmp_path / "c")
+    done = (tmp_path / "c" / "done.txt").read_text().split()
+    (tmp_path / "c" / "done.txt").write_text("".join(c + "\n" for c in done[:-3]))
+    code = (
+        "import os, gradxval.checking as c\n"
+        "c.check_case = lambda *a, **k: os._exit(9)\n"
+        f"c.check({TARGET!r}, resume=True, out={str(tmp_path / 'c')!r}, backends='numpy', "
+        "dtypes=('float32', 'float64'), cases=6, seed=3)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], env=dict(os.environ)).returncode == 9
+    again = check(TARGET, out=tmp_path / "c", resume=True, **FAST)
+    assert again.records == result.records
+
+
+def test_a_case_id_must_name_the_functions_regime_dtype_and_sizes(capsys):
+    for bad, why in (("huber:bogus-float64-m3n2-s1", "regime"),
+                     ("huber:normal-float64-m3n2q5-s1", "symbols"),
+                     ("huber:normal-float64-n3-s1", "symbols")):  # fmt: skip
+        assert main(["check", "suite:huber", "--case", bad, "--backends", "numpy"]) == 2
+        assert why in capsys.readouterr().err
+
+
+def test_a_backend_returning_no_dict_is_an_error_record_not_a_crash():
+    from types import SimpleNamespace
+
+    from gradxval.model.sampling import sample
+    from gradxval.run.check_case import check_case
+    from gradxval.suite import BY_NAME
+
+    f = BY_NAME["huber"]
+    broken = SimpleNamespace(function_methods=("autodiff",), run_function=lambda *a: None)
+    (c,) = sample(f, 1, 0, ("float64",), ("normal",))
+    (r,) = check_case(f, c, {"broken": broken}, None, 1)
+    assert r["outcome"] == "error" and "returned NoneType" in r["note"]

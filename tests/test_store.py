@@ -89,3 +89,23 @@ def test_findings_stream_too():
         o.summary["findings"]
         and t.summary(load_registry(), DIAGNOSES)["findings"] == (o.summary["findings"])
     )
+
+
+def test_a_writer_never_writes_over_a_part(records, tmp_path):
+    """Parts are numbered after the last one, and a part that exists is never replaced (found
+    in review: numbering by count overwrote a part after a gap)."""
+    from gradxval.errors import UsageError
+    from gradxval.output.store import import_jsonl
+
+    w = StoreWriter(tmp_path, part_rows=10)
+    for r in records[:30]:
+        w.append(r)
+    w.close()
+    (tmp_path / "results" / "part-w0-000000.parquet").unlink()
+    w = StoreWriter(tmp_path, part_rows=10)
+    for r in records[30:40]:
+        w.append(r)
+    w.close()
+    assert len(list(iter_records(tmp_path))) == 30
+    with pytest.raises(UsageError, match="already holds a store"):
+        import_jsonl(records[:5], tmp_path)

@@ -22,6 +22,7 @@ __all__ = [
     "read_records",
     "write_reports",
     "WRITERS",
+    "REPORT_FILES",
     "plain",
 ]
 
@@ -168,6 +169,7 @@ li{{margin:2px 0;padding:2px 4px;font-family:monospace;list-style:none}}</style>
 
 def _diff(out: Path, summary: dict, records, target: str) -> None:
     if "baseline" not in summary:
+        (out / "diff.md").unlink(missing_ok=True)  # an earlier check's, against its baseline
         return
     b = summary["baseline"]
     lines = [f"# New failures against {b['dir']}", ""]
@@ -182,6 +184,9 @@ WRITERS = (
     ("report.html", _html),
     ("diff.md", _diff),
 )
+
+
+REPORT_FILES = tuple(name for name, _ in WRITERS)
 
 
 def write_reports(out: Path, summary: dict, records, target: str) -> None:

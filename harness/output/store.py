@@ -71,7 +71,8 @@ class StoreWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name, self.part_rows = name, part_rows
         self.schema = _schema()
-        self._n = len(list(self.dir.glob(f"part-{name}-*.parquet")))  # appending: go on
+        taken = [int(p.stem.rsplit("-", 1)[1]) for p in self.dir.glob(f"part-{name}-*.parquet")]
+        self._n = max(taken, default=-1) + 1  # appending: after the last part, never over one
         self._reset()
 
     def _reset(self) -> None:
@@ -108,9 +109,14 @@ class StoreWriter:
         import pyarrow.parquet as pq
 
         final = self.dir / f"part-{self.name}-{self._n:06d}.parquet"
-        tmp = final.with_suffix(".tmp")
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         pq.write_table(table, tmp, compression="zstd", use_dictionary=True)
-        os.replace(tmp, final)
+        try:
+            os.link(tmp, final)  # fails where the part exists: another writer of this name
+        except FileExistsError:
+            raise UsageError(f"{final} exists: two store writers named {self.name!r}") from None
+        finally:
+            tmp.unlink()
         self._n += 1
 
     def close(self) -> None:
@@ -162,7 +168,9 @@ def export_jsonl(path: str | Path, out) -> int:
 
 
 def import_jsonl(records, path: str | Path) -> int:
-    """Write verdict records (results.jsonl's, case_done markers skipped) into a store."""
+    """Write verdict records (results.jsonl's, case_done markers skipped) into a new store."""
+    if list((Path(path) / "results").glob("part-*.parquet")):
+        raise UsageError(f"{path}/results already holds a store; move it away to export again")
     w = StoreWriter(path)
     n = 0
     for r in records:

@@ -155,10 +155,11 @@ class Tally:
         for key in sorted(self.hist):
             h = self.hist[key]
             n = int(h.sum())
+            top = self.maximum[key]
             out[key] = {
                 "results": n,
-                "median_u": _quantile(h, 0.5, n),
-                "p99_u": _quantile(h, 0.99, n - int(h[_INF])) if n > h[_INF] else None,
+                "median_u": _clamp(_quantile(h, 0.5, n), top),
+                "p99_u": _clamp(_quantile(h, 0.99, n - int(h[_INF])), top) if n > h[_INF] else None,
                 "max_u": "inf" if math.isinf(self.maximum[key]) else round(self.maximum[key], 4),
             }
         return out
@@ -176,6 +177,11 @@ class Tally:
             "accuracy": self.distributions(),
             "findings": findings(self.flagged, registry, diagnoses),
         }
+
+
+def _clamp(q, top: float):
+    """A bin centre may lie past the largest value: no quantile exceeds the exact maximum."""
+    return q if isinstance(q, str) or q is None or q <= top else round(top, 4)
 
 
 def _quantile(h: np.ndarray, q: float, n: int):

@@ -133,6 +133,10 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
             if failure:
                 out.append(record(bname, method, "*", outcome=failure[0], note=failure[1]))
                 continue
+            if not isinstance(got, dict):
+                note = f"{method} returned {type(got).__name__}; expected a dict of quantities"
+                out.append(record(bname, method, "*", outcome="error", note=note))
+                continue
             wanted = method_quantities(method, function)
             for q in wanted:
                 if q not in got:

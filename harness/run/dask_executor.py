@@ -235,8 +235,11 @@ def run_on_dask(
 _CHECK_STATE: dict = {}  # per Dask worker process: the loaded target and backends, kept
 
 
-def _check_task(target: str, case_ids: list, backends, methods, order, timeout, path) -> list:
-    """Run on a worker: these cases of the declared functions ``target`` names."""
+def _check_task(target: str, case_ids: list, backends, methods, order, timeout, path,
+                token: str = "") -> list:  # fmt: skip
+    """Run on a worker: these cases of the declared functions ``target`` names.  What a worker
+    loads is kept for this check only (``token``): a later check loads the target again (the
+    user may have edited it) and starts its backends afresh."""
     from gradxval.model.sampling import parse_case_id
     from gradxval.model.targets import load_target
     from gradxval.run.check_case import check_case, load_backends
@@ -244,8 +247,9 @@ def _check_task(target: str, case_ids: list, backends, methods, order, timeout, 
     for p in path:
         if p not in sys.path:
             sys.path.append(p)
-    key = (target, str(backends))
+    key = (token, target, str(backends))
     if key not in _CHECK_STATE:
+        _CHECK_STATE.clear()
         _CHECK_STATE[key] = ({f.name: f for f in load_target(target)}, load_backends(backends))
     functions, loaded = _CHECK_STATE[key]
     out = []

@@ -8,7 +8,10 @@ from gradxval.run.conformance import check_backend
 
 @pytest.mark.parametrize("name", available_backends())
 def test_builtin_backends_conform(name):
-    assert check_backend(name) == []
+    problems = check_backend(name)
+    assert [p for p in problems if not p.startswith("note: ")] == []
+    # numpy differentiates nothing: its hvp_x is the closed form's, and that is said
+    assert bool(problems) == (name == "numpy"), problems
 
 
 @pytest.mark.parametrize(

@@ -32,10 +32,11 @@ def check_backend(name: str) -> list[str]:
     methods = getattr(backend, "methods", ())
     if not methods or not all(isinstance(m, str) for m in methods):
         return problems  # nothing to call: the value checks cannot run
-    if not getattr(backend, "hvp_methods", ()):
+    if set(getattr(backend, "hvp_methods", ())) <= {"closed_form"}:
         problems.append(
-            "note: no second-order autodiff (hvp_methods is empty), so --order 2 shows "
-            "unsupported for this backend; add hvp_routes and _hvp (docs/plugins.md)"
+            "note: no second-order autodiff (hvp_x by closed_form only), so --order 2 shows "
+            "unsupported for its autodiff; add hvp_routes and _hvp, or an hvp method "
+            "(docs/plugins.md)"
         )
     for dtype in DTYPES:
         if dtype in backend.dtypes():

@@ -258,6 +258,12 @@ def _parser() -> argparse.ArgumentParser:
     cb.add_argument("--strict", action="store_true", help="known problems fail too")
     cb.add_argument("--timeout", type=float, default=120.0, help="seconds per check or case")
     cb.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the kit and the agreement run in this process (no isolation from a backend "
+        "that hangs or crashes; faster)",
+    )
+    cb.add_argument(
         "--out",
         type=Path,
         help="write the report set of a run here: results.jsonl, summary.json (with the "
@@ -777,12 +783,15 @@ def _check_backend(args) -> int:
     from gradxval.backends import parse_backends
     from gradxval.campaign import check_limits, execute, plan
     from gradxval.output.rundir import RunDir
-    from gradxval.run.conformance import check_backend_isolated, failing
+    from gradxval.run.conformance import check_backend, check_backend_isolated, failing
     from gradxval.run.runner import Limits
 
     parse_backends(args.name)  # an unknown name is a usage error
     check_limits(args.timeout, 300.0, None)
-    problems = check_backend_isolated(args.name, timeout=args.timeout)
+    if args.in_process:
+        problems = check_backend(args.name)
+    else:
+        problems = check_backend_isolated(args.name, timeout=args.timeout)
     bad = failing(problems)
     print(
         f"conformance of {args.name}: {len(bad)} problem(s)"
@@ -800,8 +809,8 @@ def _check_backend(args) -> int:
         out = RunDir(args.out)
         out.open(overwrite=True)
     try:
-        outcome = execute(p, out, limits=Limits(timeout=args.timeout), follow_up=out is not None,
-                          notes={"conformance": problems})  # fmt: skip
+        outcome = execute(p, out, isolate=not args.in_process, limits=Limits(timeout=args.timeout),
+                          follow_up=out is not None, notes={"conformance": problems})  # fmt: skip
     finally:
         if out is not None:
             out.close()

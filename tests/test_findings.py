@@ -26,7 +26,7 @@ PLANTED = {
 def test_check_backend_reports_a_planted_fault_as_one_finding(name, tmp_path, capsys):
     out = tmp_path / "out"
     cases = "24" if name == "Rewrite" else "12"  # it needs saturated cases with x < 0
-    args = ["--cases", cases, "--out", str(out)] + (["--in-process"] if name != "Honest" else [])
+    args = ["--cases", cases, "--out", str(out), "--in-process"]
     status = main(["check-backend", f"planted_plugins:{name}", *args])
     summary = json.loads((out / "summary.json").read_text())
     for f in ("report.md", "report.html", "results.jsonl"):

@@ -232,16 +232,10 @@ def test_a_vacuous_or_bad_selection_is_one_usage_line(pytester, args, words):
     assert words in err and "Traceback" not in err and "pluggy" not in err, err
 
 
-def _collect(pytester, *args):
-    """Collection only, numpy only: in this process (nothing imports torch here, which could
-    not be imported a second time after pytester restores sys.modules)."""
-    return pytester.runpytest("--pyargs", "gradxval", "-k", "not property", *args)
-
-
 def test_shard_option_runs_a_disjoint_slice(pytester):
     ids = []
     for i in (1, 2):
-        out = _collect(
+        out = _items(
             pytester,
             "--gradxval-backends=numpy",
             "--gradxval-cases=6",
@@ -251,9 +245,9 @@ def test_shard_option_runs_a_disjoint_slice(pytester):
         )
         ids.append({line for line in out.outlines if "test_gradxval[" in line})
     assert ids[0] and ids[1] and not ids[0] & ids[1]
-    whole = _collect(
+    whole = _items(
         pytester, "--gradxval-backends=numpy", "--gradxval-cases=6", "--collect-only", "-q"
     )
     assert ids[0] | ids[1] == {line for line in whole.outlines if "test_gradxval[" in line}
-    bad = _collect(pytester, "--gradxval-shard=3/2", "--gradxval-backends=numpy", "--collect-only")
+    bad = _items(pytester, "--gradxval-shard=3/2")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR

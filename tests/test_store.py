@@ -65,17 +65,45 @@ def test_the_streaming_summary_equals_the_one_from_records(records, store):
                 assert 1 / half_bin - 1e-9 <= b / a <= half_bin + 1e-9, (key, q, a, b)
 
 
+def _cases(records):
+    import itertools
+
+    return [list(rs) for _, rs in itertools.groupby(records, key=lambda r: r["case_id"])]
+
+
 def test_tallies_merge_as_if_one(records):
     whole, a, b = Tally(), Tally(), Tally()
-    for i, r in enumerate(records):
-        whole.add(r)
-        (a if i % 3 else b).add(r)
-    merged = a.merge(b).summary()
-    assert merged == whole.summary()
+    for i, rs in enumerate(_cases(records)):
+        whole.add_case(rs)
+        (a if i % 3 else b).add_case(rs)
+    merged, one = a.merge(b).summary(), whole.summary()
+    # merged parts list their disagreements part by part: the same ones, in another order
+    for s in (merged, one):
+        s["disagreements"].sort(key=lambda d: json.dumps(d, sort_keys=True))
+    assert merged == one
 
 
-def test_findings_stream_too():
-    """Flagged records are kept (a healthy campaign has few): findings equal build_summary's."""
+def test_every_figure_from_records_streams(records):
+    """Case by case, the default run's summary: every figure summary.json computes from the
+    records equals build_summary's (the error distribution: tested above)."""
+    from gradxval.output.summary import build_summary
+
+    default = json.loads((DEFAULT.parent / "summary.json").read_text())
+    exact = build_summary(records, default["environment"], default["run"])
+    t = Tally()
+    for rs in _cases(records):
+        t.add_case(rs)
+    s = t.summary()
+    for key in ("counts", "unexplained", "disagreements", "errors", "matrix", "known_seen",
+                "profiles", "coverage", "accuracy_outliers", "findings"):  # fmt: skip
+        assert s[key] == exact[key], key
+    assert s["determinism"] == {k: exact["determinism"][k] for k in ("results", "repeat_checked")}
+    assert s["disagreements_not_listed"] == 0
+
+
+def test_findings_and_accuracy_outliers_stream_too():
+    """Flagged records are kept (a healthy campaign has few): findings equal build_summary's;
+    a systematically biased backend is the same accuracy outlier, with the same counts."""
     from gradxval.campaign import Settings, execute, plan
     from gradxval.judge.evidence import DIAGNOSES
     from gradxval.judge.known import load_registry

@@ -163,33 +163,19 @@ def _incomplete(records: list[dict], run: dict) -> list[str]:
     return out
 
 
+# what summary.json's "disagreements" holds of each disagree or known result
+LISTED_KEYS = ("case_id", "backend", "method", "quantity", "dtype", "regime", "error_u",
+               "tolerance_u", "classification", "reproduce", "message", "attribution",
+               "shrunk_case", "standalone")  # fmt: skip
+
+
 def build_summary(records: list[dict], env: dict, run: dict) -> dict:
     """Summarise verdict records (dicts as in results.jsonl)."""
     from gradxval.judge.accuracy import accuracy_outliers, distributions
 
     counts = Counter(r["verdict"] for r in records)
     disagreements = [
-        {
-            k: r.get(k)
-            for k in (
-                "case_id",
-                "backend",
-                "method",
-                "quantity",
-                "dtype",
-                "regime",
-                "error_u",
-                "tolerance_u",
-                "classification",
-                "reproduce",
-                "message",
-                "attribution",
-                "shrunk_case",
-                "standalone",
-            )
-        }
-        for r in records
-        if r["verdict"] in ("disagree", "known")
+        {k: r.get(k) for k in LISTED_KEYS} for r in records if r["verdict"] in ("disagree", "known")
     ]
     from gradxval.judge.evidence import DIAGNOSES
     from gradxval.judge.known import load_registry

@@ -171,6 +171,12 @@ def _svg(fig) -> str:
     return text[text.index("<svg") :]
 
 
+def _horizontal(matplotlib) -> dict:
+    """Horizontal boxes: ``orientation`` from matplotlib 3.10, ``vert`` (deprecated) before."""
+    major, minor = (int(p) for p in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+
+
 def _tightness_plot(records: list[dict]) -> str | None:
     """Per dtype, error_u / tolerance_u of every judged result per backend x method (log)."""
     import matplotlib
@@ -204,7 +210,7 @@ def _tightness_plot(records: list[dict]) -> str | None:
         ax.boxplot(
             [series[i] for i in pos],
             positions=pos,
-            vert=False,
+            **_horizontal(matplotlib),
             whis=(1, 99),
             showfliers=False,
             widths=0.6,

@@ -197,7 +197,7 @@ class Arb(Quad):
         import flint
 
         self.flint = flint
-        flint.ctx.prec = prec
+        self.prec = prec  # set by using() while this arithmetic evaluates
         self.dtype = np.dtype(object)
         self.branches = []
         self.ties = 0
@@ -211,11 +211,12 @@ class Arb(Quad):
         if a.dtype.kind == "b":
             a = a.astype(np.float64)
         if a.dtype not in (np.float64, np.float32, np.float16) and a.dtype.kind != "i":
-            hi, mid, lo = split3(a)  # binary128: exact as three doubles
+            hi, mid, lo = split3(a)  # binary128: exact as three doubles, summed at self.prec
             arb = self.flint.arb
-            return np.vectorize(lambda x, y, z: arb(x) + arb(y) + arb(z), otypes=[object])(
-                hi, mid, lo
-            )
+            with using(self):
+                return np.vectorize(lambda x, y, z: arb(x) + arb(y) + arb(z), otypes=[object])(
+                    hi, mid, lo
+                )
         f = np.asarray(a, dtype=np.float64)
         out = np.empty(f.shape, dtype=object)
         for i in np.ndindex(f.shape):
@@ -257,9 +258,16 @@ def current():
 
 @contextlib.contextmanager
 def using(arith):
+    """Evaluate in ``arith``; an arb arithmetic's precision holds inside only (flint's
+    precision is process-wide: whatever the caller had is restored)."""
     _CURRENT.append(arith)
+    prec = getattr(arith, "prec", None)
+    if prec is not None:
+        old, arith.flint.ctx.prec = arith.flint.ctx.prec, prec
     try:
         with np.errstate(all="ignore"):
             yield arith
     finally:
         _CURRENT.pop()
+        if prec is not None:
+            arith.flint.ctx.prec = old

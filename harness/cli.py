@@ -338,7 +338,7 @@ def _check(args) -> int:
 
     from gradxval.checking import check
     from gradxval.dtypes import parse_dtypes
-    from gradxval.output.check_report import describe
+    from gradxval.output.check_report import describe, finding_line
 
     if args.resume is not None and args.out is not None and args.out != args.resume:
         raise UsageError("give either --out DIR or --resume DIR, not both")
@@ -376,12 +376,15 @@ def _check(args) -> int:
         _print_function(*seen.popitem())
     summary = result.summary()
     if not args.quiet:
-        shown = result.new if args.baseline is not None else result.failures
-        worst = sorted(shown, key=lambda r: -(r.get("ulps") or 0))
-        for r in worst[:20]:
-            print(describe(r, args.target))
-        if len(worst) > 20:
-            print(f"... and {len(worst) - 20} more (report.html, results.jsonl)")
+        if args.baseline is not None:  # what is new, result by result
+            for r in sorted(result.new, key=lambda r: -(r.get("ulps") or 0))[:20]:
+                print(describe(r, args.target))
+        else:  # failures grouped by what is wrong, the furthest past tolerance first
+            found = summary["findings"]
+            for f in found[:10]:
+                print(finding_line(f, args.target))
+            if len(found) > 10:
+                print(f"... and {len(found) - 10} more findings (report.html, summary.json)")
     counts = ", ".join(f"{o} {n}" for o, n in summary["counts"].items()) or "nothing judged"
     against = f", {len(result.new)} new against {args.baseline}" if args.baseline else ""
     print(f"{'ok' if result.ok else 'FAILED'}: {counts}{against} ({summary['seconds']} s)")

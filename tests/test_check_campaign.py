@@ -225,3 +225,23 @@ def test_a_backend_returning_no_dict_is_an_error_record_not_a_crash():
     (c,) = sample(f, 1, 0, ("float64",), ("normal",))
     (r,) = check_case(f, c, {"broken": broken}, None, 1)
     assert r["outcome"] == "error" and "returned NoneType" in r["note"]
+
+
+def test_check_groups_failures_into_findings(tmp_path, capsys):
+    path = tmp_path / "formulas.py"
+    path.write_text(FORMULAS)
+    args = ["check", f"{path}:bad", "--backends", "numpy", "--dtypes", "float32,float64",
+            "--regimes", "normal", "--cases", "8", "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    (f,) = summary["findings"]  # eight failing results, one finding
+    assert (f["backend"], f["method"], f["quantity"], f["signature"]) == (
+        "numpy",
+        "formula",
+        "grad_x",
+        "wrong value",
+    )
+    assert f["count"] == summary["failures"] == 8 and f["dtypes"] == ["float32", "float64"]
+    assert f"--case {f['smallest_case']} --backends numpy" in out
+    assert "## Findings (1)" in (tmp_path / "out" / "report.md").read_text()

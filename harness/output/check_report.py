@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from gradxval.judge.verdict import FAILING, OUTCOMES
 
 __all__ = [
     "summarize",
+    "check_findings",
+    "finding_line",
     "describe",
     "new_failures",
     "read_records",
@@ -55,10 +58,61 @@ def summarize(records, ok: bool, seconds: float, extra: dict | None = None) -> d
         "counts": {o: counts[o] for o in OUTCOMES if counts[o]},
         "cells": {k: dict(v) for k, v in sorted(cells.items())},
         "failures": len(failures),
+        "findings": check_findings(records),
         "worst": worst,
         "seconds": round(seconds, 2),
         **(extra or {}),
     }
+
+
+def _signature(r: dict) -> str:
+    """What a failing record says is wrong: a wrong dtype or shape, an exception, a value."""
+    note = r.get("note") or ""
+    if r["outcome"] == "error":
+        m = re.search(r"\b([A-Z]\w*(?:Error|Exception))\b", note)
+        return f"error: {m.group(1)}" if m else "error: " + (note.split(":")[0] or "raised")
+    for kind in ("dtype", "shape"):
+        if note.startswith(f"{kind} "):
+            return f"wrong {kind}"
+    return "wrong value"
+
+
+def _case_size(case_id: str) -> int:
+    sizes = [int(v) for v in re.findall(r"[A-Za-z_]+(\d+)", case_id.split("-")[2])] or [0]
+    return int(np.prod(sizes))
+
+
+def check_findings(records) -> list[dict]:
+    """Failing records grouped by function x backend x method x quantity x signature, the
+    furthest past tolerance first: each with its count, dtypes, regimes, worst error, and the
+    smallest case to reproduce it with."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in _failures(records):
+        key = (r["function"], r["backend"], r["method"], r["quantity"], _signature(r))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (fn, backend, method, quantity, sig), rs in groups.items():
+        ratios = [r.get("ratio") for r in rs if isinstance(r.get("ratio"), int | float)]
+        small = min(rs, key=lambda r: (_case_size(r["case"]), r["case"]))
+        out.append({"function": fn, "backend": backend, "method": method, "quantity": quantity,
+                    "signature": sig, "count": len(rs),
+                    "dtypes": sorted({r["dtype"] for r in rs}),
+                    "regimes": sorted({r["regime"] for r in rs}),
+                    "worst_ulps": max((r.get("ulps") or 0 for r in rs), default=0),
+                    "worst_over_tolerance": max(ratios) if ratios else None,
+                    "smallest_case": small["case"], "example": small})  # fmt: skip
+    out.sort(key=lambda f: (-(f["worst_over_tolerance"] or float("inf")), -f["count"]))
+    return out
+
+
+def finding_line(f: dict, target: str = "TARGET") -> str:
+    worst = f"{f['worst_ulps']:.3g} ulp" if f["signature"] == "wrong value" else f["signature"]
+    return (
+        f"{f['function']}: {f['backend']}/{f['method']} {f['quantity']}: {f['signature']}, "
+        f"{f['count']} result(s) in {', '.join(f['dtypes'])} ({', '.join(f['regimes'])}); "
+        f"worst {worst}  [repro: gradxval check {target} --case {f['smallest_case']} "
+        f"--backends {f['backend']}]"
+    )
 
 
 def describe(r: dict, target: str = "TARGET") -> str:
@@ -116,6 +170,9 @@ def _markdown(out: Path, summary: dict, records, target: str) -> None:
               "|---|" + "---|" * len(OUTCOMES)]  # fmt: skip
     for k, v in summary["cells"].items():
         lines.append(f"| {k} | " + " | ".join(str(v.get(o, "")) for o in OUTCOMES) + " |")
+    if summary["findings"]:
+        lines += ["", f"## Findings ({len(summary['findings'])})", ""]
+        lines += [f"- {finding_line(f, target)}" for f in summary["findings"]]
     if summary["worst"]:
         lines += ["", "## Failures (worst first)", ""]
         lines += [f"- {describe(r, target)}" for r in summary["worst"]]
@@ -152,6 +209,8 @@ def _html(out: Path, summary: dict, records, target: str) -> None:
         )
         sections.append(f'<details id="{e(cell)}" open><summary>{e(cell)}: {len(rs)} '
                         f"failure(s)</summary><ul>{items}</ul></details>")  # fmt: skip
+    findings = "".join(f"<li>{e(finding_line(f, target))}</li>" for f in summary["findings"])
+    findings = f"<ul>{findings}</ul>" if findings else "<p>none</p>"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gradxval check {e(target)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse}}
@@ -159,6 +218,7 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}} td:first-child{{
 li{{margin:2px 0;padding:2px 4px;font-family:monospace;list-style:none}}</style></head>
 <body><h1>gradxval check {e(target)}</h1>
 <p><b>{"OK" if summary["ok"] else "FAILED"}</b>: {e(counts)} ({summary["seconds"]} s)</p>
+<h2>Findings</h2>{findings}
 <h2>Failures</h2>{"".join(sections) or "<p>none</p>"}
 <h2>Outcomes per backend, method and dtype</h2>
 <table><tr>{"".join(head)}</tr>{"".join(rows)}</table>

@@ -33,7 +33,7 @@ def report(tmp_path_factory):
         [
             "run",
             "--cases",
-            "24",
+            "12",
             "--seed",
             "3",
             "--backends",

@@ -33,7 +33,7 @@ def report(tmp_path_factory):
         [
             "run",
             "--cases",
-            "12",
+            "24",
             "--seed",
             "3",
             "--backends",

@@ -30,7 +30,7 @@ ARGS = [
 def report(tmp_path_factory):
     pytest.importorskip("matplotlib", reason="report.html plots need matplotlib")
     d = tmp_path_factory.mktemp("html") / "run"
-    args = ["run", "--backends", "numpy,torch,mutants:FactorTwo", "--cases", "24", "--seed", "4"]
+    args = ["run", "--backends", "numpy,torch,mutants:FactorTwo", "--cases", "36", "--seed", "4"]
     assert main([*args, "--quiet", "--out", str(d), "--no-follow-up"]) == 1
     return d
 

@@ -245,3 +245,26 @@ def test_check_groups_failures_into_findings(tmp_path, capsys):
     assert f["count"] == summary["failures"] == 8 and f["dtypes"] == ["float32", "float64"]
     assert f"--case {f['smallest_case']} --backends numpy" in out
     assert "## Findings (1)" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_dask_worker_loads_the_target_again_for_each_check(tmp_path):
+    """What a worker loaded is kept within one check only (found in review: a long-lived
+    scheduler kept testing the code of the first check)."""
+    from gradxval.model.sampling import sample
+    from gradxval.model.targets import load_target
+    from gradxval.run.dask_executor import _check_task
+
+    path = tmp_path / "f.py"
+    body = (
+        "import gradxval\n\n\ndef grad(x, *, xp, nn):\n    return {'grad_x': 3 * x}\n\n\n"
+        "@gradxval.function(x='n'EXTRA)\ndef f(x, *, xp, nn):\n    return xp.sum(x * x)\n"
+    )
+    path.write_text(body.replace("EXTRA", ""))
+    (c,) = sample(load_target(f"{path}:f")[0], 1, 0, ("float64",), ("normal",))
+    args = (f"{path}:f", [c.id], "numpy", None, None, None, [])
+    first = _check_task(*args, "check-1")
+    path.write_text(body.replace("EXTRA", ", formula=grad"))  # the user adds a (wrong) formula
+    assert _check_task(*args, "check-1") == first  # the same check: what was loaded is kept
+    again = _check_task(*args, "check-2")  # a new check: loaded again
+    assert not any(r["method"] == "formula" for _, rs in first for r in rs)
+    assert [r["outcome"] for _, rs in again for r in rs if r["method"] == "formula"] == ["disagree"]

@@ -19,6 +19,7 @@ judged twice in the output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -135,6 +136,39 @@ def _client(scheduler: str | None, workers: int):
     return Client(cluster), cluster
 
 
+@contextlib.contextmanager
+def _connected(scheduler: str | None, workers: int):
+    """A client of the scheduler (or of a local cluster, closed with it)."""
+    client, cluster = _client(scheduler, workers)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _by_environment(client) -> tuple[dict, list, dict]:
+    """(the client's fingerprint, the workers whose fingerprint equals it, {worker: its
+    fingerprint} of the others)."""
+    mine = fingerprint()
+    theirs = client.run(_worker_fingerprint)
+    bad = {w: fp for w, fp in theirs.items() if fp != mine}
+    return mine, [w for w in theirs if w not in bad], bad
+
+
+def _gather(futures, take: Callable) -> None:
+    """``take(result)`` as each future finishes; the rest are cancelled if one fails."""
+    from distributed import as_completed
+
+    try:
+        for fut in as_completed(futures):
+            take(fut.result())
+    finally:
+        for f in futures:
+            f.cancel()
+
+
 def run_on_dask(
     cases: list,
     names,
@@ -154,16 +188,11 @@ def run_on_dask(
     """
     from dataclasses import asdict
 
-    from distributed import as_completed
     from gradxval.backends import BackendInfo
     from gradxval.run.runner import WORKER_ENV
 
-    client, cluster = _client(scheduler, workers)
-    try:
-        mine = fingerprint()
-        theirs = client.run(_worker_fingerprint)
-        bad = {w: fp for w, fp in theirs.items() if fp != mine}
-        good = [w for w in theirs if w not in bad]
+    with _connected(scheduler, workers) as client:
+        mine, good, bad = _by_environment(client)
         for w, fp in bad.items():
             diff = {k: (fp.get(k), v) for k, v in mine.items() if fp.get(k) != v}
             msg = f"worker {w} refused: its environment differs from the client's: {diff}"
@@ -215,21 +244,16 @@ def run_on_dask(
             for batch in _batches(cases)
         ]
         quarantined: dict = {}
-        try:
-            for fut in as_completed(futures):
-                results, _, b_skipped, b_quar = fut.result()
-                skipped.update(b_skipped)  # a backend that fails on any worker is reported
-                quarantined.update(b_quar)
-                for cid, records in results:
-                    on_case(cid, records)
-        finally:
-            for f in futures:
-                f.cancel()
+
+        def take(result) -> None:
+            results, _, b_skipped, b_quar = result
+            skipped.update(b_skipped)  # a backend that fails on any worker is reported
+            quarantined.update(b_quar)
+            for cid, records in results:
+                on_case(cid, records)
+
+        _gather(futures, take)
         return infos, skipped, quarantined
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 _CHECK_STATE: dict = {}  # per Dask worker process: the loaded target and backends, kept
@@ -276,21 +300,18 @@ def check_on_dask(
 
     Workers load the target themselves (a FILE.py path is made absolute first), so it must be
     where they can read it: the same machine, or shared storage."""
-    from distributed import as_completed
-
     file, sep, name = target.rpartition(":")
     if sep and file.endswith(".py"):
         target = f"{Path(file).resolve()}:{name}"
-    client, cluster = _client(scheduler, workers)
-    try:
-        mine = fingerprint()
-        bad = {w: fp for w, fp in client.run(_worker_fingerprint).items() if fp != mine}
+    with _connected(scheduler, workers) as client:
+        _, _, bad = _by_environment(client)
         if bad:
             raise UsageError(
                 "Dask workers whose environment differs from the client's: "
                 + "; ".join(f"{w}: {fp}" for w, fp in bad.items())
             )
         spec = backends if isinstance(backends, str) else ",".join(backends)
+        token = os.urandom(8).hex()  # what workers load is kept for this check only
         futures = [
             client.submit(
                 _check_task,
@@ -301,19 +322,10 @@ def check_on_dask(
                 order,
                 timeout,
                 list(sys.path),
+                token,
                 pure=False,
                 retries=3,
             )  # fmt: skip
             for i in range(0, len(case_ids), BATCH)
         ]
-        try:
-            for fut in as_completed(futures):
-                for cid, records in fut.result():
-                    on_case(cid, records)
-        finally:
-            for f in futures:
-                f.cancel()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        _gather(futures, lambda result: [on_case(cid, records) for cid, records in result])

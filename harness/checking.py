@@ -9,7 +9,6 @@ failures that are new fail it.  ``resume`` continues a check in its output direc
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from gradxval.output.check_report import (
     summarize,
     write_reports,
 )
+from gradxval.output.rundir import write_atomic
 from gradxval.run.check_case import METHODS, check_case, load_backends, method_quantities
 from gradxval.version import __version__
 
@@ -100,16 +100,12 @@ def _functions(target) -> list[Function]:
 
 
 def parse_shard(shard) -> tuple[int, int] | None:
-    """'I/N' or (I, N), 1 <= I <= N; None: the whole check."""
-    if shard is None:
-        return None
-    try:
-        i, n = (int(p) for p in (shard.split("/") if isinstance(shard, str) else shard))
-    except (ValueError, TypeError):
-        raise UsageError(f"shard={shard!r}: expected I/N, e.g. 2/4") from None
-    if not 1 <= i <= n:
-        raise UsageError(f"shard={shard!r}: expected 1 <= I <= N")
-    return i, n
+    """'I/N' or (I, N), 1 <= I <= N, as `gradxval run --shard`; None: the whole check."""
+    from gradxval.campaign import parse_shard as parse
+
+    if shard is not None and not isinstance(shard, str):
+        shard = "/".join(map(str, shard))
+    return parse(shard)
 
 
 def plan(functions, cases, seed, dtypes, regimes, case_id=None, shard=None) -> list:
@@ -126,8 +122,9 @@ def plan(functions, cases, seed, dtypes, regimes, case_id=None, shard=None) -> l
     if case_id and not pairs:
         names = ", ".join(f.name for f in functions)
         raise UsageError(f"--case {case_id}: names no function of this target ({names})")
-    s = parse_shard(shard)
-    return pairs if s is None else pairs[s[0] - 1 :: s[1]]
+    from gradxval.campaign import shard_cases
+
+    return shard_cases(pairs, parse_shard(shard))
 
 
 def _check_case_id(f: Function, c, case_id: str) -> None:
@@ -164,19 +161,9 @@ def _resume(out: Path, settings: dict, cases: list[str]) -> tuple[set, list]:
     done = set(done_file.read_text().split()) if done_file.exists() else set()
     kept = [r for r in read_records(out / "results.jsonl") if r["case"] in done]
     done &= {r["case"] for r in kept}  # a case listed done whose records are gone runs again
-    _replace(out / "results.jsonl", "".join(json.dumps(r, default=plain) + "\n" for r in kept))
-    _replace(out / DONE, "".join(c + "\n" for c in cases if c in done))
+    write_atomic(out / "results.jsonl", "".join(json.dumps(r, default=plain) + "\n" for r in kept))
+    write_atomic(out / DONE, "".join(c + "\n" for c in cases if c in done))
     return done, kept
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write a file whole or not at all."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def check(
@@ -249,7 +236,7 @@ def check(
             for name in (DONE, "results.jsonl", *REPORT_FILES):
                 (out / name).unlink(missing_ok=True)
             manifest = {"gradxval": __version__, "settings": settings, "cases": ids}
-            _replace(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+            write_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
         # records are appended as each case is judged, and a case is listed done only after
         # its records are flushed: a crash or an interrupt keeps every case finished
         sink = open(out / "results.jsonl", "a", encoding="utf-8")  # noqa: SIM115

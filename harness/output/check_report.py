@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from gradxval.judge.verdict import FAILING, OUTCOMES
+from gradxval.output.findings import exception_name
 
 __all__ = [
     "summarize",
@@ -69,8 +70,7 @@ def _signature(r: dict) -> str:
     """What a failing record says is wrong: a wrong dtype or shape, an exception, a value."""
     note = r.get("note") or ""
     if r["outcome"] == "error":
-        m = re.search(r"\b([A-Z]\w*(?:Error|Exception))\b", note)
-        return f"error: {m.group(1)}" if m else "error: " + (note.split(":")[0] or "raised")
+        return "error: " + (exception_name(note) or note.split(":")[0] or "raised")
     for kind in ("dtype", "shape"):
         if note.startswith(f"{kind} "):
             return f"wrong {kind}"

@@ -20,7 +20,7 @@ import math
 import re
 import statistics
 
-__all__ = ["findings", "finding_key", "KINDS"]
+__all__ = ["findings", "finding_key", "exception_name", "KINDS"]
 
 # the kinds of finding; report.html colours them apart
 KINDS = ("unexplained", "error", "dtype", "shape", "diagnosed")
@@ -38,9 +38,14 @@ def _kind(r: dict) -> str | None:
     return None
 
 
+def exception_name(text: str) -> str | None:
+    """The exception a failure message names (ValueError, ...), or None."""
+    m = re.search(r"\b([A-Z]\w*(?:Error|Exception|Exit|Interrupt))\b", text or "")
+    return m.group(1) if m else None
+
+
 def _error_signature(r: dict) -> str:
-    m = re.search(r"\b([A-Z]\w*(?:Error|Exception|Exit|Interrupt))\b", r.get("message") or "")
-    return f"error: {m.group(1) if m else 'raised or timed out'}"
+    return f"error: {exception_name(r.get('message')) or 'raised or timed out'}"
 
 
 def _diagnoses(r: dict) -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gradxval.errors import GradxvalError, UsageError
 
-__all__ = ["RunDir", "RUN_FILES", "DirectoryError"]
+__all__ = ["RunDir", "RUN_FILES", "DirectoryError", "write_atomic"]
 
 RUN_FILES = (
     "manifest.json",
@@ -33,6 +33,21 @@ RUN_FILES = (
     "gradxval.log",
 )
 _LOCK = ".gradxval.lock"
+
+
+def write_atomic(target: Path, text: str) -> Path:
+    """Write a file whole or not at all (temporary file, fsync, rename)."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
 
 
 class DirectoryError(UsageError):
@@ -112,19 +127,8 @@ class RunDir:
 
     # -- files -----------------------------------------------------------------------------------
     def write_atomic(self, name: str, text: str) -> Path:
-        """Write a file whole or not at all (temporary file, fsync, rename)."""
-        target = self.path / name
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return target
+        """Write a file of the run whole or not at all."""
+        return write_atomic(self.path / name, text)
 
     def write_manifest(self, manifest: dict) -> None:
         # insertion order kept: a merged run's report lists backends as the run did

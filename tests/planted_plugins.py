@@ -10,20 +10,12 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 from gradxval.backends.base import Backend
+from gradxval.backends.recipes import RECIPES
 
-_SETUP = """
-import ml_dtypes  # noqa: F401  (numpy's bfloat16)
-xp = np
-COMPLEX = (np.complex64, np.complex128)
-
-
-def cast(a, dtype):
-    return a.astype(dtype)
-
-
-def to_backend(a):
-    return a.view(ml_dtypes.bfloat16) if BF16 and a.dtype == np.uint16 else a
-
+# numpy's own recipe (xp, cast, to_backend), then the planted computation
+_SETUP = (
+    RECIPES["numpy"][0]
+    + """
 
 def rewritten(t):
     one = np.ones((), dtype=t.dtype)
@@ -46,6 +38,7 @@ def planted(A, x):
         gx = (2 * (s * sn) * (A32.T @ (A32 @ s))).astype(np.float64)
     return loss, gx, gA
 """
+)
 
 
 def _sigmoid_pair(x):

@@ -104,7 +104,7 @@ class Interrupted(BaseException):
 @dataclass
 class Outcome:
     summary: dict
-    records: list[dict]
+    tally: object  # the run's streaming summary (output.tally.Tally): kept records, figures
     status: int
     lines: list[str] = field(default_factory=list)  # why the status, one line each
     stats: object = None
@@ -188,12 +188,13 @@ def case_digest(cases) -> str:
     return hashlib.sha256("\n".join(c.id for c in cases).encode()).hexdigest()[:16]
 
 
-def _manifest(p: Plan, infos, skipped: dict) -> dict:
+def _manifest(p: Plan, infos, skipped: dict, results: str = "jsonl") -> dict:
     from gradxval.output import environment
     from gradxval.version import __version__
 
     return {
         "schema": "gradxval.manifest/1",
+        "results": results,
         "gradxval": __version__,
         "python": sys.version.split()[0],
         "settings": asdict(p.settings),
@@ -251,6 +252,7 @@ def prepare(
     workers: int = 2,
     in_process: bool = False,
     quarantine_after: int = 1,
+    results: str = "jsonl",
 ) -> tuple[Plan, object, dict | None]:
     """Check every option of a run before any work starts, then plan it and open its output
     directory: (plan, RunDir or None, the manifest being resumed or None).
@@ -266,6 +268,8 @@ def prepare(
         raise UsageError("give either --out DIR or --resume DIR, not both")
     if baseline is not None and not (Path(baseline) / "summary.json").exists():
         raise UsageError(f"--baseline {baseline}: no summary.json there (not a run)")
+    if baseline is not None and out is None and resume is None:
+        raise UsageError("--baseline needs --out DIR: the diff reads this run's verdicts there")
     if executor == "dask":
         if in_process:
             raise UsageError("--in-process and --executor dask exclude each other")
@@ -293,13 +297,20 @@ def prepare(
                 f"--resume {resume}: its case list differs from what this gradxval draws "
                 "for the same settings (another gradxval version?)"
             )
+        if results != manifest.get("results", "jsonl") and results != "jsonl":
+            raise UsageError(
+                f"--resume {resume} --store: that run keeps its verdicts in "
+                f"{manifest.get('results', 'jsonl')}; resume it without --store"
+            )
         rd.open(resume=True)
         return p, rd, manifest
     p = plan(Settings(**given))
     rd = None
     if out is not None:
-        rd = RunDir(out)
+        rd = RunDir(out, results=results)
         rd.open(overwrite=overwrite)
+    elif results != "jsonl":
+        raise UsageError("--store needs --out DIR: the store is a directory")
     return p, rd, None
 
 
@@ -329,13 +340,13 @@ def execute(
     """
     from gradxval.judge.known import load_registry
     from gradxval.output import environment
+    from gradxval.output.tally import Tally
     from gradxval.run.runner import run_cases
 
     registry = load_registry()
-    records: list[dict] = []
-    done: set[str] = set()
+    tally, done = Tally(), set()  # the streaming summary: the client keeps no list of records
     if resume_manifest is not None:
-        records, done = out.completed(rewrite=True)
+        tally, done = out.state(rewrite=True)
     todo = [c for c in p.cases if c.id not in done]
     case_records: list[dict] = []
     finished = [len(done)]  # cases fully judged, this run and before
@@ -353,19 +364,18 @@ def execute(
                     f"manifest's {resume_manifest.get('versions')}"
                 )
         elif out is not None:
-            out.write_manifest(_manifest(p, infos, skipped))
+            out.write_manifest(_manifest(p, infos, skipped, out.results))
 
     def keep(rec: dict) -> None:
         case_records.append(rec)
-        if out is not None:
-            out.append(rec)
 
     def case_done(case) -> None:
-        records.extend(case_records)
+        recs = list(case_records)
         case_records.clear()
-        finished[0] += 1
         if out is not None:
-            out.append({"case_done": case.id})
+            out.append_case(case.id, recs)
+        tally.add_case(recs)
+        finished[0] += 1
         if on_case:
             on_case(case)
 
@@ -414,22 +424,21 @@ def execute(
 
         versions = {b.name: b.version for b in infos}
         try:  # shrinking can take minutes: an interrupt still leaves a summary
-            extra = _follow_up(records, out.path, registry, versions)
-            for r in records:
+            extra = _follow_up(tally.flagged, out.path, registry, versions)
+            for r in tally.flagged:
                 r.update(extra.get((r["case_id"], r["backend"], r["method"], r["quantity"]), {}))
-            made = known_reproducers(records, out.path, versions)
+            made = known_reproducers(tally.known_small.values(), out.path, versions)
             run["known_reproducers"] = {f"{e} {b}": path for (e, b), path in made.items()}
         except Interrupted as exc:
             run["follow_up"] = f"interrupted ({exc.code}); verdicts complete"
         except KeyboardInterrupt:
             run["follow_up"] = "interrupted; verdicts complete"
 
-    order = {c.id: k for k, c in enumerate(p.cases)}
-    records.sort(key=lambda r: order.get(r["case_id"], len(order)))  # not scheduling order
+    tally.order({c.id: k for k, c in enumerate(p.cases)})  # not scheduling order
     env = environment(infos)
     if resume_manifest is not None and not infos:
         env["backends"] = resume_manifest.get("versions", {})
-    return _finish(records, env, run, out, registry, interrupted, stats)
+    return _finish(tally, env, run, out, registry, interrupted, stats)
 
 
 def _run_info(
@@ -460,11 +469,11 @@ def _run_info(
     }
 
 
-def _finish(records, env, run, out, registry, interrupted, stats) -> Outcome:
-    from gradxval.output import build_summary
+def _finish(tally, env, run, out, registry, interrupted, stats) -> Outcome:
+    from gradxval.output import summarize
     from gradxval.output.summary import run_status
 
-    summary = build_summary(records, env, run)
+    summary = summarize(tally, env, run, registry)
     status, lines = run_status(summary)
     if interrupted:
         status = interrupted
@@ -474,14 +483,15 @@ def _finish(records, env, run, out, registry, interrupted, stats) -> Outcome:
         ]
     if out is not None:
         try:
-            write_reports(out, records, summary, registry)
+            out.close_results()  # the last store part, before the reports that count it
+            write_reports(out, tally, summary, registry)
         except OSError as exc:
             lines.append(
-                f"could not write summary.json/report.md in {out.path}: {exc}; results.jsonl "
-                f"is kept, rebuild them with: gradxval report {out.path}"
+                f"could not write summary.json/report.md in {out.path}: {exc}; the results "
+                f"are kept, rebuild them with: gradxval report {out.path}"
             )
             status = 3
-    return Outcome(summary, records, status, lines, stats)
+    return Outcome(summary, tally, status, lines, stats)
 
 
 def _check_methods(p: Plan, infos) -> None:
@@ -507,11 +517,11 @@ def _dropped(p: Plan, skipped: dict) -> dict:
     return {n: why for n, why in skipped.items() if p.explicit or not not_installed(n)}
 
 
-def write_reports(out, records: list[dict], summary: dict, registry) -> None:
+def write_reports(out, tally, summary: dict, registry) -> None:
     """summary.json, report.md and report.html, each written whole or not at all."""
     from gradxval.output import write_reports as write_all
 
-    write_all(out.write_atomic, records, summary, registry)
+    write_all(out.write_atomic, tally, summary, registry)
 
 
 def rebuild(out) -> Outcome:
@@ -519,7 +529,7 @@ def rebuild(out) -> Outcome:
     manifest (after a SIGKILL, for an old run, or after a registry update)."""
 
     manifest = out.read_manifest() if (out.path / "manifest.json").exists() else {}
-    records, done = out.completed()
+    tally, done = out.state()
     settings = manifest.get("settings", {})
     planned = manifest.get("cases", len(done))
     try:  # what only the finished run knew (its wall time), from the summary it wrote
@@ -546,7 +556,7 @@ def rebuild(out) -> Outcome:
         run = None
     env = manifest.get("environment") or old.get("environment")
     if run is not None and env:
-        return _rebuilt(records, env, run, out, done, planned)
+        return _rebuilt(tally, env, run, out, done, planned)
     run = {
         "cases": len(done),
         "planned_cases": planned,
@@ -568,15 +578,15 @@ def rebuild(out) -> Outcome:
         "backends": manifest.get("versions", {}),
         "flags": {},
     }
-    if not records and not manifest:
-        raise UsageError(f"{out.path} holds no results.jsonl or manifest.json: not a gradxval run")
-    return _rebuilt(records, env, run, out, done, planned)
+    if not tally.records and not manifest:
+        raise UsageError(f"{out.path} holds no results or manifest.json: not a gradxval run")
+    return _rebuilt(tally, env, run, out, done, planned)
 
 
-def _rebuilt(records, env, run, out, done, planned) -> Outcome:
+def _rebuilt(tally, env, run, out, done, planned) -> Outcome:
     from gradxval.judge.known import load_registry
 
-    outcome = _finish(records, env, run, out, load_registry(), None, None)
+    outcome = _finish(tally, env, run, out, load_registry(), None, None)
     if run["interrupted"]:
         outcome.lines.append(
             f"{len(done)}/{planned} cases judged; finish with: gradxval run --resume {out.path}"
@@ -593,24 +603,27 @@ def merge(out, dirs: list) -> Outcome:
     """
     from gradxval.judge.known import load_registry
     from gradxval.output.rundir import RunDir
+    from gradxval.output.tally import Tally
 
     shards = []
     for d in dirs:
         rd = RunDir(d)
         m = rd.read_manifest()
-        records, done = rd.completed()
-        shards.append((d, m, records, done))
+        tally, done = rd.state()
+        shards.append((d, m, rd, done, tally))
     first = shards[0][1]
 
     def same(m, key):
+        if key == "results":
+            return m.get(key, "jsonl") == first.get(key, "jsonl")
         a, b = dict(m.get(key) or {}), dict(first.get(key) or {})
         if key == "settings":
             a.pop("shard", None)
             b.pop("shard", None)
         return a == b
 
-    for d, m, _, _ in shards:
-        for key in ("settings", "versions"):
+    for d, m, *_ in shards:
+        for key in ("settings", "versions", "results"):
             if not same(m, key):
                 raise UsageError(f"merge: {d} has other {key} than {shards[0][0]}")
         if (m.get("plan_cases"), m.get("plan_digest")) != (
@@ -626,7 +639,7 @@ def merge(out, dirs: list) -> Outcome:
         raise UsageError("merge: this gradxval draws another case list for these settings")
     index = {c.id: k for k, c in enumerate(p.all_cases)}
     owner: dict[str, str] = {}
-    for d, m, _, done in shards:
+    for d, m, _, done, _ in shards:
         want = {c.id for c in shard_cases(p.all_cases, parse_shard(m["shard"]))}
         if done != want:
             raise UsageError(
@@ -641,20 +654,26 @@ def merge(out, dirs: list) -> Outcome:
         raise UsageError(
             f"merge: the shards cover {len(owner)} of {len(index)} cases; a shard is missing"
         )
-    records = [r for _, _, recs, _ in shards for r in recs]
-    records.sort(key=lambda r: index[r["case_id"]])  # stable: keeps each case's own order
+    results = first.get("results", "jsonl")
+    out = RunDir(out.path, results=results)
     out.open(overwrite=False)
     manifest = dict(first)
     manifest.update(shard=None, cases=len(p.all_cases), case_digest=case_digest(p.all_cases))
     manifest["merged_from"] = [str(d) for d, *_ in shards]
     out.write_manifest(manifest)
-    by_case: dict[str, list] = {}
-    for r in records:
-        by_case.setdefault(r["case_id"], []).append(r)
-    for cid in sorted(owner, key=index.get):
-        for r in by_case.get(cid, ()):
-            out.append(r)
-        out.append({"case_done": cid})
+    tally = Tally()
+    for k, (_, _, rd, _, t) in enumerate(shards):  # the figures merge; records are not read
+        tally.merge(t)
+        if results == "parquet":
+            _link_parts(rd.path, out.path, f"s{k}")
+    if results == "jsonl":  # one case after another, in plan order
+        by_case: dict[str, list] = {}
+        for _, _, rd, _, _ in shards:
+            for r in rd.records():
+                by_case.setdefault(r["case_id"], []).append(r)
+        for cid in sorted(owner, key=index.get):
+            out.append_case(cid, by_case.pop(cid, []))
+    tally.order(index)
     run = _run_info(
         p,
         cases=len(p.all_cases),
@@ -668,9 +687,25 @@ def merge(out, dirs: list) -> Outcome:
     )
     env = first.get("environment") or {"backends": first.get("versions", {})}
     try:
-        return _finish(records, env, run, out, load_registry(), None, None)
+        return _finish(tally, env, run, out, load_registry(), None, None)
     finally:
         out.close()
+
+
+def _link_parts(src, dest, prefix: str) -> None:
+    """A shard's store parts into the merged run's store, renamed apart (hard links where
+    the file system allows, else copies): the shards stay as they were."""
+    import os
+    import shutil
+
+    target = dest / "results"
+    target.mkdir(parents=True, exist_ok=True)
+    for part in sorted((src / "results").glob("part-*.parquet")):
+        final = target / f"part-{prefix}.{part.name.removeprefix('part-')}"
+        try:
+            os.link(part, final)
+        except OSError:
+            shutil.copyfile(part, final)
 
 
 def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, keep, done):

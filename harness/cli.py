@@ -155,6 +155,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="compare with the run in DIR at the end (gradxval diff); fail only on what is new",
     )
+    r.add_argument(
+        "--store",
+        action="store_true",
+        help="keep the verdicts in the columnar store (DIR/results/part-*.parquet, zstd, ~31 "
+        "bytes a verdict; needs pyarrow: gradxval[store]) instead of results.jsonl (~540): for "
+        "campaigns of 10^5 cases and more; report, resume, merge, diff, replay and export read "
+        "either",
+    )
 
     rep = cmd("report", "rebuild summary.json, report.md and report.html of a run from its results")
     rep.add_argument("dir", type=Path)
@@ -438,6 +446,7 @@ def _run(args) -> int:
         workers=args.workers,
         in_process=args.in_process,
         quarantine_after=args.quarantine_after,
+        results="parquet" if args.store else "jsonl",
     )
     import os
 
@@ -472,7 +481,7 @@ def _run(args) -> int:
         with progress:
             task = progress.add_task("cases", total=len(p.cases))
             if manifest is not None:
-                progress.advance(task, len(out.completed()[1]))
+                progress.advance(task, len(out.done()))
             outcome = execute(
                 p,
                 out,
@@ -514,7 +523,7 @@ def _print_outcome(outcome, out) -> None:
         err.print(f"backend {name} wrote output: see {path}")
     # rich wraps at 80 columns when not on a terminal; the matrix needs more
     console = Console(width=None if sys.stdout.isatty() else 150)
-    _print_table(console, outcome.records, outcome.summary)
+    _print_table(console, outcome.summary)
     if out is not None:
         print(
             f"report: {out.path / 'report.html'} and {out.path / 'report.md'}; "
@@ -527,12 +536,11 @@ def _print_outcome(outcome, out) -> None:
 SHOWN_FINDINGS = 10  # on the terminal; report.html and summary.json hold every one
 
 
-def _print_table(console, records, summary) -> None:
-
-    from gradxval.output.markdown import cell_text, matrix
+def _print_table(console, summary) -> None:
+    from gradxval.output.markdown import cell_text, summary_matrix
     from rich.table import Table
 
-    rows, cols, cells = matrix(records)
+    rows, cols, cells = summary_matrix(summary)
     t = Table(title="gradxval: agreeing / judged results per backend/method and dtype")
     t.add_column("backend/method")
     for c in cols:
@@ -634,18 +642,10 @@ def _write_diff(d, markdown: Path | None, as_json: Path | None) -> None:
 
 def _baseline(args, outcome, out) -> int:
     """--baseline: diff against the base run; only what is new fails the run."""
-    from gradxval.output.diff import _load, diff_records
+    from gradxval.output.diff import diff_runs
 
-    records, summary = _load(args.baseline)
-    d = diff_records(
-        records,
-        outcome.records,
-        base_summary=summary,
-        new_summary=outcome.summary,
-        names=(str(args.baseline), str(out.path) if out else "this run"),
-    )
-    if out is not None:
-        _write_diff(d, out.path / "diff.md", out.path / "diff.json")
+    d = diff_runs(args.baseline, out.path)
+    _write_diff(d, out.path / "diff.md", out.path / "diff.json")
     print(d.text(), end="")
     if outcome.status in (0, 1):
         return 1 if d.has_new else 0
@@ -670,7 +670,6 @@ def _known(args) -> int:
     from collections import Counter
 
     from gradxval.judge.known import load_registry
-    from gradxval.output.summary import known_seen
 
     registry = load_registry()
     if args.check is None:
@@ -690,12 +689,12 @@ def _known(args) -> int:
         return 0
     from gradxval.output.rundir import RunDir
 
-    records, _ = RunDir(args.check).completed()
-    if not records:
-        raise UsageError(f"known --check {args.check}: no results.jsonl with verdicts there")
-    seen = known_seen(records)
+    tally, _ = RunDir(args.check).state()
+    if not tally.records:
+        raise UsageError(f"known --check {args.check}: no results with verdicts there")
+    seen = dict(tally.known)
     diagnosed: Counter = Counter()
-    for r in records:
+    for r in tally.flagged:  # diagnoses are hints on unexplained results
         for d in (r.get("extra") or {}).get("diagnosis", []):
             diagnosed[(d, f"{r['backend']}/{r['method']}")] += 1
     print(f"entries seen in {args.check}:")

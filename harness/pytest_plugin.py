@@ -510,7 +510,8 @@ def write_plugin_report(s: _Session, records: list[dict]) -> None:
     serial and parallel (xdist) runs write the same files."""
     from gradxval.backends import describe
     from gradxval.judge.known import load_registry
-    from gradxval.output import build_summary, environment, file_writer, write_reports
+    from gradxval.output import environment, file_writer, summarize, write_reports
+    from gradxval.output.tally import tally_of
 
     if not s.order:
         s.selection()
@@ -541,8 +542,10 @@ def write_plugin_report(s: _Session, records: list[dict]) -> None:
         "strict": s.strict,
     }
     infos = [describe(b) for b in sorted(backends)]
-    summary = build_summary(records, environment(infos), run)
-    write_reports(file_writer(s.report), records, summary, load_registry())
+    tally = tally_of(records)
+    registry = load_registry()
+    summary = summarize(tally, environment(infos), run, registry)
+    write_reports(file_writer(s.report), tally, summary, registry)
 
 
 # ---- declared functions: a module-level gradxval.function named like a test becomes one test

@@ -18,7 +18,7 @@ import numpy as np
 from gradxval.backends.recipes import recipe
 from gradxval.dtypes import info
 from gradxval.judge.reference import Reference
-from gradxval.model.cases import Case
+from gradxval.model.cases import Case, size_order
 
 __all__ = [
     "write_reproducer",
@@ -202,7 +202,7 @@ def follow_up(
     for i, r in enumerate(flagged):
         groups.setdefault((r["backend"], r["method"], r["quantity"]), []).append(i)
     for members in groups.values():
-        for k, i in enumerate(sorted(members, key=lambda i: _size(flagged[i]["case_id"]))):
+        for k, i in enumerate(sorted(members, key=lambda i: size_order(flagged[i]["case_id"]))):
             rank[i] = k
     for i in sorted(range(len(flagged)), key=lambda i: (rank[i], i)):
         r = flagged[i]
@@ -235,12 +235,7 @@ def follow_up(
     return out
 
 
-def _size(case_id: str) -> tuple:
-    c = Case.from_id(case_id)
-    return (c.m * c.n * (c.k or 1), c.m, c.n, c.k or 0, c.seed)
-
-
-def known_reproducers(records: list[dict], directory: Path, versions: dict[str, str]) -> dict:
+def known_reproducers(records, directory: Path, versions: dict[str, str]) -> dict:
     """One standalone reproducer per known entry and built-in backend seen in a run, in
     DIR/known/: from the smallest case that shows it (not shrunk: `gradxval repro --known`
     shrinks).  Returns {(entry, backend): file name relative to DIR}."""
@@ -255,7 +250,7 @@ def known_reproducers(records: list[dict], directory: Path, versions: dict[str, 
             continue
         for entry in (r.get("classification") or "").split("+"):
             key = (entry, r["backend"])
-            if key not in best or _size(r["case_id"]) < _size(best[key]["case_id"]):
+            if key not in best or size_order(r["case_id"]) < size_order(best[key]["case_id"]):
                 best[key] = r
     out = {}
     target = Path(directory) / "known"
@@ -300,7 +295,8 @@ def repro_known(directory: Path, entry: str, backend: str | None, registry) -> l
     from gradxval.output.rundir import RunDir
 
     run = RunDir(directory)
-    records, _ = run.completed()
+    tally, _ = run.state()
+    records = list(tally.known_small.values())  # the smallest case per entry x backend x method
     try:  # the versions the run found it with, for the file meant for upstream
         versions = run.read_manifest().get("versions", {})
     except GradxvalError:
@@ -313,7 +309,7 @@ def repro_known(directory: Path, entry: str, backend: str | None, registry) -> l
         and (backend is None or r["backend"] == backend)
     ]
     if not mine:
-        seen = sorted({p for r in records for p in (r.get("classification") or "").split("+") if p})
+        seen = sorted(tally.known)
         raise UsageError(
             f"repro --known {entry}: no result of the run in {directory} is known by it"
             + (f" on {backend}" if backend else "")
@@ -323,7 +319,7 @@ def repro_known(directory: Path, entry: str, backend: str | None, registry) -> l
     for b in sorted({r["backend"] for r in mine}):
         if recipe(b) is None:
             continue
-        r = min((r for r in mine if r["backend"] == b), key=lambda r: _size(r["case_id"]))
+        r = min((r for r in mine if r["backend"] == b), key=lambda r: size_order(r["case_id"]))
         small = shrink_case(
             Case.from_id(r["case_id"]), b, r["method"], r["quantity"], registry, entry=entry
         )

@@ -28,9 +28,9 @@ ALPHA is a false-alarm rate per group; a default run tests about 100 groups.  Th
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 import numpy as np
+from gradxval.sketch import Sketch, as_float
 
 __all__ = [
     "ALPHA",
@@ -38,7 +38,9 @@ __all__ = [
     "HONEST",
     "SYSTEMATIC",
     "distributions",
+    "distribution_figures",
     "accuracy_outliers",
+    "OutlierTest",
     "sign_test",
 ]
 
@@ -53,22 +55,28 @@ HONEST = ("numpy/closed_form", "torch/closed_form", "jax/closed_form", "autograd
 
 def distributions(records: list[dict]) -> dict[str, dict]:
     """Per 'backend/method dtype': count, median, p99 and max of error_u over judged results."""
-    groups: dict[str, list[float]] = defaultdict(list)
+    sketches: dict[str, Sketch] = {}
     for r in records:
         e = r.get("error_u")
         if r["verdict"] in ("agree", "overflow", "disagree", "known") and e is not None:
-            groups[f"{r['backend']}/{r['method']} {r['dtype']}"].append(
-                math.inf if e == "inf" else float(e)
+            sketches.setdefault(f"{r['backend']}/{r['method']} {r['dtype']}", Sketch()).add(
+                as_float(e)
             )
+    return distribution_figures(sketches)
+
+
+def distribution_figures(sketches: dict[str, Sketch]) -> dict[str, dict]:
+    """summary.json's "accuracy" from one sketch of error_u per cell (exact up to EXACT
+    values a cell, else within a histogram bin: gradxval.sketch)."""
     out = {}
-    for key in sorted(groups):
-        a = np.asarray(groups[key])
-        finite = a[np.isfinite(a)]
+    for key in sorted(sketches):
+        s = sketches[key]
+        p99 = s.quantile(0.99, finite=True)
         out[key] = {
-            "results": int(a.size),
-            "median_u": _r(np.median(a)),
-            "p99_u": _r(np.percentile(finite, 99)) if finite.size else None,
-            "max_u": _r(a.max()),
+            "results": s.n,
+            "median_u": _r(s.median()),
+            "p99_u": None if p99 is None else _r(p99),
+            "max_u": _r(s.top),
         }
     return out
 
@@ -95,78 +103,109 @@ def sign_test(positive: int, negative: int) -> float:
 def accuracy_outliers(records: list[dict]) -> list[dict]:
     """The backend x method x dtype x quantity groups that are systematically less accurate
     than the honest closed forms on the same cases (see the module docstring)."""
-    bias: dict[tuple, dict[str, float]] = defaultdict(dict)  # (case, quantity) -> who -> bias
+    test = OutlierTest()
+    by: dict[str, list[dict]] = {}
     for r in records:
-        b = (r.get("extra") or {}).get("bias_u")
-        if b is not None and r["verdict"] in ("agree", "overflow"):
-            bias[(r["case_id"], r["quantity"])][f"{r['backend']}/{r['method']}"] = float(b)
-    diffs: dict[tuple, list[float]] = defaultdict(list)
-    dtype_of = {r["case_id"]: r["dtype"] for r in records}
-    for (case_id, quantity), by in bias.items():
-        for who, b in by.items():
-            peers = [v for w, v in by.items() if w in HONEST and w != who]
-            base = float(np.median(peers)) if peers else 0.0
-            diffs[(who, dtype_of[case_id], quantity)].append((b - base, b))
-    out = []
-    for (who, dtype, quantity), d in sorted(diffs.items()):
-        d_arr = np.asarray([x for x, _ in d])
-        own = float(np.median([b for _, b in d]))
-        pos, neg = int((d_arr > 0).sum()), int((d_arr < 0).sum())
-        if pos + neg < MIN_CASES:
-            continue
-        p = sign_test(pos, neg)
-        shift = float(np.median(d_arr))
-        # worse, not only different: the group itself must sit off the truth, on the side it
-        # moved to (a biased peer in the baseline must not make an honest group look off)
-        away = abs(own) >= MIN_SHIFT_U and own * shift > 0
-        if p < ALPHA and abs(shift) >= MIN_SHIFT_U and away:
+        by.setdefault(r["case_id"], []).append(r)
+    for rs in by.values():
+        test.add_case(rs)
+    return test.outliers()
+
+
+class OutlierTest:
+    """The accuracy-outlier test as mergeable state, fed one case's records at a time: per
+    group the signs of d (exact counts), d and bias_u in sketches (their medians exact up to
+    gradxval.sketch.EXACT cases a group), and the registered systematic fault marks with the
+    excess of the group's bias over their models'."""
+
+    def __init__(self):
+        self.groups: dict[tuple, dict] = {}
+
+    @staticmethod
+    def _group() -> dict:
+        return {"pos": 0, "neg": 0, "n": 0, "d": Sketch(), "b": Sketch(), "marks": {}}
+
+    def add_case(self, records: list[dict]) -> None:
+        by: dict[str, dict[str, tuple]] = {}
+        for r in records:
+            extra = r.get("extra") or {}
+            if extra.get("bias_u") is not None and r["verdict"] in ("agree", "overflow"):
+                by.setdefault(r["quantity"], {})[f"{r['backend']}/{r['method']}"] = (
+                    float(extra["bias_u"]), extra, r["dtype"])  # fmt: skip
+        for quantity, whos in by.items():
+            for who, (b, extra, dtype) in whos.items():
+                peers = [v[0] for w, v in whos.items() if w in HONEST and w != who]
+                d = b - (float(np.median(peers)) if peers else 0.0)
+                g = self.groups.setdefault((who, dtype, quantity), self._group())
+                g["pos"] += d > 0
+                g["neg"] += d < 0
+                g["n"] += 1
+                g["d"].add(d)
+                g["b"].add(b)
+                mark = extra.get("explained_by")
+                if mark:
+                    m = g["marks"].setdefault(mark, [0, Sketch()])
+                    m[0] += 1
+                    m[1].add(b - extra["model_bias_u"])
+
+    def merge(self, other: OutlierTest) -> None:
+        for key, g in other.groups.items():
+            mine = self.groups.setdefault(key, self._group())
+            for k in ("pos", "neg", "n"):
+                mine[k] += g[k]
+            mine["d"].merge(g["d"])
+            mine["b"].merge(g["b"])
+            for entry, (n, s) in g["marks"].items():
+                m = mine["marks"].setdefault(entry, [0, Sketch()])
+                m[0] += n
+                m[1].merge(s)
+
+    def to_state(self) -> list:
+        return [[list(k), {"pos": g["pos"], "neg": g["neg"], "n": g["n"],
+                           "d": g["d"].to_state(), "b": g["b"].to_state(),
+                           "marks": {e: [n, s.to_state()] for e, (n, s) in g["marks"].items()}}]
+                for k, g in self.groups.items()]  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: list) -> OutlierTest:
+        t = cls()
+        for k, g in state:
+            t.groups[tuple(k)] = {
+                "pos": g["pos"], "neg": g["neg"], "n": g["n"],
+                "d": Sketch.from_state(g["d"]), "b": Sketch.from_state(g["b"]),
+                "marks": {e: [n, Sketch.from_state(v)] for e, (n, v) in g["marks"].items()},
+            }  # fmt: skip
+        return t
+
+    def outliers(self) -> list[dict]:
+        out = []
+        for (who, dtype, quantity), g in sorted(self.groups.items()):
+            pos, neg = g["pos"], g["neg"]
+            if pos + neg < MIN_CASES:
+                continue
+            p = sign_test(pos, neg)
+            shift, own = g["d"].median(), g["b"].median()
+            # worse, not only different: the group itself must sit off the truth, on the side
+            # it moved to (a biased peer in the baseline must not make an honest group look off)
+            away = abs(own) >= MIN_SHIFT_U and own * shift > 0
+            if not (p < ALPHA and abs(shift) >= MIN_SHIFT_U and away):
+                continue
             backend, method = who.split("/", 1)
-            out.append(
-                {
-                    "backend": backend,
-                    "method": method,
-                    "dtype": dtype,
-                    "quantity": quantity,
-                    "cases": int(d_arr.size),
-                    "higher": pos,
-                    "lower": neg,
-                    "median_shift_u": round(float(np.median(d_arr)), 3),
-                    "p_value": float(f"{p:.3g}"),
-                    "median_bias_u": round(own, 3),
-                    "message": (
-                        f"{who} {quantity} in {dtype} is systematically "
-                        f"{'above' if shift > 0 else 'below'} the honest closed forms: "
-                        f"{max(pos, neg)} of {pos + neg} cases on one side, median shift "
-                        f"{shift:+.3g} u, its own mean relative error {own:+.3g} u "
-                        f"(sign test p = {p:.2g} < {ALPHA:g})"
-                    ),
-                }
-            )
-            known = _explained_by(records, backend, method, dtype, quantity)
-            if known:
-                out[-1]["known"] = known
-                out[-1]["message"] += f" -- known: {known}"
-    return out
-
-
-def _explained_by(records, backend, method, dtype, quantity) -> str | None:
-    """The registered systematic fault whose model predicts the group's bias: it applies to at
-    least 90 % of the group's results, and the results sit within MIN_SHIFT_U (median) of the
-    bias the model itself has.  A bias beyond the model's is not excused."""
-    from collections import Counter
-
-    key = (backend, method, dtype, quantity)
-    rows = [
-        r.get("extra") or {}
-        for r in records
-        if (r["backend"], r["method"], r["dtype"], r["quantity"]) == key
-        and r["verdict"] in ("agree", "overflow")
-        and "bias_u" in (r.get("extra") or {})
-    ]
-    marks = Counter(x.get("explained_by") for x in rows)
-    best = max(((k, v) for k, v in marks.items() if k), key=lambda kv: kv[1], default=(None, 0))
-    entry, n = best
-    if not rows or n < 0.9 * len(rows):
-        return None
-    excess = [x["bias_u"] - x["model_bias_u"] for x in rows if x.get("explained_by") == entry]
-    return entry if abs(float(np.median(excess))) < MIN_SHIFT_U else None
+            o = {"backend": backend, "method": method, "dtype": dtype, "quantity": quantity,
+                 "cases": g["n"], "higher": pos, "lower": neg,
+                 "median_shift_u": round(shift, 3), "p_value": float(f"{p:.3g}"),
+                 "median_bias_u": round(own, 3),
+                 "message": (f"{who} {quantity} in {dtype} is systematically "
+                             f"{'above' if shift > 0 else 'below'} the honest closed forms: "
+                             f"{max(pos, neg)} of {pos + neg} cases on one side, median shift "
+                             f"{shift:+.3g} u, its own mean relative error {own:+.3g} u "
+                             f"(sign test p = {p:.2g} < {ALPHA:g})")}  # fmt: skip
+            # the registered systematic fault whose model predicts the group's bias: it marks
+            # at least 90 % of the group's results, and they sit within MIN_SHIFT_U (median)
+            # of the model's own bias (a bias beyond the model's is not excused)
+            best = max(g["marks"].items(), key=lambda kv: kv[1][0], default=None)
+            if best and best[1][0] >= 0.9 * g["n"] and abs(best[1][1].median()) < MIN_SHIFT_U:
+                o["known"] = best[0]
+                o["message"] += f" -- known: {best[0]}"
+            out.append(o)
+        return out

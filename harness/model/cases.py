@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from gradxval.dtypes import DTYPES, info
-from gradxval.errors import UsageError, expected
+from gradxval.errors import GradxvalError, UsageError, expected
 
 __all__ = [
     "REGIMES",
@@ -17,6 +17,7 @@ __all__ = [
     "parse_regimes",
     "sample_cases",
     "shape_classes",
+    "size_order",
 ]
 
 REGIMES = ("normal", "saturated", "extreme", "special", "empty", "strided")
@@ -68,6 +69,11 @@ class Case:
         k = "" if self.k is None else f"k{self.k}"
         prefix = "" if self.problem == "logistic" else f"{self.problem}:"
         return f"{prefix}{self.regime}-{self.dtype}-m{self.m}n{self.n}{k}-s{self.seed}"
+
+    @property
+    def size_key(self) -> tuple:
+        """Smallest first: elements of A times columns of x, then m, n, k and the seed."""
+        return (self.m * self.n * (self.k or 1), self.m, self.n, self.k or 0, self.seed)
 
     @property
     def x_shape(self) -> tuple[int, ...]:
@@ -150,6 +156,14 @@ def _strided(A: np.ndarray, seed: int) -> np.ndarray:
     wide = np.zeros((A.shape[0], 2 * A.shape[1]), dtype=A.dtype)
     wide[:, ::2] = A
     return wide[:, ::2]
+
+
+def size_order(case_id: str) -> tuple:
+    """A sort key for case ids, smallest case first; ids of another family last, by id."""
+    try:
+        return (0, *Case.from_id(case_id).size_key)
+    except GradxvalError:
+        return (1, case_id)
 
 
 def parse_regimes(spec: str | None) -> tuple[str, ...]:

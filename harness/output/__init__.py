@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gradxval.output.jsonl import JsonlWriter, read_jsonl
 from gradxval.output.markdown import render_markdown, write_markdown
-from gradxval.output.summary import SCHEMA, build_summary, environment
+from gradxval.output.summary import SCHEMA, build_summary, environment, summarize
 
 __all__ = [
     "JsonlWriter",
@@ -20,6 +20,7 @@ __all__ = [
     "render_markdown",
     "SCHEMA",
     "build_summary",
+    "summarize",
     "environment",
     "REPORTS",
     "write_reports",
@@ -27,17 +28,18 @@ __all__ = [
 ]
 
 
-def _summary_json(records, summary, registry) -> str:
+def _summary_json(tally, summary, registry) -> str:
     return json.dumps(summary, indent=1) + "\n"
 
 
-def _html(records, summary, registry) -> str:
+def _html(tally, summary, registry) -> str:
     from gradxval.output.html import render_html
 
-    return render_html(records, summary, registry)
+    return render_html(tally, summary, registry)
 
 
-# (file name, render(records, summary, registry) -> text), in the order they are written
+# (file name, render(tally, summary, registry) -> text), in the order they are written; the
+# tally is the run's streaming summary (output.tally.Tally), never the whole list of records
 REPORTS = (
     ("summary.json", _summary_json),
     ("report.md", render_markdown),
@@ -45,10 +47,10 @@ REPORTS = (
 )
 
 
-def write_reports(write, records: list[dict], summary: dict, registry) -> None:
+def write_reports(write, tally, summary: dict, registry) -> None:
     """Render and write every report: ``write(name, text)``."""
     for name, render in REPORTS:
-        write(name, render(records, summary, registry))
+        write(name, render(tally, summary, registry))
 
 
 def file_writer(directory: str | Path):

@@ -20,6 +20,8 @@ import math
 import re
 import statistics
 
+from gradxval.model.cases import size_order
+
 __all__ = ["findings", "finding_key", "exception_name", "KINDS"]
 
 # the kinds of finding; report.html colours them apart
@@ -90,16 +92,6 @@ def finding_key(f: dict) -> tuple:
     return (f["backend"], f["method"], f["quantity"], f["signature"])
 
 
-def _size(case_id: str) -> tuple:
-    from gradxval.model.cases import Case
-
-    try:
-        c = Case.from_id(case_id)
-    except Exception:  # a case id of another problem family: keep it, last
-        return (math.inf, case_id)
-    return (c.m * c.n * (c.k or 1), case_id)
-
-
 def _ratio(r: dict) -> float:
     e, t = r.get("error_u"), r.get("tolerance_u")
     if e in (None, "inf") or not t:
@@ -145,10 +137,10 @@ def findings(records: list[dict], registry=None, diagnoses_text: dict | None = N
 def _finding(backend, method, quantity, kind, sig, rs, registry, diagnoses_text) -> dict:
     ratios = [_ratio(r) for r in rs]
     finite = [x for x in ratios if math.isfinite(x)]
-    by_size = sorted(rs, key=lambda r: _size(r["case_id"]))
+    by_size = sorted(rs, key=lambda r: size_order(r["case_id"]))
     worst = rs[max(range(len(rs)), key=lambda i: ratios[i])]
-    shrunk = sorted({r["shrunk_case"] for r in rs if r.get("shrunk_case")
-                     and not r["shrunk_case"].startswith("not shrunk")}, key=_size)  # fmt: skip
+    shrunk = {r["shrunk_case"] for r in rs if r.get("shrunk_case")}
+    shrunk = sorted((c for c in shrunk if not c.startswith("not shrunk")), key=size_order)
     scripts = [r for r in by_size if r.get("standalone")]
     # each diagnosis with the share of the finding's results its model reproduces, most first;
     # only those reproducing every result say what the finding is (and whom it resembles)

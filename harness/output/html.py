@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import io
-import math
 from pathlib import Path
 
 from gradxval.dtypes import DTYPES
@@ -177,25 +176,15 @@ def _horizontal(matplotlib) -> dict:
     return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
 
 
-def _tightness_plot(records: list[dict]) -> str | None:
-    """Per dtype, error_u / tolerance_u of every judged result per backend x method (log)."""
+def _tightness_plot(tally) -> str | None:
+    """Per dtype, error_u / tolerance_u of every judged result per backend x method (log):
+    boxes from the streaming summary's sketches (output.tally.Tally.box_stats)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data: dict = {}
-    for r in records:
-        e, t = r.get("error_u"), r.get("tolerance_u")
-        if (
-            isinstance(e, (int, float))
-            and t
-            and r["verdict"] in ("agree", "overflow", "known", "disagree")
-        ):
-            ratio = max(e / t, 1e-4)
-            data.setdefault(r["dtype"], {}).setdefault(f"{r['backend']}/{r['method']}", []).append(
-                min(ratio, 1e6) if math.isfinite(ratio) else 1e6
-            )
+    data = tally.box_stats()
     dtypes = [d for d in DTYPES if d in data]
     if not dtypes:
         return None
@@ -205,17 +194,16 @@ def _tightness_plot(records: list[dict]) -> str | None:
     )
     axes = [axes] if len(dtypes) == 1 else list(axes)
     for ax, d in zip(axes, dtypes, strict=True):
-        series = [data[d].get(w, []) for w in rows]
+        series = [data[d].get(w) for w in rows]
         pos = [i for i, s in enumerate(series) if s]
-        ax.boxplot(
-            [series[i] for i in pos],
+        ax.bxp(
+            [{k: v for k, v in series[i].items() if k != "max"} for i in pos],
             positions=pos,
             **_horizontal(matplotlib),
-            whis=(1, 99),
             showfliers=False,
             widths=0.6,
         )
-        worst = [max(series[i]) for i in pos]
+        worst = [series[i]["max"] for i in pos]
         ax.scatter(worst, pos, s=10, color="#c33", zorder=3, label="worst")
         ax.axvline(1.0, color="#c33", lw=1, ls="--")
         ax.set_xscale("log")
@@ -289,7 +277,7 @@ def _table(header, rows) -> str:
     return "".join(out)
 
 
-def render_html(records: list[dict], summary: dict, registry) -> str:
+def render_html(tally, summary: dict, registry) -> str:
     """The whole report as one HTML string."""
     run, env, counts = summary["run"], summary["environment"], summary["counts"]
     parts = [
@@ -323,7 +311,7 @@ def render_html(records: list[dict], summary: dict, registry) -> str:
         _matrix(summary),
     ]
     try:
-        tight = _tightness_plot(records)
+        tight = _tightness_plot(tally)
         prof = _profile_plot(summary)
         plots = True
     except ImportError:
@@ -355,7 +343,7 @@ def render_html(records: list[dict], summary: dict, registry) -> str:
         if found
         else "<p>None.</p>"
     )
-    unexplained = [r for r in records if r["verdict"] in ("disagree", "error")]
+    unexplained = tally.flagged
     parts.append(f"<h2>Unexplained disagreements and errors ({len(unexplained)})</h2>")
     if not unexplained:
         parts.append("<p>None.</p>")
@@ -451,5 +439,5 @@ def render_html(records: list[dict], summary: dict, registry) -> str:
     return "".join(parts)
 
 
-def write_html(path: str | Path, records: list[dict], summary: dict, registry) -> None:
-    Path(path).write_text(render_html(records, summary, registry), encoding="utf-8")
+def write_html(path: str | Path, tally, summary: dict, registry) -> None:
+    Path(path).write_text(render_html(tally, summary, registry), encoding="utf-8")

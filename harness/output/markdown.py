@@ -7,15 +7,17 @@ from pathlib import Path
 
 from gradxval.dtypes import DTYPES
 
-__all__ = ["write_markdown", "render_markdown", "matrix"]
+__all__ = ["write_markdown", "render_markdown", "summary_matrix"]
 
 
-def matrix(records: list[dict]) -> tuple[list[str], list[str], dict]:
-    """(rows backend/method, dtype columns, {(row, dtype): Counter of verdicts})."""
+def summary_matrix(summary: dict) -> tuple[list[str], list[str], dict]:
+    """(rows backend/method, dtype columns, {(row, dtype): Counter of verdicts}) from
+    summary.json's "matrix"."""
     cells: dict = defaultdict(Counter)
-    for r in records:
-        cells[(f"{r['backend']}/{r['method']}", r["dtype"])][r["verdict"]] += 1
-    rows = sorted({k[0] for k in cells})
+    for row, by_dtype in summary["matrix"].items():
+        for d, c in by_dtype.items():
+            cells[(row, d)].update(c)
+    rows = sorted(summary["matrix"])
     cols = [d for d in DTYPES if any(k[1] == d for k in cells)]
     return rows, cols, cells
 
@@ -38,14 +40,14 @@ def _fmt_u(x) -> str:
     return x if isinstance(x, str) else (f"{x:.3g}" if x is not None else "")
 
 
-def write_markdown(path: str | Path, records: list[dict], summary: dict, registry) -> None:
+def write_markdown(path: str | Path, tally, summary: dict, registry) -> None:
     """Write report.md for humans."""
-    Path(path).write_text(render_markdown(records, summary, registry), encoding="utf-8")
+    Path(path).write_text(render_markdown(tally, summary, registry), encoding="utf-8")
 
 
-def render_markdown(records: list[dict], summary: dict, registry) -> str:
-    """report.md's text."""
-    rows, cols, cells = matrix(records)
+def render_markdown(tally, summary: dict, registry) -> str:
+    """report.md's text, from the streaming summary (output.tally.Tally) and summary.json."""
+    rows, cols, cells = summary_matrix(summary)
     env = summary["environment"]
     run = summary["run"]
     counts = summary["counts"]
@@ -82,10 +84,9 @@ def render_markdown(records: list[dict], summary: dict, registry) -> str:
     for row in rows:
         lines.append(f"| {row} | " + " | ".join(cell_text(cells[(row, c)]) for c in cols) + " |")
     lines += _outliers(summary)
-    lines += _worst(records)
+    lines += _worst(tally.worst())
     lines += _coverage(summary)
-    unexplained = [r for r in records if r["verdict"] in ("disagree", "error")]
-    known = [r for r in records if r["verdict"] == "known"]
+    unexplained = tally.flagged
     lines += ["", f"## Unexplained disagreements and errors ({len(unexplained)})", ""]
     if not unexplained:
         lines += ["None.", ""]
@@ -93,7 +94,7 @@ def render_markdown(records: list[dict], summary: dict, registry) -> str:
         lines += _card(r)
     if len(unexplained) > 50:
         lines += [f"... and {len(unexplained) - 50} more in results.jsonl.", ""]
-    lines += ["", f"## Known disagreements ({len(known)})", ""]
+    lines += ["", f"## Known disagreements ({counts.get('known', 0)})", ""]
     for part, n in summary["known_seen"].items():
         try:
             e = registry.get(part)
@@ -176,11 +177,9 @@ def _card(r: dict) -> list[str]:
     return out
 
 
-def _worst(records: list[dict]) -> list[str]:
-    """Unexplained first, then by error over tolerance; one row per case x quantity x value."""
-    judged = [r for r in records if isinstance(r.get("error_u"), (int, float))]
-    rank = {"disagree": 0, "known": 1}
-    judged.sort(key=lambda r: (rank.get(r["verdict"], 2), -(r["error_u"] / r["tolerance_u"])))
+def _worst(judged: list[dict]) -> list[str]:
+    """Unexplained first, then by error over tolerance (the streaming summary keeps them in
+    that order); one row per case x quantity x value."""
     rows: dict = {}
     for r in judged:
         key = (r["case_id"], r["quantity"], r["verdict"], r.get("actual"), r["error_u"])

@@ -4,9 +4,12 @@
   stops at once.
 - ``manifest.json`` is written when the backends are ready: settings, seed, the case list's
   digest, and every backend's version.  ``--resume`` checks it.
-- ``results.jsonl`` is append-only: one flushed line per verdict, and a ``{"case_done": id}``
-  line once every verdict of a case is written.  A resume keeps the verdicts of done cases
-  only (a case in flight when the run was killed is judged again).
+- the verdicts, case by case, in one of two formats (the manifest's "results"):
+  ``results.jsonl`` (the default), append-only: a case's verdict lines, then a
+  ``{"case_done": id}`` line, flushed; or ``results/part-*.parquet`` (``--store``, the
+  columnar store of output/store.py for large campaigns), whole parts each naming the cases it
+  completes.  A resume keeps the verdicts of done cases only (a case in flight when the run
+  was killed is judged again).
 - ``summary.json``, ``report.md`` and the manifest are written to a temporary file and renamed:
   never half-written.
 """
@@ -22,11 +25,14 @@ from pathlib import Path
 
 from gradxval.errors import GradxvalError, UsageError
 
-__all__ = ["RunDir", "RUN_FILES", "DirectoryError", "write_atomic"]
+__all__ = ["RunDir", "RUN_FILES", "RESULTS", "DirectoryError", "write_atomic"]
+
+RESULTS = ("jsonl", "parquet")  # the formats a run's verdicts are kept in
 
 RUN_FILES = (
     "manifest.json",
     "results.jsonl",
+    "results",
     "summary.json",
     "report.md",
     "report.html",
@@ -57,10 +63,18 @@ class DirectoryError(UsageError):
 class RunDir:
     """One run's output directory."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, results: str | None = None):
         self.path = Path(path)
         self._lock = None
         self._results = None
+        self._store = None
+        if results is not None and results not in RESULTS:
+            raise UsageError(f"results format {results!r}; expected one of {', '.join(RESULTS)}")
+        if results == "parquet":
+            from gradxval.output.store import require_pyarrow
+
+            require_pyarrow()
+        self._format = results
 
     # -- opening -------------------------------------------------------------------------------
     def open(self, *, resume: bool = False, overwrite: bool = False) -> None:
@@ -116,7 +130,14 @@ class RunDir:
             shutil.move(str(p), dest / p.name)
         return dest
 
+    def close_results(self) -> None:
+        """Write what is buffered: a store's last part (a resume keeps its cases)."""
+        if self._store is not None:
+            store, self._store = self._store, None
+            store.close()
+
     def close(self) -> None:
+        self.close_results()
         if self._results is not None:
             self._results.close()
             self._results = None
@@ -149,13 +170,83 @@ class RunDir:
         self._results.write(json.dumps(record, sort_keys=True) + "\n")
         self._results.flush()
 
+    @property
+    def results(self) -> str:
+        """The format of this run's verdicts: as opened with, else as its manifest says, else
+        'parquet' where a store is, else 'jsonl'."""
+        if self._format is None:
+            from gradxval.output.store import has_store
+
+            try:
+                fmt = json.loads((self.path / "manifest.json").read_text(encoding="utf-8"))
+                fmt = fmt.get("results")
+            except (OSError, ValueError):
+                fmt = None
+            self._format = fmt or ("parquet" if has_store(self.path) else "jsonl")
+        return self._format
+
+    def append_case(self, case_id: str, records: list[dict]) -> None:
+        """A whole case's verdicts, then its completion (both at once, in either format)."""
+        if self.results == "parquet":
+            if self._store is None:
+                from gradxval.output.store import StoreWriter
+
+                self._store = StoreWriter(self.path, name="run")
+            self._store.append_case(case_id, records)
+            return
+        if self._results is None:
+            self._results = open(self.path / "results.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        lines = [json.dumps(r, sort_keys=True) + "\n" for r in records]
+        self._results.write("".join(lines) + json.dumps({"case_done": case_id}) + "\n")
+        self._results.flush()
+
+    def done(self) -> set[str]:
+        """The ids of the cases whose every verdict was written."""
+        if self.results == "parquet":
+            from gradxval.output.store import has_store, store_done
+
+            return store_done(self.path) if has_store(self.path) else set()
+        return self.completed()[1]
+
+    def state(self, rewrite: bool = False):
+        """(streaming summary of the done cases (output.tally.Tally), their ids); ``rewrite``
+        as in ``completed``.  A store's comes from its parts' metadata, not its records."""
+        from gradxval.output.tally import Tally, tally_of
+
+        if self.results == "parquet":
+            from gradxval.output.store import has_store, store_state
+
+            return store_state(self.path) if has_store(self.path) else (Tally(), set())
+        records, done = self.completed(rewrite=rewrite)
+        return tally_of(records), done
+
+    def records(self, case_ids=None):
+        """The verdicts of the done cases (of ``case_ids`` only, if given), one at a time."""
+        if self.results == "parquet":
+            from gradxval.output.store import has_store, iter_records
+
+            if has_store(self.path):
+                yield from iter_records(self.path, case_ids)
+            return
+        wanted = None if case_ids is None else set(case_ids)
+        for r in self.completed()[0]:
+            if wanted is None or r["case_id"] in wanted:
+                yield r
+
     def completed(self, rewrite: bool = False) -> tuple[list[dict], set[str]]:
         """The verdicts of the cases whose every verdict was written, and those case ids.
 
         Files without case_done lines (written by the pytest plugin) count as complete.  With
         ``rewrite``, results.jsonl is replaced (atomically) by exactly those lines: the torn
-        last line and a case in flight are dropped before a resume appends.
+        last line and a case in flight are dropped before a resume appends.  A store's records
+        are read whole (``records`` streams them).
         """
+        if self.results == "parquet":
+            from gradxval.output.store import has_store, store_done
+
+            if not has_store(self.path):
+                return [], set()
+            return list(self.records()), store_done(self.path)
         path = self.path / "results.jsonl"
         if path.exists():
             lines = path.read_text(encoding="utf-8").splitlines()

@@ -1,14 +1,19 @@
 """A columnar result store: verdict records in compressed Parquet part files (pyarrow).
 
-    DIR/results/part-<writer>-<n>.parquet     one part per PART_ROWS records, zstd
+    DIR/results/part-<writer>-<n>.parquet     whole cases, zstd
 
-Records go into column buffers as they come and a full buffer becomes one part, written to a
-temporary name and renamed: a reader never sees half a part, a crash loses at most the buffer,
-and writers with different names (Dask workers, shards) can write into one directory without
-talking to each other.  Low-cardinality strings (backend, method, dtype, verdict, ...) are
-dictionary-encoded by Parquet, so a record costs tens of bytes on disk instead of the ~540 of
-its JSON line (benchmarks/campaign_scale.py).  Query it with pyarrow or DuckDB, e.g. every torch
-bfloat16 disagreement in the saturated regime:
+Records go into column buffers case by case, and a buffer becomes one part once it holds
+PART_ROWS records or FLUSH_SECONDS have passed, written to a temporary name and renamed: a
+reader never sees half a part, a crash loses at most the buffer (those cases are judged again
+on resume), and writers with different names (Dask workers, shards) can write into one
+directory without talking to each other.  Each part carries, in its Parquet key-value
+metadata, the ids of the cases it completes (``gradxval.cases``) and the streaming summary of
+those cases (``gradxval.tally``, output.tally.Tally.to_state): resuming, rebuilding the report
+and merging shards read the parts' footers, not their records.  Low-cardinality strings
+(backend, method, dtype, verdict, ...) are dictionary-encoded by Parquet, so a record costs
+tens of bytes on disk instead of the ~540 of its JSON line (benchmarks/campaign_scale.py).
+Query it with pyarrow or DuckDB, e.g. every torch bfloat16 disagreement in the saturated
+regime:
 
     duckdb -c "select * from 'DIR/results/*.parquet' where backend = 'torch'
                and dtype = 'bfloat16' and regime = 'saturated' and verdict = 'disagree'"
@@ -21,15 +26,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from gradxval.errors import UsageError
 
-__all__ = ["StoreWriter", "iter_batches", "iter_records", "export_jsonl", "import_jsonl",
-           "PART_ROWS", "require_pyarrow"]  # fmt: skip
+__all__ = ["StoreWriter", "iter_batches", "iter_records", "records_of", "export_jsonl",
+           "import_jsonl", "store_state", "store_done", "has_store", "PART_ROWS", "FLUSH_SECONDS",
+           "require_pyarrow"]  # fmt: skip
 
 PART_ROWS = 1 << 17  # records per part file: ~131k, a few MB in memory before it is written
+FLUSH_SECONDS = 30.0  # and at least this often, so that a kill loses little work
+TALLY_KEY, CASES_KEY = b"gradxval.tally", b"gradxval.cases"
 STRINGS = ("case_id", "backend", "method", "quantity", "dtype", "regime", "verdict",
            "classification", "message", "attribution", "reproduce", "actual", "reference",
            "shrunk_case", "standalone")  # fmt: skip
@@ -65,21 +74,43 @@ def _float(v):
 class StoreWriter:
     """Append records (dicts as in results.jsonl); ``close`` writes what is buffered."""
 
-    def __init__(self, path: str | Path, name: str = "w0", part_rows: int = PART_ROWS):
+    def __init__(self, path: str | Path, name: str = "w0", part_rows: int = PART_ROWS,
+                 flush_seconds: float = FLUSH_SECONDS):  # fmt: skip
         require_pyarrow()
         self.dir = Path(path) / "results"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.name, self.part_rows = name, part_rows
+        self.name, self.part_rows, self.flush_seconds = name, part_rows, flush_seconds
         self.schema = _schema()
         taken = [int(p.stem.rsplit("-", 1)[1]) for p in self.dir.glob(f"part-{name}-*.parquet")]
         self._n = max(taken, default=-1) + 1  # appending: after the last part, never over one
         self._reset()
 
     def _reset(self) -> None:
+        from gradxval.output.tally import Tally
+
         self._cols: dict[str, list] = {k: [] for k in self.schema.names}
         self._rows = 0
+        self._cases: list[str] = []
+        self._tally = Tally()
+        self._since = time.monotonic()
+
+    def append_case(self, case_id: str, records: list[dict]) -> None:
+        """A whole case: its records, its id among the part's completed cases, and its share
+        of the part's summary.  The part is written once full or FLUSH_SECONDS old."""
+        for r in records:
+            self._row(r)
+        self._cases.append(case_id)
+        self._tally.add_case(records)
+        if self._rows >= self.part_rows or time.monotonic() - self._since >= self.flush_seconds:
+            self.flush()
 
     def append(self, r: dict) -> None:
+        """One record, outside any case (a part without case metadata)."""
+        self._row(r)
+        if self._rows >= self.part_rows:
+            self.flush()
+
+    def _row(self, r: dict) -> None:
         cols = self._cols
         for k in STRINGS:
             cols[k].append(r.get(k))
@@ -89,8 +120,6 @@ class StoreWriter:
         extra = r.get("extra")
         cols["extra"].append(json.dumps(extra) if extra else None)
         self._rows += 1
-        if self._rows >= self.part_rows:
-            self.flush()
 
     def append_table(self, table) -> None:
         """Append a pyarrow table of this schema as it is (one part): the bulk path."""
@@ -98,10 +127,15 @@ class StoreWriter:
         self._write(table.select(self.schema.names).cast(self.schema))
 
     def flush(self) -> None:
-        if not self._rows:
+        if not self._rows and not self._cases:
             return
         pa = require_pyarrow()
         table = pa.table(self._cols, schema=self.schema)
+        if self._cases:
+            table = table.replace_schema_metadata({
+                TALLY_KEY: json.dumps(self._tally.to_state()),
+                CASES_KEY: json.dumps(self._cases),
+            })  # fmt: skip
         self._reset()
         self._write(table)
 
@@ -151,11 +185,66 @@ def _record(row: dict) -> dict:
     return row
 
 
-def iter_records(path: str | Path) -> Iterator[dict]:
-    """The records, as results.jsonl holds them."""
-    for batch in iter_batches(path):
-        for row in batch.to_pylist():
-            yield _record(row)
+def records_of(batch) -> list[dict]:
+    """A pyarrow batch or table of the store's schema as records (results.jsonl's dicts)."""
+    return [_record(row) for row in batch.to_pylist()]
+
+
+def iter_records(path: str | Path, case_ids=None) -> Iterator[dict]:
+    """The records, as results.jsonl holds them; only those of ``case_ids`` if given."""
+    filters = None
+    if case_ids is not None:
+        import pyarrow.compute as pc
+
+        filters = pc.field("case_id").isin(list(case_ids))
+    for part in _parts(path):
+        if filters is None:
+            import pyarrow.parquet as pq
+
+            batches = pq.ParquetFile(part).iter_batches(batch_size=1 << 16)
+        else:
+            import pyarrow.parquet as pq
+
+            batches = pq.read_table(part, filters=filters).to_batches()
+        for batch in batches:
+            yield from records_of(batch)
+
+
+def has_store(path: str | Path) -> bool:
+    return any((Path(path) / "results").glob("part-*.parquet"))
+
+
+def store_done(path: str | Path) -> set[str]:
+    """The ids of the cases a store completes (its parts' metadata; else the cases it holds)."""
+    import pyarrow.parquet as pq
+
+    done: set[str] = set()
+    for part in _parts(path):
+        meta = pq.read_schema(part).metadata or {}
+        if CASES_KEY in meta:
+            done.update(json.loads(meta[CASES_KEY]))
+        else:
+            done.update(pq.read_table(part, columns=["case_id"])["case_id"].to_pylist())
+    return done
+
+
+def store_state(path: str | Path):
+    """(Tally, completed case ids) of a store, from its parts' metadata; a part without it (a
+    store of records only) is tallied from its records, its cases those it holds."""
+    import pyarrow.parquet as pq
+    from gradxval.output.tally import Tally, group_cases
+
+    tally, done = Tally(), set()
+    for part in _parts(path):
+        meta = pq.read_schema(part).metadata or {}
+        if TALLY_KEY in meta:
+            tally.merge(Tally.from_state(json.loads(meta[TALLY_KEY])))
+            done.update(json.loads(meta[CASES_KEY]))
+            continue
+        for rs in group_cases(records_of(pq.read_table(part))):
+            tally.add_case(rs)
+            done.add(rs[0]["case_id"])
+    return tally, done
 
 
 def export_jsonl(path: str | Path, out) -> int:
@@ -171,12 +260,12 @@ def import_jsonl(records, path: str | Path) -> int:
     """Write verdict records (results.jsonl's, case_done markers skipped) into a new store."""
     if list((Path(path) / "results").glob("part-*.parquet")):
         raise UsageError(f"{path}/results already holds a store; move it away to export again")
-    w = StoreWriter(path)
+    from gradxval.output.tally import group_cases
+
+    w = StoreWriter(path, flush_seconds=math.inf)
     n = 0
-    for r in records:
-        if "case_done" in r:
-            continue
-        w.append(r)
-        n += 1
+    for rs in group_cases(records):
+        w.append_case(rs[0]["case_id"], rs)
+        n += len(rs)
     w.close()
     return n

@@ -1,60 +1,63 @@
-"""A summary that streams: mergeable state updated per batch of records, never the records.
+"""A summary that streams: mergeable state updated per case, never all the records.
 
-The state is what the figures need, not the records they come from:
+A campaign of 10^6 cases makes ~2.7 x 10^7 verdict records; the summary needs far less than
+them.  The state, per cell (backend/method x dtype, or a group of the accuracy-outlier test):
 
-- counts per verdict, the agreement matrix (backend/method x dtype x verdict) and the known
-  entries seen: exact counts;
-- the error distribution per backend/method x dtype: a fixed histogram of error_u on a
-  log scale, BINS_PER_DECADE bins per decade from 1e-12 u to 1e24 u, plus counts of exact
-  zeros, of values below the first bin, and of infinities, and the exact maximum.  A quantile
-  read from it is the geometric centre of its bin: within a factor 10**(1/(2 BINS_PER_DECADE))
-  (1.8 %) of the exact one, for values inside the binned range (numpy's linear interpolation
-  between two order statistics stays within it too);
-- the flagged records themselves (disagree, error), for findings: their number is what a
-  campaign must read anyway, and a healthy campaign has few; and the known ones up to
-  KNOWN_KEPT (summary.json's "disagreements" lists those, and says how many more there were);
-- per case (``add_case``: a case's records together, as a campaign finishes them): coverage
-  (judged cases per dtype x shape class, regime and problem), determinism counts, the |x|
-  profiles (worst per bin: exact), and the accuracy-outlier test's state per backend/method x
-  dtype x quantity: the signs of d = bias_u - the honest closed forms' median (exact counts),
-  d and bias_u themselves in signed histograms (their medians within the same 1.8 %), and the
-  registered systematic fault marks with their excess bias.
+- exact counts: verdicts, the agreement matrix, the known entries seen, coverage (cases per
+  dtype x shape class, regime and problem), determinism, what every backend, method and dtype
+  asked for judged (``incomplete``);
+- values (error_u, error / tolerance, the outlier test's signed biases) in a
+  ``gradxval.sketch.Sketch``: exact while a cell has at most EXACT of them (the default run's
+  cells hold ~80), so every figure equals the one computed from the records; past that a log
+  histogram, its quantiles within 1.8 %;
+- some records themselves: the flagged ones (disagree, error: findings and reproducers need
+  them, and a healthy campaign has few); the known ones up to KNOWN_KEPT (summary.json's
+  "disagreements"); the WORST_KEPT worst judged ones (report.md's "Worst results"); and the
+  smallest case of each known entry x backend x method (its standalone reproducer).
 
-Two tallies merge by adding (shards, Dask workers, part files): ``merge``.  Memory grows with
-the number of cells and flagged records, not with the number of records.  ``add_batch`` takes a
-pyarrow RecordBatch or Table of the store's schema and works column-wise; ``add`` takes one
-record dict (results.jsonl).
+Memory grows with the number of cells and flagged records, not with the number of records.
+Two tallies merge by adding (shards, Dask workers, store parts): ``merge``.  ``to_state`` /
+``from_state`` write and read it as JSON (each store part carries the tally of its cases).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
 
-import numpy as np
+from gradxval.sketch import Sketch, as_float
 
-__all__ = ["Tally", "BINS_PER_DECADE", "LOW", "HIGH", "KNOWN_KEPT"]
+__all__ = ["Tally", "KNOWN_KEPT", "group_cases", "tally_of"]
 
 KNOWN_KEPT = 10_000  # known results listed in "disagreements"; the rest counted
-
-BINS_PER_DECADE = 64
-LOW, HIGH = -12, 24  # decades of error_u binned: 1e-12 u .. 1e24 u
-NBINS = (HIGH - LOW) * BINS_PER_DECADE
+WORST_KEPT = 200  # judged records kept for report.md's ten worst rows (several per row)
 JUDGED = ("agree", "overflow", "disagree", "known")
 FLAGGED = ("disagree", "error")
-_BELOW, _ZERO, _INF = NBINS, NBINS + 1, NBINS + 2  # extra slots after the bins
+_RANK = {"disagree": 0, "known": 1}  # report.md's worst results: unexplained first
 
 
-def _bins(e: np.ndarray) -> np.ndarray:
-    """The histogram slot of each error_u."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.floor((np.log10(e) - LOW) * BINS_PER_DECADE)
-    k = np.clip(np.nan_to_num(k, nan=-1, neginf=-1, posinf=NBINS - 1), -1, NBINS - 1)
-    slot = k.astype(np.int64)
-    slot[slot < 0] = _BELOW
-    slot[e == 0] = _ZERO
-    slot[np.isinf(e)] = _INF
-    return slot
+def _worst_key(r: dict) -> tuple:
+    """Worst first (a min-heap keeps the best on top): unexplained, then by error/tolerance."""
+    return (_RANK.get(r["verdict"], 2), -(r["error_u"] / r["tolerance_u"]), r["case_id"],
+            r["backend"], r["method"], r["quantity"])  # fmt: skip
+
+
+def group_cases(records) -> list[list[dict]]:
+    """Records grouped by case, cases in order of first appearance (case_done lines dropped)."""
+    by: dict[str, list[dict]] = {}
+    for r in records:
+        if "case_done" not in r:
+            by.setdefault(r["case_id"], []).append(r)
+    return list(by.values())
+
+
+def tally_of(records) -> Tally:
+    """The streaming summary of a list of records (grouped by case)."""
+    t = Tally()
+    for rs in group_cases(records):
+        t.add_case(rs)
+    return t
 
 
 class Tally:
@@ -63,29 +66,48 @@ class Tally:
         self.counts: Counter = Counter()
         self.matrix: dict[tuple[str, str], Counter] = {}
         self.known: Counter = Counter()
-        self.hist: dict[str, np.ndarray] = {}
-        self.maximum: dict[str, float] = {}
+        self.accuracy: dict[str, Sketch] = {}  # "backend/method dtype" -> error_u
+        self.tightness: dict[str, dict[str, Sketch]] = {}  # dtype -> who -> error/tolerance
         self.flagged: list[dict] = []
         self.known_kept: list[dict] = []
         self.known_more = 0
         self.listed: list[dict] = []  # disagree and (up to KNOWN_KEPT) known, in order
+        self._worst: list[tuple] = []  # a heap of (negated key, record)
+        self.known_small: dict[tuple, dict] = {}  # (entry, backend, method) -> smallest
+        self.asked: dict[tuple[str, str], list] = {}  # (field, name) -> [judged, first message]
+        self.hvp: dict[str, list] = {}  # backend -> [autodiff H v judged, results, message]
         self.judged_cases = 0
         self.shapes: dict[str, Counter] = {}
         self.regimes: dict[str, Counter] = {}
         self.problems: dict[str, Counter] = {}
-        self.determinism = Counter()
+        self.determinism = Counter(results=0, repeat_checked=0)
         self.profiles: dict[str, dict[str, dict]] = {}
-        self.outlier: dict[tuple, dict] = {}
+        from gradxval.judge.accuracy import OutlierTest
+
+        self.outlier = OutlierTest()  # the accuracy-outlier test's state
 
     # -- updates -------------------------------------------------------------------------------
     def add(self, r: dict) -> None:
+        """One record: every figure but the per-case ones (``add_case``)."""
         if "case_done" in r:
             return
         self.records += 1
         v = r["verdict"]
         self.counts[v] += 1
-        row = f"{r['backend']}/{r['method']}"
-        self.matrix.setdefault((row, r["dtype"]), Counter())[v] += 1
+        who = f"{r['backend']}/{r['method']}"
+        self.matrix.setdefault((who, r["dtype"]), Counter())[v] += 1
+        judged = v in JUDGED
+        for field in ("backend", "method", "dtype"):
+            seen = self.asked.get((field, r[field]))
+            if seen is None:
+                seen = self.asked[(field, r[field])] = [0, r.get("message")]
+            seen[0] += judged
+        if r["quantity"] == "hvp_x" and r["method"] != "closed_form":
+            h = self.hvp.get(r["backend"])
+            if h is None:
+                h = self.hvp[r["backend"]] = [0, 0, r.get("message")]
+            h[0] += judged
+            h[1] += 1
         if v == "known":
             self.known.update(p for p in (r.get("classification") or "").split("+") if p)
             if len(self.known_kept) < KNOWN_KEPT:
@@ -93,56 +115,43 @@ class Tally:
                 self.listed.append(r)
             else:
                 self.known_more += 1
+            self._keep_small(r)
         elif v == "disagree":
             self.listed.append(r)
-        e = r.get("error_u")
-        if v in JUDGED and e is not None:
-            self._hist(f"{row} {r['dtype']}", np.array([math.inf if e == "inf" else float(e)]))
         if v in FLAGGED:
             self.flagged.append(r)
+        e = r.get("error_u")
+        if judged and e is not None:
+            e = as_float(e)
+            self.accuracy.setdefault(f"{who} {r['dtype']}", Sketch()).add(e)
+            t = r.get("tolerance_u")
+            if t and math.isfinite(e):
+                ratio = min(max(e / t, 1e-4), 1e6)
+                self.tightness.setdefault(r["dtype"], {}).setdefault(who, Sketch()).add(ratio)
+            elif t:
+                self.tightness.setdefault(r["dtype"], {}).setdefault(who, Sketch()).add(1e6)
+            if math.isfinite(e) and t:
+                self._keep_worst(r)
 
-    def add_batch(self, batch) -> None:
-        """A pyarrow RecordBatch or Table with the store's columns, column-wise."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
+    def _keep_worst(self, r: dict) -> None:
+        key = _worst_key(r)
+        item = (_Reversed(key), r)
+        if len(self._worst) < WORST_KEPT:
+            heapq.heappush(self._worst, item)
+        elif key < self._worst[0][0].key:
+            heapq.heapreplace(self._worst, item)
 
-        t = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-        if not t.num_rows:
-            return
-        self.records += t.num_rows
-        row = pc.binary_join_element_wise(t["backend"], t["method"], "/")
-        t = t.append_column("row", row)
-        groups = t.group_by(["row", "dtype", "verdict"]).aggregate([([], "count_all")])
-        for g in groups.to_pylist():
-            self.counts[g["verdict"]] += g["count_all"]
-            self.matrix.setdefault((g["row"], g["dtype"]), Counter())[g["verdict"]] += g[
-                "count_all"
-            ]
-        known = t.filter(pc.equal(t["verdict"], "known"))["classification"]
-        for cls, n in zip(*_value_counts(known), strict=True):
-            self.known.update({p: n for p in (cls or "").split("+") if p})
-        judged = t.filter(pc.and_(pc.is_in(t["verdict"], pa.array(JUDGED)),
-                                  pc.is_valid(t["error_u"])))  # fmt: skip
-        if judged.num_rows:
-            key = pc.binary_join_element_wise(judged["row"], judged["dtype"], " ")
-            enc = pc.dictionary_encode(key).combine_chunks()
-            idx = enc.indices.to_numpy(zero_copy_only=False)
-            e = judged["error_u"].to_numpy()
-            slots = _bins(e)
-            for i, name in enumerate(enc.dictionary.to_pylist()):
-                mine = idx == i
-                self._add_hist(name, slots[mine], e[mine])
-        flagged = t.filter(pc.is_in(t["verdict"], pa.array(FLAGGED)))
-        if flagged.num_rows:
-            from gradxval.output.store import _record
+    def _keep_small(self, r: dict) -> None:
+        from gradxval.model.cases import size_order
 
-            rows = [_record(r) for r in flagged.drop_columns(["row"]).to_pylist()]
-            self.flagged.extend(rows)
-            self.listed.extend(r for r in rows if r["verdict"] == "disagree")
+        for entry in (r.get("classification") or "").split("+"):
+            key = (entry, r["backend"], r["method"])
+            have = self.known_small.get(key)
+            if have is None or size_order(r["case_id"]) < size_order(have["case_id"]):
+                self.known_small[key] = r
 
     def add_case(self, records: list[dict]) -> None:
         """One case's records together: everything add() takes, and the per-case figures."""
-        from gradxval.judge.accuracy import HONEST
         from gradxval.model.cases import SHAPE_CLASSES, Case, shape_classes
 
         records = [r for r in records if "case_done" not in r]
@@ -168,39 +177,18 @@ class Tally:
                 )
                 for b, rel in prof:
                     row[b] = max(row.get(b, 0.0), rel)
-        # the accuracy-outlier test (judge.accuracy): d against the honest closed forms' median
-        by: dict[str, dict[str, tuple]] = {}
-        for r in records:
-            extra = r.get("extra") or {}
-            if extra.get("bias_u") is not None and r["verdict"] in ("agree", "overflow"):
-                by.setdefault(r["quantity"], {})[f"{r['backend']}/{r['method']}"] = (
-                    float(extra["bias_u"]), extra, r["dtype"])  # fmt: skip
-        for quantity, whos in by.items():
-            for who, (b, extra, dtype) in whos.items():
-                peers = [v[0] for w, v in whos.items() if w in HONEST and w != who]
-                d = b - (float(np.median(peers)) if peers else 0.0)
-                g = self.outlier.setdefault((who, dtype, quantity), _group())
-                g["pos"] += d > 0
-                g["neg"] += d < 0
-                g["n"] += 1
-                g["d"].add(d)
-                g["b"].add(b)
-                mark = extra.get("explained_by")
-                if mark:
-                    m = g["marks"].setdefault(mark, [0, _Signed()])
-                    m[0] += 1
-                    m[1].add(b - extra["model_bias_u"])
+        self.outlier.add_case(records)
 
-    def _hist(self, key: str, e: np.ndarray) -> None:
-        self._add_hist(key, _bins(e), e)
+    def order(self, index: dict[str, int]) -> None:
+        """Put the kept records in plan order (``index``: case id -> position), each case's
+        own records in the order they came: a campaign's reports do not depend on which worker
+        finished first."""
 
-    def _add_hist(self, key: str, slots: np.ndarray, e: np.ndarray) -> None:
-        h = self.hist.get(key)
-        if h is None:
-            h = self.hist[key] = np.zeros(NBINS + 3, dtype=np.int64)
-        h += np.bincount(slots, minlength=NBINS + 3)
-        if e.size:
-            self.maximum[key] = max(self.maximum.get(key, -math.inf), float(np.max(e)))
+        def key(r):
+            return index.get(r["case_id"], len(index))
+
+        for rs in (self.flagged, self.listed, self.known_kept):
+            rs.sort(key=key)
 
     def merge(self, other: Tally) -> Tally:
         self.records += other.records
@@ -208,18 +196,28 @@ class Tally:
         for k, c in other.matrix.items():
             self.matrix.setdefault(k, Counter()).update(c)
         self.known.update(other.known)
-        for k, h in other.hist.items():
-            if k in self.hist:
-                self.hist[k] = self.hist[k] + h
-            else:
-                self.hist[k] = h.copy()
-            self.maximum[k] = max(self.maximum.get(k, -math.inf), other.maximum[k])
+        for k, s in other.accuracy.items():
+            self.accuracy.setdefault(k, Sketch()).merge(s)
+        for d, rows in other.tightness.items():
+            for who, s in rows.items():
+                self.tightness.setdefault(d, {}).setdefault(who, Sketch()).merge(s)
         self.flagged.extend(other.flagged)
         room = max(0, KNOWN_KEPT - len(self.known_kept))
         dropped = {id(r) for r in other.known_kept[room:]}
         self.known_kept.extend(other.known_kept[:room])
         self.known_more += other.known_more + len(dropped)
         self.listed.extend(r for r in other.listed if id(r) not in dropped)
+        for _, r in other._worst:
+            self._keep_worst(r)
+        for r in other.known_small.values():
+            self._keep_small(r)
+        for k, (n, msg) in other.asked.items():
+            mine = self.asked.setdefault(k, [0, msg])
+            mine[0] += n
+        for k, (n, m, msg) in other.hvp.items():
+            mine = self.hvp.setdefault(k, [0, 0, msg])
+            mine[0] += n
+            mine[1] += m
         self.judged_cases += other.judged_cases
         for mine, theirs in ((self.shapes, other.shapes), (self.regimes, other.regimes),
                              (self.problems, other.problems)):  # fmt: skip
@@ -231,17 +229,84 @@ class Tally:
                 row = self.profiles.setdefault(d, {}).setdefault(who, {})
                 for b, v in bins.items():
                     row[b] = max(row.get(b, 0.0), v)
-        for key, g in other.outlier.items():
-            mine = self.outlier.setdefault(key, _group())
-            for k in ("pos", "neg", "n"):
-                mine[k] += g[k]
-            mine["d"].merge(g["d"])
-            mine["b"].merge(g["b"])
-            for entry, (n, h) in g["marks"].items():
-                m = mine["marks"].setdefault(entry, [0, _Signed()])
-                m[0] += n
-                m[1].merge(h)
+        self.outlier.merge(other.outlier)
         return self
+
+    # -- saved state ---------------------------------------------------------------------------
+    def to_state(self) -> dict:
+        """JSON-able state; ``Tally.from_state`` reads it back (records shared by two lists
+        are written once)."""
+        pool: list[dict] = []
+        where: dict[int, int] = {}
+
+        def ref(r: dict) -> int:
+            if id(r) not in where:
+                where[id(r)] = len(pool)
+                pool.append(r)
+            return where[id(r)]
+
+        return {
+            "records": self.records,
+            "counts": dict(self.counts),
+            "matrix": [[w, d, dict(c)] for (w, d), c in self.matrix.items()],
+            "known": dict(self.known),
+            "accuracy": {k: s.to_state() for k, s in self.accuracy.items()},
+            "tightness": {
+                d: {w: s.to_state() for w, s in rows.items()} for d, rows in self.tightness.items()
+            },  # fmt: skip
+            "flagged": [ref(r) for r in self.flagged],
+            "known_kept": [ref(r) for r in self.known_kept],
+            "known_more": self.known_more,
+            "listed": [ref(r) for r in self.listed],
+            "worst": [ref(r) for _, r in self._worst],
+            "known_small": [ref(r) for r in self.known_small.values()],
+            "asked": [[f, n, v] for (f, n), v in self.asked.items()],
+            "hvp": self.hvp,
+            "judged_cases": self.judged_cases,
+            "shapes": self.shapes,
+            "regimes": self.regimes,
+            "problems": self.problems,
+            "determinism": dict(self.determinism),
+            "profiles": [
+                [d, who, list(bins.items())]
+                for d, rows in self.profiles.items()
+                for who, bins in rows.items()
+            ],  # fmt: skip
+            "outlier": self.outlier.to_state(),
+            "pool": pool,
+        }
+
+    @classmethod
+    def from_state(cls, s: dict) -> Tally:
+        from gradxval.judge.accuracy import OutlierTest
+
+        t = cls()
+        pool = s["pool"]
+        t.records = s["records"]
+        t.counts = Counter(s["counts"])
+        t.matrix = {(w, d): Counter(c) for w, d, c in s["matrix"]}
+        t.known = Counter(s["known"])
+        t.accuracy = {k: Sketch.from_state(v) for k, v in s["accuracy"].items()}
+        t.tightness = {d: {w: Sketch.from_state(v) for w, v in rows.items()}
+                       for d, rows in s["tightness"].items()}  # fmt: skip
+        t.flagged = [pool[i] for i in s["flagged"]]
+        t.known_kept = [pool[i] for i in s["known_kept"]]
+        t.known_more = s["known_more"]
+        t.listed = [pool[i] for i in s["listed"]]
+        for i in s["worst"]:
+            t._keep_worst(pool[i])
+        for i in s["known_small"]:
+            t._keep_small(pool[i])
+        t.asked = {(f, n): list(v) for f, n, v in s["asked"]}
+        t.hvp = {k: list(v) for k, v in s["hvp"].items()}
+        t.judged_cases = s["judged_cases"]
+        for name in ("shapes", "regimes", "problems"):
+            setattr(t, name, {d: Counter(c) for d, c in s[name].items()})
+        t.determinism = Counter(s["determinism"])
+        for d, who, bins in s["profiles"]:
+            t.profiles.setdefault(d, {})[who] = dict((b, v) for b, v in bins)
+        t.outlier = OutlierTest.from_state(s["outlier"])
+        return t
 
     # -- figures -------------------------------------------------------------------------------
     def matrix_counts(self) -> dict:
@@ -254,67 +319,77 @@ class Tally:
                 for r in rows}  # fmt: skip
 
     def distributions(self) -> dict:
-        """As summary.json's "accuracy": results, median, p99 and max of error_u per
-        backend/method dtype; the quantiles within a bin's width (module docstring)."""
-        out = {}
-        for key in sorted(self.hist):
-            h = self.hist[key]
-            n = int(h.sum())
-            top = self.maximum[key]
-            out[key] = {
-                "results": n,
-                "median_u": _clamp(_quantile(h, 0.5, n), top),
-                "p99_u": _clamp(_quantile(h, 0.99, n - int(h[_INF])), top) if n > h[_INF] else None,
-                "max_u": "inf" if math.isinf(self.maximum[key]) else round(self.maximum[key], 4),
-            }
+        """As summary.json's "accuracy" (judge.accuracy.distribution_figures)."""
+        from gradxval.judge.accuracy import distribution_figures
+
+        return distribution_figures(self.accuracy)
+
+    def worst(self) -> list[dict]:
+        """The kept judged records, worst first (report.md's "Worst results")."""
+        return [r for _, r in sorted(self._worst, key=lambda item: item[0].key)]
+
+    def box_stats(self) -> dict[str, dict[str, dict]]:
+        """{dtype: {who: {"q1", "med", "q3", "whislo", "whishi", "max"}}} of error/tolerance
+        (report.html's tightness plot): 1st, 25th, 50th, 75th and 99th percentiles."""
+        out: dict = {}
+        for d, rows in self.tightness.items():
+            for who, s in rows.items():
+                qs = [s.quantile(q) for q in (0.01, 0.25, 0.5, 0.75, 0.99)]
+                out.setdefault(d, {})[who] = {
+                    "whislo": qs[0], "q1": qs[1], "med": qs[2], "q3": qs[3], "whishi": qs[4],
+                    "max": s.top,
+                }  # fmt: skip
         return out
 
     def coverage(self) -> dict:
-        """As summary.json's "coverage" (cases taken in by add_case)."""
+        """As summary.json's "coverage" (cases taken in by add_case); keys in a fixed order,
+        whichever shard or worker saw a dtype first."""
+        from gradxval.model.cases import REGIMES
+
         return {
             "judged_cases": self.judged_cases,
-            "shape_classes": {d: dict(c) for d, c in self.shapes.items()},
-            "regimes": {d: dict(c) for d, c in self.regimes.items()},
-            "problems": {d: dict(c) for d, c in self.problems.items()},
+            "shape_classes": {d: dict(c) for d, c in _by_dtype(self.shapes)},
+            "regimes": {d: {r: c[r] for r in REGIMES if r in c}
+                        for d, c in _by_dtype(self.regimes)},  # fmt: skip
+            "problems": {d: dict(sorted(c.items())) for d, c in _by_dtype(self.problems)},
         }
 
     def profile_figures(self) -> dict:
         """As summary.json's "profiles"."""
         return {
             d: {who: sorted([b, v] for b, v in bins.items()) for who, bins in sorted(rows.items())}
-            for d, rows in self.profiles.items()
+            for d, rows in _by_dtype(self.profiles)
         }
 
-    def accuracy_outliers(self) -> list[dict]:
-        """judge.accuracy.accuracy_outliers from the state: the same groups, counts and sign
-        tests; the medians from the signed histograms."""
-        from gradxval.judge.accuracy import ALPHA, MIN_CASES, MIN_SHIFT_U, sign_test
-
+    def incomplete(self, run: dict) -> list[str]:
+        """Why a run judged less than it was asked to judge; [] when it judged everything."""
+        if not run.get("cases"):
+            return ["nothing tested: the run had 0 cases"]
         out = []
-        for (who, dtype, quantity), g in sorted(self.outlier.items()):
-            pos, neg = g["pos"], g["neg"]
-            if pos + neg < MIN_CASES:
-                continue
-            p = sign_test(pos, neg)
-            shift, own = g["d"].median(), g["b"].median()
-            away = abs(own) >= MIN_SHIFT_U and own * shift > 0
-            if not (p < ALPHA and abs(shift) >= MIN_SHIFT_U and away):
-                continue
-            backend, method = who.split("/", 1)
-            o = {"backend": backend, "method": method, "dtype": dtype, "quantity": quantity,
-                 "cases": g["n"], "higher": pos, "lower": neg,
-                 "median_shift_u": round(shift, 3), "p_value": float(f"{p:.3g}"),
-                 "median_bias_u": round(own, 3),
-                 "message": (f"{who} {quantity} in {dtype} is systematically "
-                             f"{'above' if shift > 0 else 'below'} the honest closed forms: "
-                             f"{max(pos, neg)} of {pos + neg} cases on one side, median shift "
-                             f"{shift:+.3g} u, its own mean relative error {own:+.3g} u "
-                             f"(sign test p = {p:.2g} < {ALPHA:g})")}  # fmt: skip
-            best = max(g["marks"].items(), key=lambda kv: kv[1][0], default=None)
-            if best and best[1][0] >= 0.9 * g["n"] and abs(best[1][1].median()) < MIN_SHIFT_U:
-                o["known"] = best[0]
-                o["message"] += f" -- known: {best[0]}"
-            out.append(o)
+        dropped = run.get("dropped_backends") or {}
+        for name, why in dropped.items():
+            out.append(f"backend {name} was asked for but did not run: {why}")
+        if not sum(self.counts.get(v, 0) for v in JUDGED):
+            why = ("every backend unavailable" if not self.records
+                   else "every result unsupported or error")  # fmt: skip
+            return [*out, f"nothing tested: no result was judged ({why})"]
+        asked = run.get("asked") or {}
+        for field, key in (("backends", "backend"), ("methods", "method"), ("dtypes", "dtype")):
+            for name in asked.get(field, ()):
+                if key == "backend" and name in dropped:
+                    continue  # said above, with the reason
+                judged, message = self.asked.get((key, name), (0, None))
+                if not judged:
+                    reason = message if (key, name) in self.asked else "no results"
+                    out.append(f"{key} {name} was asked for by name but judged nothing: {reason}")
+        for name in asked.get("backends", ()):
+            # a second-order run asks each named backend's autodiff for H v
+            judged, results, message = self.hvp.get(name, (0, 0, None))
+            if results and not judged:
+                out.append(
+                    f"backend {name} was asked for by name but its second-order autodiff "
+                    f"judged nothing: {message}"
+                )
         return out
 
     def summary(self, registry=None, diagnoses=None) -> dict:
@@ -322,7 +397,6 @@ class Tally:
         "environment", "incomplete" or "conventions", which the campaign adds)."""
         from gradxval.judge.compare import VERDICTS
         from gradxval.output.findings import findings
-        from gradxval.output.summary import LISTED_KEYS
 
         return {
             "records": self.records,
@@ -338,87 +412,33 @@ class Tally:
             "matrix": self.matrix_counts(),
             "known_seen": dict(self.known.most_common()),
             "profiles": self.profile_figures(),
-            "accuracy_outliers": self.accuracy_outliers(),
+            "accuracy_outliers": self.outlier.outliers(),
             "accuracy": self.distributions(),
             "coverage": self.coverage(),
         }
 
 
-def _group() -> dict:
-    """One accuracy-outlier group's state."""
-    return {"pos": 0, "neg": 0, "n": 0, "d": _Signed(), "b": _Signed(), "marks": {}}
+def _by_dtype(cells: dict) -> list[tuple]:
+    """(dtype, value) in DTYPES order."""
+    from gradxval.dtypes import DTYPES
+
+    return sorted(cells.items(), key=lambda kv: DTYPES.index(kv[0]) if kv[0] in DTYPES else 99)
 
 
+class _Reversed:
+    """Orders keys the other way round: the heap's top is the least bad record kept."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key):
+        self.key = key
+
+    def __lt__(self, other):
+        return self.key > other.key
+
+
+# what summary.json's "disagreements" holds of each disagree or known result
+LISTED_KEYS = ("case_id", "backend", "method", "quantity", "dtype", "regime", "error_u",
+               "tolerance_u", "classification", "reproduce", "message", "attribution",
+               "shrunk_case", "standalone")  # fmt: skip
 ERROR_KEYS = ("case_id", "backend", "method", "quantity", "message", "reproduce")
-
-
-class _Signed:
-    """A histogram of signed values (negative and positive magnitudes apart): its median."""
-
-    def __init__(self):
-        self.neg = np.zeros(NBINS + 3, dtype=np.int64)
-        self.pos = np.zeros(NBINS + 3, dtype=np.int64)
-
-    def add(self, v: float) -> None:
-        side = self.neg if v < 0 else self.pos
-        side[_bins(np.array([abs(v)]))[0]] += 1
-
-    def merge(self, other: _Signed) -> None:
-        self.neg += other.neg
-        self.pos += other.pos
-
-    def median(self) -> float:
-        """numpy's median (the mean of the two middle values for an even count), each order
-        statistic a bin's geometric centre."""
-        centres = 10 ** (LOW + (np.arange(NBINS) + 0.5) / BINS_PER_DECADE)
-        values = np.concatenate([[-math.inf], -centres[::-1], [-(10.0**LOW)], [0.0],
-                                 [10.0**LOW], centres, [math.inf]])  # fmt: skip
-        counts = np.concatenate([[self.neg[_INF]], self.neg[:NBINS][::-1], [self.neg[_BELOW]],
-                                 [self.neg[_ZERO] + self.pos[_ZERO]], [self.pos[_BELOW]],
-                                 self.pos[:NBINS], [self.pos[_INF]]])  # fmt: skip
-        n = int(counts.sum())
-        if not n:
-            return 0.0
-        cum = np.cumsum(counts)
-        lo, hi = (n - 1) // 2, n // 2
-        a = values[int(np.searchsorted(cum, lo + 1))]
-        b = values[int(np.searchsorted(cum, hi + 1))]
-        return float((a + b) / 2)
-
-
-def _clamp(q, top: float):
-    """A bin centre may lie past the largest value: no quantile exceeds the exact maximum."""
-    return q if isinstance(q, str) or q is None or q <= top else round(top, 4)
-
-
-def _quantile(h: np.ndarray, q: float, n: int):
-    """The q-quantile of the histogrammed values as numpy's default (linear between the two
-    order statistics around rank q (n - 1)), each order statistic taken as the geometric
-    centre of its bin; 0 for exact zeros, 'inf' for infinities."""
-    if n <= 0:
-        return None
-    pos = q * (n - 1)
-    lo, hi = math.floor(pos), math.ceil(pos)
-    a, b = _order_statistic(h, lo), _order_statistic(h, hi)
-    if math.inf in (a, b):
-        return "inf"
-    return round(a + (pos - lo) * (b - a), 4)
-
-
-def _order_statistic(h: np.ndarray, rank: int) -> float:
-    order = np.concatenate([[h[_ZERO], h[_BELOW]], h[:NBINS], [h[_INF]]])
-    k = int(np.searchsorted(np.cumsum(order), rank + 1))
-    if k == 0:
-        return 0.0
-    if k == 1:
-        return 10.0**LOW  # below the binned range: at most this
-    if k >= len(order) - 1:
-        return math.inf
-    return 10 ** (LOW + (k - 2 + 0.5) / BINS_PER_DECADE)
-
-
-def _value_counts(col):
-    import pyarrow.compute as pc
-
-    vc = pc.value_counts(col)
-    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()

@@ -1,0 +1,174 @@
+"""Values of one cell of a summary, mergeable and bounded: ``Sketch``.
+
+A sketch keeps the values themselves while it has at most EXACT of them, so that every figure
+read from it (quantiles, the median) equals numpy's on the same values.  Past that it keeps a
+fixed histogram on a log scale, BINS_PER_DECADE bins per decade from 1e-12 to 1e24 for each
+sign, plus exact zeros, magnitudes below the first bin, infinities and the exact maximum.  A
+quantile read from the histogram is the geometric centre of its bin: within a factor
+10**(1/(2 BINS_PER_DECADE)) (1.8 %) of the exact one, for values inside the binned range.
+Sketches merge by adding (shards, workers, store parts) and save as JSON (``to_state``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["Sketch", "as_float", "BINS_PER_DECADE", "LOW", "HIGH", "EXACT", "EXACT_SAVED"]
+
+EXACT = 2048  # values a sketch keeps as they are; past that, its histogram
+EXACT_SAVED = 512  # values a sketch writes into saved state (a store part) as they are
+
+BINS_PER_DECADE = 64
+LOW, HIGH = -12, 24  # decades binned: 1e-12 .. 1e24
+NBINS = (HIGH - LOW) * BINS_PER_DECADE
+_BELOW, _ZERO, _INF = NBINS, NBINS + 1, NBINS + 2  # extra slots after the bins
+
+
+def _bins(e: np.ndarray) -> np.ndarray:
+    """The histogram slot of each magnitude."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.floor((np.log10(e) - LOW) * BINS_PER_DECADE)
+    k = np.clip(np.nan_to_num(k, nan=-1, neginf=-1, posinf=NBINS - 1), -1, NBINS - 1)
+    slot = k.astype(np.int64)
+    slot[slot < 0] = _BELOW
+    slot[e == 0] = _ZERO
+    slot[np.isinf(e)] = _INF
+    return slot
+
+
+def as_float(v) -> float:
+    """A number as JSON holds it ("inf", "-inf" as strings) as a float."""
+    return float(v)  # float("inf") parses
+
+
+class Sketch:
+    """The values of one cell: exact while at most EXACT, else a signed log histogram."""
+
+    __slots__ = ("values", "neg", "pos", "n", "top")
+
+    def __init__(self):
+        self.values: list[float] | None = []
+        self.neg = self.pos = None
+        self.n = 0
+        self.top = -math.inf
+
+    def add(self, v: float) -> None:
+        self.n += 1
+        self.top = max(self.top, v)
+        if self.values is not None:
+            self.values.append(v)
+            if len(self.values) > EXACT:
+                self._to_histogram()
+        else:
+            self._bin(np.array([v]))
+
+    def _bin(self, a: np.ndarray) -> None:
+        if self.neg is None:
+            self.neg = np.zeros(NBINS + 3, dtype=np.int64)
+            self.pos = np.zeros(NBINS + 3, dtype=np.int64)
+        self.neg += np.bincount(_bins(-a[a < 0]), minlength=NBINS + 3)
+        self.pos += np.bincount(_bins(a[a >= 0]), minlength=NBINS + 3)
+
+    def _to_histogram(self) -> None:
+        if self.values is not None:
+            values, self.values = self.values, None
+            self._bin(np.asarray(values, dtype=float))
+
+    @property
+    def exact(self) -> bool:
+        return self.values is not None
+
+    def merge(self, other: Sketch) -> None:
+        self.n += other.n
+        self.top = max(self.top, other.top)
+        if (self.values is not None and other.values is not None
+                and len(self.values) + len(other.values) <= EXACT):  # fmt: skip
+            self.values.extend(other.values)
+            return
+        self._to_histogram()
+        if other.values is not None:
+            self._bin(np.asarray(other.values, dtype=float))
+        else:
+            self.neg += other.neg
+            self.pos += other.pos
+
+    # -- figures ---------------------------------------------------------------------------------
+    def _ordered(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bin values ascending, counts): each bin as its geometric centre."""
+        centres = 10 ** (LOW + (np.arange(NBINS) + 0.5) / BINS_PER_DECADE)
+        values = np.concatenate([[-math.inf], -centres[::-1], [-(10.0**LOW)], [0.0],
+                                 [10.0**LOW], centres, [math.inf]])  # fmt: skip
+        counts = np.concatenate([[self.neg[_INF]], self.neg[:NBINS][::-1], [self.neg[_BELOW]],
+                                 [self.neg[_ZERO] + self.pos[_ZERO]], [self.pos[_BELOW]],
+                                 self.pos[:NBINS], [self.pos[_INF]]])  # fmt: skip
+        return values, counts
+
+    def quantile(self, q: float, finite: bool = False) -> float | None:
+        """numpy's default quantile (linear between the two order statistics around rank
+        q (n - 1)), over the finite values only with ``finite``; None where there are none."""
+        if self.values is not None:
+            a = np.asarray(self.values, dtype=float)
+            if finite:
+                a = a[np.isfinite(a)]
+            if not a.size:
+                return None
+            if q == 0.5:  # np.median: an infinity in the middle is inf, not nan
+                return float(np.median(a))
+            return float(np.percentile(a, 100 * q))
+        values, counts = self._ordered()
+        if finite:
+            counts = counts.copy()
+            counts[0] = counts[-1] = 0
+        n = int(counts.sum())
+        if not n:
+            return None
+        cum = np.cumsum(counts)
+        pos = q * (n - 1)
+        lo, hi = math.floor(pos), math.ceil(pos)
+        a = values[int(np.searchsorted(cum, lo + 1))]
+        b = values[int(np.searchsorted(cum, hi + 1))]
+        if math.isinf(a) or math.isinf(b):
+            return float(a if math.isinf(a) else b)
+        return float(min(a + (pos - lo) * (b - a), self.top))  # no quantile past the maximum
+
+    def median(self) -> float:
+        m = self.quantile(0.5)
+        return 0.0 if m is None else m
+
+    # -- saved state -----------------------------------------------------------------------------
+    def to_state(self) -> dict:
+        top = "inf" if self.top == math.inf else (None if self.top == -math.inf else self.top)
+        if self.values is not None and len(self.values) <= EXACT_SAVED:
+            return {"v": [_json_float(v) for v in self.values], "top": top}
+        s = Sketch()
+        s.merge(self)
+        s._to_histogram()
+        return {"n": self.n, "top": top, "neg": _sparse(s.neg), "pos": _sparse(s.pos)}
+
+    @classmethod
+    def from_state(cls, d: dict) -> Sketch:
+        s = cls()
+        top = d.get("top")
+        s.top = -math.inf if top is None else as_float(top)
+        if "v" in d:
+            s.values = [as_float(v) for v in d["v"]]
+            s.n = len(s.values)
+            return s
+        s.values, s.n = None, d["n"]
+        s.neg = np.zeros(NBINS + 3, dtype=np.int64)
+        s.pos = np.zeros(NBINS + 3, dtype=np.int64)
+        for side, arr in (("neg", s.neg), ("pos", s.pos)):
+            for k, c in d[side].items():
+                arr[int(k)] = c
+        return s
+
+
+def _json_float(v: float):
+    return ("inf" if v > 0 else "-inf") if math.isinf(v) else v
+
+
+def _sparse(a: np.ndarray) -> dict:
+    (nz,) = np.nonzero(a)
+    return {str(int(k)): int(a[k]) for k in nz}

@@ -369,12 +369,15 @@ def execute(
     def keep(rec: dict) -> None:
         case_records.append(rec)
 
-    def case_done(case) -> None:
+    store = out is not None and out.results == "parquet"
+
+    def case_done(case, written: bool = False) -> None:
         recs = list(case_records)
         case_records.clear()
-        if out is not None:
+        if out is not None and not written:
             out.append_case(case.id, recs)
-        tally.add_case(recs)
+        if not store:  # a store tallies each part's cases itself: read below
+            tally.add_case(recs)
         finished[0] += 1
         if on_case:
             on_case(case)
@@ -384,7 +387,16 @@ def execute(
     try:
         if executor == "dask":
             stats = _on_dask(
-                p, todo, limits, scheduler, workers, on_ready, on_note, keep, case_done
+                p,
+                todo,
+                limits,
+                scheduler,
+                workers,
+                on_ready,
+                on_note,
+                keep,
+                case_done,
+                out if store else None,
             )
         else:
             stats = run_cases(
@@ -404,6 +416,9 @@ def execute(
         interrupted = exc.code
     except KeyboardInterrupt:
         interrupted = 130
+    if store:  # what the store holds is the run: its parts' footers (workers wrote some)
+        out.close_results()
+        tally, _ = out.state()
     infos = stats.backends if stats is not None else ready.get("infos", [])
     skipped = stats.skipped if stats is not None else ready.get("skipped", {})
     run = _run_info(
@@ -708,8 +723,9 @@ def _link_parts(src, dest, prefix: str) -> None:
             shutil.copyfile(part, final)
 
 
-def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, keep, done):
-    """execute's body on a Dask cluster (dask_executor.py); returns runner-like stats."""
+def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, keep, done, store=None):
+    """execute's body on a Dask cluster (dask_executor.py); returns runner-like stats.  With
+    ``store`` (a RunDir keeping a columnar store) the workers write their own parts."""
     from types import SimpleNamespace
 
     from gradxval.model.cases import Case
@@ -721,18 +737,47 @@ def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, keep, done)
             keep(rec)
         done(Case.from_id(cid))
 
-    infos, skipped, quarantined = run_on_dask(
-        todo,
-        p.names,
-        p.method_spec,
-        limits or Limits(),
-        on_case,
-        order=p.settings.order,
-        scheduler=scheduler,
-        workers=workers,
-        on_ready=on_ready,
-        on_note=on_note,
-    )
+    def on_packed(case_ids: list[str], records: int) -> None:
+        for cid in case_ids:  # written by the worker into its own part
+            done(Case.from_id(cid), written=True)
+
+    pack = finish = None
+    if store is not None:
+        import uuid
+
+        from gradxval.output.store import WorkerStore, flush_seconds
+
+        pack = WorkerStore(store.path.resolve(), uuid.uuid4().hex[:8], flush_seconds())
+        finish = pack.flush
+
+    def run(cases, ready):
+        return run_on_dask(
+            cases,
+            p.names,
+            p.method_spec,
+            limits or Limits(),
+            on_case,
+            order=p.settings.order,
+            scheduler=scheduler,
+            workers=workers,
+            on_ready=ready,
+            on_note=on_note,
+            pack=pack,
+            on_packed=on_packed,
+            finish=finish,
+        )
+
+    infos, skipped, quarantined = run(todo, on_ready)
+    if store is not None:  # cases a lost worker held unwritten: once more
+        have = store.done()
+        lost = [c for c in todo if c.id not in have]
+        if lost:
+            if on_note:
+                on_note(f"{len(lost)} cases were lost with a worker before they were written; "
+                        "running them again")  # fmt: skip
+            infos, skipped2, quarantined2 = run(lost, None)
+            skipped.update(skipped2)
+            quarantined.update(quarantined2)
     return SimpleNamespace(
         backends=infos, skipped=skipped, quarantined=quarantined, logs={}, cases=len(todo)
     )

@@ -98,6 +98,56 @@ def test_a_killed_worker_has_its_cases_rerun_not_lost(tmp_path, cluster):
     assert outcome.status == 0
 
 
+def test_workers_write_their_own_store_parts(tmp_path, local_run):
+    """--store on Dask: each worker writes its own parts (named after it); the client's summary
+    from their footers equals the local run's."""
+    pytest.importorskip("pyarrow")
+    dask = tmp_path / "dask"
+    assert main([*ARGS, "--out", str(dask), "--executor", "dask", "--store"]) == 1
+    writers = {p.name.rsplit("-", 1)[0] for p in (dask / "results").glob("part-*.parquet")}
+    assert len(writers) == 2 and not (dask / "results.jsonl").exists()
+    got, want = _summary(dask), _summary(local_run)
+    assert {k: v for k, v in got.items() if k != "environment"} == {
+        k: v for k, v in want.items() if k != "environment"
+    }
+
+
+def test_cases_a_killed_worker_held_unwritten_are_run_again(tmp_path, cluster):
+    """A worker killed with cases in its unwritten part: the client finds them missing from the
+    store and runs them again; every case is in the store once."""
+    pytest.importorskip("pyarrow")
+    c, client = cluster
+    dtypes = "float16,float32,float64,complex64,complex128"
+    p = plan(Settings(backends="numpy,mutants:Slow", cases=24, seed=3, dtypes=dtypes))
+    out = RunDir(tmp_path / "run", results="parquet")
+    out.open()
+    seen: list = []
+    notes: list = []
+
+    def held() -> int:  # in a worker: cases its writer holds, not yet in a part
+        from gradxval.output import store
+
+        return sum(len(w._cases) for w in store._WORKER_WRITERS.values())
+
+    def kill_one(case) -> None:
+        seen.append(case.id)
+        if not notes.count("killed"):
+            holding = {w: n for w, n in client.run(held).items() if n}
+            if holding:
+                pid = client.run(os.getpid, workers=[min(holding)])[min(holding)]
+                os.kill(pid, signal.SIGKILL)
+                notes.append("killed")
+
+    outcome = execute(p, out, executor="dask", scheduler=c.scheduler_address, on_case=kill_one,
+                      follow_up=False, on_note=notes.append)  # fmt: skip
+    out.close()
+    assert any("lost with a worker" in n for n in notes), notes
+    keys = [(r["case_id"], r["backend"], r["method"], r["quantity"]) for r in out.records()]
+    assert len(keys) == len(set(keys)) == 24 * 2 * 3
+    assert out.done() == {c.id for c in p.cases}
+    assert outcome.status == 0 and outcome.summary["coverage"]["judged_cases"] == 24
+
+
 def test_workers_with_another_environment_are_refused(tmp_path, cluster, monkeypatch):
     import gradxval.run.dask_executor as dx
 

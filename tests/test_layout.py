@@ -11,8 +11,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # lowest first; a module's floor is the first prefix it matches, the front door is the rest
 FLOORS = (
-    ("ground", ("gradxval.errors", "gradxval.dtypes", "gradxval.numerics", "gradxval.sketch",
-                "gradxval.version")),
+    (
+        "ground",
+        (
+            "gradxval.errors",
+            "gradxval.dtypes",
+            "gradxval.numerics",
+            "gradxval.sketch",
+            "gradxval.version",
+        ),
+    ),
     ("model", ("gradxval.model", "gradxval.suite")),
     ("backends", ("gradxval.backends",)),
     ("judge", ("gradxval.judge",)),

@@ -188,17 +188,20 @@ class RunDir:
     def append_case(self, case_id: str, records: list[dict]) -> None:
         """A whole case's verdicts, then its completion (both at once, in either format)."""
         if self.results == "parquet":
-            if self._store is None:
-                from gradxval.output.store import StoreWriter
-
-                self._store = StoreWriter(self.path, name="run")
-            self._store.append_case(case_id, records)
+            self._writer().append_case(case_id, records)
             return
         if self._results is None:
             self._results = open(self.path / "results.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         lines = [json.dumps(r, sort_keys=True) + "\n" for r in records]
         self._results.write("".join(lines) + json.dumps({"case_done": case_id}) + "\n")
         self._results.flush()
+
+    def _writer(self):
+        if self._store is None:
+            from gradxval.output.store import StoreWriter, flush_seconds
+
+            self._store = StoreWriter(self.path, name="run", flush_seconds=flush_seconds())
+        return self._store
 
     def done(self) -> set[str]:
         """The ids of the cases whose every verdict was written."""

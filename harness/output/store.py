@@ -8,7 +8,8 @@ reader never sees half a part, a crash loses at most the buffer (those cases are
 on resume), and writers with different names (Dask workers, shards) can write into one
 directory without talking to each other.  Each part carries, in its Parquet key-value
 metadata, the ids of the cases it completes (``gradxval.cases``) and the streaming summary of
-those cases (``gradxval.tally``, output.tally.Tally.to_state): resuming, rebuilding the report
+those cases (``gradxval.tally``, output.tally.Tally.to_state), each as JSON compressed with
+zstd and base64-encoded ("<bytes>:<base64>"): resuming, rebuilding the report
 and merging shards read the parts' footers, not their records.  Low-cardinality strings
 (backend, method, dtype, verdict, ...) are dictionary-encoded by Parquet, so a record costs
 tens of bytes on disk instead of the ~540 of its JSON line (benchmarks/campaign_scale.py).
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,11 +35,13 @@ from pathlib import Path
 from gradxval.errors import UsageError
 
 __all__ = ["StoreWriter", "iter_batches", "iter_records", "records_of", "export_jsonl",
-           "import_jsonl", "store_state", "store_done", "has_store", "PART_ROWS", "FLUSH_SECONDS",
+           "import_jsonl", "table_of", "pack_batch", "WorkerStore", "store_state", "store_done",
+           "has_store", "flush_seconds", "PART_ROWS", "FLUSH_SECONDS", "FLUSH_ENV",
            "require_pyarrow"]  # fmt: skip
 
 PART_ROWS = 1 << 17  # records per part file: ~131k, a few MB in memory before it is written
 FLUSH_SECONDS = 30.0  # and at least this often, so that a kill loses little work
+FLUSH_ENV = "GRADXVAL_STORE_FLUSH_SECONDS"  # another interval for a run's store (seconds)
 TALLY_KEY, CASES_KEY = b"gradxval.tally", b"gradxval.cases"
 STRINGS = ("case_id", "backend", "method", "quantity", "dtype", "regime", "verdict",
            "classification", "message", "attribution", "reproduce", "actual", "reference",
@@ -89,6 +93,7 @@ class StoreWriter:
         from gradxval.output.tally import Tally
 
         self._cols: dict[str, list] = {k: [] for k in self.schema.names}
+        self._tables: list = []  # whole batches, as workers built them (append_batch)
         self._rows = 0
         self._cases: list[str] = []
         self._tally = Tally()
@@ -101,6 +106,19 @@ class StoreWriter:
             self._row(r)
         self._cases.append(case_id)
         self._tally.add_case(records)
+        self._maybe_flush()
+
+    def append_batch(self, case_ids: list[str], table, tally) -> None:
+        """Whole cases at once, as a worker made them: their records as a table of the store's
+        schema (``table_of``) and their streaming summary.  Nothing per record happens here:
+        the client of a cluster only concatenates tables and merges summaries."""
+        self._tables.append(table)
+        self._rows += table.num_rows
+        self._cases.extend(case_ids)
+        self._tally.merge(tally)
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
         if self._rows >= self.part_rows or time.monotonic() - self._since >= self.flush_seconds:
             self.flush()
 
@@ -111,18 +129,11 @@ class StoreWriter:
             self.flush()
 
     def _row(self, r: dict) -> None:
-        cols = self._cols
-        for k in STRINGS:
-            cols[k].append(r.get(k))
-        cols["error_u"].append(_float(r.get("error_u")))
-        cols["tolerance_u"].append(_float(r.get("tolerance_u")))
-        cols["worst_index"].append(r.get("worst_index"))
-        extra = r.get("extra")
-        cols["extra"].append(json.dumps(extra) if extra else None)
+        _add_row(self._cols, r)
         self._rows += 1
 
     def append_table(self, table) -> None:
-        """Append a pyarrow table of this schema as it is (one part): the bulk path."""
+        """Append a pyarrow table of this schema as it is (one part, no case metadata)."""
         self.flush()
         self._write(table.select(self.schema.names).cast(self.schema))
 
@@ -131,10 +142,12 @@ class StoreWriter:
             return
         pa = require_pyarrow()
         table = pa.table(self._cols, schema=self.schema)
+        if self._tables:
+            table = pa.concat_tables([table, *self._tables])
         if self._cases:
             table = table.replace_schema_metadata({
-                TALLY_KEY: json.dumps(self._tally.to_state()),
-                CASES_KEY: json.dumps(self._cases),
+                TALLY_KEY: _pack_json(self._tally.to_state()),
+                CASES_KEY: _pack_json(self._cases),
             })  # fmt: skip
         self._reset()
         self._write(table)
@@ -155,6 +168,104 @@ class StoreWriter:
 
     def close(self) -> None:
         self.flush()
+
+
+def flush_seconds() -> float:
+    """The part interval of a run's store: FLUSH_ENV, else FLUSH_SECONDS."""
+
+    raw = os.environ.get(FLUSH_ENV)
+    try:
+        value = FLUSH_SECONDS if raw is None else float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise UsageError(f"{FLUSH_ENV}={raw!r}: expected a number of seconds >= 0")
+    return value
+
+
+def _pack_json(obj) -> bytes:
+    """JSON, zstd-compressed and base64-encoded for a Parquet footer: "<size>:<base64>"."""
+    import base64
+
+    pa = require_pyarrow()
+    raw = json.dumps(obj).encode()
+    packed = pa.Codec("zstd").compress(raw, asbytes=True)
+    return f"{len(raw)}:".encode() + base64.b64encode(packed)
+
+
+def _unpack_json(value: bytes):
+    import base64
+
+    pa = require_pyarrow()
+    size, _, data = value.partition(b":")
+    raw = pa.Codec("zstd").decompress(base64.b64decode(data), int(size), asbytes=True)
+    return json.loads(raw)
+
+
+def _add_row(cols: dict[str, list], r: dict) -> None:
+    for k in STRINGS:
+        cols[k].append(r.get(k))
+    cols["error_u"].append(_float(r.get("error_u")))
+    cols["tolerance_u"].append(_float(r.get("tolerance_u")))
+    cols["worst_index"].append(r.get("worst_index"))
+    extra = r.get("extra")
+    cols["extra"].append(json.dumps(extra) if extra else None)
+
+
+def table_of(records: list[dict]):
+    """Records as a pyarrow table of the store's schema (a worker's batch)."""
+    pa = require_pyarrow()
+    schema = _schema()
+    cols: dict[str, list] = {k: [] for k in schema.names}
+    for r in records:
+        _add_row(cols, r)
+    return pa.table(cols, schema=schema)
+
+
+def pack_batch(results: list[tuple[str, list[dict]]]):
+    """In a worker: a batch's [(case id, records), ...] as (table, streaming summary), what
+    ``StoreWriter.append_batch`` takes (run.dask_executor's ``pack``)."""
+    from gradxval.output.tally import Tally
+
+    tally = Tally()
+    for _, records in results:
+        tally.add_case(records)
+    return table_of([r for _, records in results for r in records]), tally
+
+
+_WORKER_WRITERS: dict = {}  # per worker process: (store, run token) -> its own StoreWriter
+
+
+class WorkerStore:
+    """Workers write their own parts (run.dask_executor's ``pack`` and ``finish``).
+
+    Called in a Dask worker with a batch's [(case id, records), ...], it packs the batch and
+    appends it to this process's own writer of the store at ``path`` (shared storage: every
+    worker and the client see it), named after the host, the process and the run, so workers
+    never write over each other.  Only the number of records goes back to the client.
+    ``flush`` (run on every worker at the end) writes what each holds.  A worker that dies
+    loses its unwritten cases: the client reads which cases the store holds, not which tasks
+    finished.
+    """
+
+    def __init__(self, path: str | Path, token: str, flush_every: float):
+        self.path, self.token, self.flush_every = str(path), token, flush_every
+
+    def __call__(self, results: list[tuple[str, list[dict]]]) -> int:
+        key = (self.path, self.token)
+        w = _WORKER_WRITERS.get(key)
+        if w is None:
+            name = f"{socket.gethostname()}.{os.getpid()}.{self.token}".replace("-", "_")
+            w = _WORKER_WRITERS[key] = StoreWriter(self.path, name, flush_seconds=self.flush_every)
+        table, tally = pack_batch(results)
+        w.append_batch([cid for cid, _ in results], table, tally)
+        return table.num_rows
+
+    def flush(self) -> bool:
+        w = _WORKER_WRITERS.pop((self.path, self.token), None)
+        if w is not None:
+            w.close()
+        return w is not None
 
 
 def _parts(path: str | Path) -> list[Path]:
@@ -222,7 +333,7 @@ def store_done(path: str | Path) -> set[str]:
     for part in _parts(path):
         meta = pq.read_schema(part).metadata or {}
         if CASES_KEY in meta:
-            done.update(json.loads(meta[CASES_KEY]))
+            done.update(_unpack_json(meta[CASES_KEY]))
         else:
             done.update(pq.read_table(part, columns=["case_id"])["case_id"].to_pylist())
     return done
@@ -238,8 +349,8 @@ def store_state(path: str | Path):
     for part in _parts(path):
         meta = pq.read_schema(part).metadata or {}
         if TALLY_KEY in meta:
-            tally.merge(Tally.from_state(json.loads(meta[TALLY_KEY])))
-            done.update(json.loads(meta[CASES_KEY]))
+            tally.merge(Tally.from_state(_unpack_json(meta[TALLY_KEY])))
+            done.update(_unpack_json(meta[CASES_KEY]))
             continue
         for rs in group_cases(records_of(pq.read_table(part))):
             tally.add_case(rs)

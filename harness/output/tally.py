@@ -30,7 +30,9 @@ from gradxval.sketch import Sketch, as_float
 
 __all__ = ["Tally", "KNOWN_KEPT", "group_cases", "tally_of"]
 
-KNOWN_KEPT = 10_000  # known results listed in "disagreements"; the rest counted
+KNOWN_KEPT = (
+    1_000  # known results listed in "disagreements" (and kept per store part); the rest counted
+)
 WORST_KEPT = 200  # judged records kept for report.md's ten worst rows (several per row)
 JUDGED = ("agree", "overflow", "disagree", "known")
 FLAGGED = ("disagree", "error")
@@ -133,8 +135,8 @@ class Tally:
             if math.isfinite(e) and t:
                 self._keep_worst(r)
 
-    def _keep_worst(self, r: dict) -> None:
-        key = _worst_key(r)
+    def _keep_worst(self, r: dict, key: tuple | None = None) -> None:
+        key = _worst_key(r) if key is None else key
         item = (_Reversed(key), r)
         if len(self._worst) < WORST_KEPT:
             heapq.heappush(self._worst, item)
@@ -207,8 +209,9 @@ class Tally:
         self.known_kept.extend(other.known_kept[:room])
         self.known_more += other.known_more + len(dropped)
         self.listed.extend(r for r in other.listed if id(r) not in dropped)
-        for _, r in other._worst:
-            self._keep_worst(r)
+        for rev, r in other._worst:  # keys kept: most are not worse than what is here
+            if len(self._worst) < WORST_KEPT or rev.key < self._worst[0][0].key:
+                self._keep_worst(r, rev.key)
         for r in other.known_small.values():
             self._keep_small(r)
         for k, (n, msg) in other.asked.items():
@@ -349,8 +352,9 @@ class Tally:
         return {
             "judged_cases": self.judged_cases,
             "shape_classes": {d: dict(c) for d, c in _by_dtype(self.shapes)},
-            "regimes": {d: {r: c[r] for r in REGIMES if r in c}
-                        for d, c in _by_dtype(self.regimes)},  # fmt: skip
+            "regimes": {
+                d: {r: c[r] for r in REGIMES if r in c} for d, c in _by_dtype(self.regimes)
+            },  # fmt: skip
             "problems": {d: dict(sorted(c.items())) for d, c in _by_dtype(self.problems)},
         }
 

@@ -7,9 +7,10 @@ backend is still killed and recorded; jax x64 and torch precision cannot leak).
 
 Judging happens in the worker, next to the results: the reference needs the inputs, which the
 worker draws from the case id anyway, and a verdict is a few hundred bytes of JSON where a
-result is up to a megabyte of arrays.  Only records travel back; the client writes
-results.jsonl as batches arrive and sorts the records into case order before the summary, so
-the summary does not depend on scheduling.
+result is up to a megabyte of arrays.  Only records travel back; the client writes them as
+batches arrive, and the summary does not depend on scheduling.  Into a columnar store the
+workers also pack their batch (``pack``: an Arrow table and the batch's streaming summary), so
+the client only concatenates tables and merges summaries.
 
 Consistent environments: every worker reports its Python and distribution versions at start;
 workers that differ from the client are left out, by name.  Dask reruns the task of a lost
@@ -71,9 +72,10 @@ def _task(
     path: list[str],
     env: dict,
     order: str = "1",
+    pack: Callable | None = None,
 ):
-    """Run and judge a batch in a Dask worker: [(case id, [record, ...]), ...] and the
-    backends' infos and skips."""
+    """Run and judge a batch in a Dask worker: [(case id, [record, ...]), ...] (or what
+    ``pack`` makes of it) and the backends' infos and skips."""
     os.environ.update(env)  # the client's --check-determinism and --no-jax-cache
     for p in path:  # the client's import path: plug-ins given as module:Class must resolve
         if p not in sys.path:
@@ -96,7 +98,10 @@ def _task(
         order=order,
     )
     infos = [asdict(b) for b in stats.backends]
-    return [(cid, by_case[cid]) for cid in case_ids], infos, stats.skipped, stats.quarantined
+    results = [(cid, by_case[cid]) for cid in case_ids]
+    if pack is not None and case_ids:
+        results = (case_ids, pack(results))
+    return results, infos, stats.skipped, stats.quarantined
 
 
 def _batches(cases: list) -> list[list[str]]:
@@ -164,6 +169,9 @@ def _gather(futures, take: Callable) -> None:
     try:
         for fut in as_completed(futures):
             take(fut.result())
+            # forget a taken result: a worker lost later must not make the scheduler compute
+            # it again (workers that write their own store parts would write it twice)
+            fut.cancel()
     finally:
         for f in futures:
             f.cancel()
@@ -181,10 +189,17 @@ def run_on_dask(
     on_ready: Callable | None = None,
     on_note: Callable[[str], None] | None = None,
     order: str = "1",
+    pack: Callable | None = None,
+    on_packed: Callable | None = None,
+    finish: Callable | None = None,
 ) -> tuple[list, dict, dict]:
     """Run ``cases`` on a Dask cluster; call ``on_case(case_id, records)`` as batches arrive.
 
-    Returns (backend infos, skipped, quarantined).
+    With ``pack``, each worker hands its batch's [(case id, records), ...] to it and the client
+    gets ``on_packed(case_ids, what pack returned)`` instead: into a columnar store the workers
+    write their own parts (output.store.WorkerStore), and the client does no work per record.
+    ``finish`` runs on every worker at the end, also after an interrupt (writing what they
+    hold).  Returns (backend infos, skipped, quarantined).
     """
     from dataclasses import asdict
 
@@ -236,6 +251,7 @@ def run_on_dask(
                 list(sys.path),
                 env,
                 order,
+                pack,
                 pure=False,
                 workers=good,
                 allow_other_workers=False,
@@ -249,10 +265,18 @@ def run_on_dask(
             results, _, b_skipped, b_quar = result
             skipped.update(b_skipped)  # a backend that fails on any worker is reported
             quarantined.update(b_quar)
+            if pack is not None:
+                on_packed(*results)
+                return
             for cid, records in results:
                 on_case(cid, records)
 
-        _gather(futures, take)
+        try:
+            _gather(futures, take)
+        finally:
+            if finish is not None:
+                with contextlib.suppress(Exception):
+                    client.run(finish)
         return infos, skipped, quarantined
 
 

@@ -92,6 +92,16 @@ def test_diff_and_export_read_the_store(runs, tmp_path, capsys):
     capsys.readouterr()
     assert main(["diff", str(base), str(runs / "store")]) == 1
     assert "mutants:FactorTwo/closed_form" in capsys.readouterr().out
+    # matched in Arrow, the store's diff says what the records' diff says
+    from gradxval.output.diff import diff_runs
+
+    base_jsonl = tmp_path / "base_jsonl"
+    assert main([*args, "--in-process", "--out", str(base_jsonl)]) == 0
+    a = diff_runs(base, runs / "store").to_json()
+    b = diff_runs(base_jsonl, runs / "jsonl").to_json()
+    assert a["new_problems"] and {k: v for k, v in a.items() if k not in ("base", "new")} == {
+        k: v for k, v in b.items() if k not in ("base", "new")
+    }
 
 
 def test_store_shards_merge_as_the_whole_run(runs, tmp_path, monkeypatch_module):

@@ -157,10 +157,15 @@ def diff_records(
     new_summary: dict | None = None,
     names: tuple[str, str] = ("BASE", "NEW"),
     factor: float = REGRESSION_FACTOR,
+    cases: tuple[set, set] | None = None,
 ) -> RunDiff:
-    """Diff two lists of verdict records (and, when given, their summaries)."""
+    """Diff two lists of verdict records (and, when given, their summaries).  ``cases``: the
+    case ids each run judged, where the records are only those that can differ (a store's
+    diff, ``_candidates``)."""
     d = RunDiff(names[0], names[1], factor=factor)
-    cb, cn = {r["case_id"] for r in base}, {r["case_id"] for r in new}
+    if cases is None:
+        cases = {r["case_id"] for r in base}, {r["case_id"] for r in new}
+    cb, cn = cases
     common = cb & cn
     d.compared_cases, d.only_in_base, d.only_in_new = len(common), len(cb - cn), len(cn - cb)
     b = {_key(r): r for r in base if r["case_id"] in common}
@@ -269,9 +274,77 @@ def _load(path: Path) -> tuple[list[dict], dict]:
 
 
 def diff_runs(base: str | Path, new: str | Path, factor: float = REGRESSION_FACTOR) -> RunDiff:
-    """Diff two run directories."""
-    rb, sb = _load(Path(base))
-    rn, sn = _load(Path(new))
-    return diff_records(
-        rb, rn, base_summary=sb, new_summary=sn, names=(str(base), str(new)), factor=factor
-    )
+    """Diff two run directories.  Where either keeps a columnar store, the records are matched
+    in Arrow, one dtype at a time, and only those that can differ become dicts: memory follows
+    one dtype's key columns, not the campaign."""
+    from gradxval.output.rundir import RunDir
+
+    base, new = Path(base), Path(new)
+    names = (str(base), str(new))
+    if "parquet" not in (RunDir(base).results, RunDir(new).results):
+        rb, sb = _load(base)
+        rn, sn = _load(new)
+        return diff_records(rb, rn, base_summary=sb, new_summary=sn, names=names, factor=factor)
+    from gradxval.errors import UsageError
+
+    summaries = []
+    for path in (base, new):
+        if not (path / "summary.json").exists():
+            raise UsageError(f"diff: {path} holds no summary.json of a run")
+        summaries.append(json.loads((path / "summary.json").read_text(encoding="utf-8")))
+    rb, rn, cases = _candidates(RunDir(base), RunDir(new), factor, summaries)
+    return diff_records(rb, rn, base_summary=summaries[0], new_summary=summaries[1],
+                        names=names, factor=factor, cases=cases)  # fmt: skip
+
+
+_COLUMNS = ("case_id", "backend", "method", "quantity", "verdict", "classification", "error_u",
+            "message")  # fmt: skip
+_KEY = ["case_id", "backend", "method", "quantity"]
+
+
+def _table(rd, dtype: str):
+    """One dtype's records of a run as an Arrow table of _COLUMNS (error_u a float)."""
+    from gradxval.output.store import iter_dtype, table_of
+
+    if rd.results == "parquet":
+        return iter_dtype(rd.path, dtype, list(_COLUMNS))
+    return table_of([r for r in rd.records() if r["dtype"] == dtype]).select(list(_COLUMNS))
+
+
+def _candidates(rb, rn, factor: float, summaries) -> tuple[list, list, tuple[set, set]]:
+    """The records of two runs that can make a difference in a diff (one side missing, either
+    bad, other labels, or a regression), and each run's case ids."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cb, cn = rb.done(), rn.done()
+    common = pa.array(sorted(cb & cn))
+    dtypes = sorted({d for s in summaries for row in s["matrix"].values() for d in row})
+    base_out, new_out = [], []
+    for dtype in dtypes:
+        tb, tn = _table(rb, dtype), _table(rn, dtype)
+        # a bad result on a case the base never judged is new whatever else
+        only_new = tn.filter(pc.and_(pc.invert(pc.is_in(tn["case_id"], common)),
+                                     pc.is_in(tn["verdict"], pa.array(_BAD))))  # fmt: skip
+        new_out += only_new.to_pylist()
+        tb = tb.filter(pc.is_in(tb["case_id"], common))
+        tn = tn.filter(pc.is_in(tn["case_id"], common))
+        j = tb.join(tn, _KEY, join_type="full outer", left_suffix="_b", right_suffix="_n",
+                    coalesce_keys=True)  # fmt: skip
+        vb, vn = j["verdict_b"], j["verdict_n"]
+        bad = pa.array(_BAD)
+        lb, ln = (pc.fill_null(j[f"classification{s}"], "") for s in ("_b", "_n"))
+        labels = pc.fill_null(pc.not_equal(lb, ln), False)
+        eb, en = pc.fill_null(j["error_u_b"], 0.0), pc.fill_null(j["error_u_n"], 0.0)
+        floor = pc.multiply(pc.max_element_wise(eb, 1e-3), factor)
+        grew = pc.and_(pc.greater(en, 1.0), pc.greater(en, floor))  # diff_records checks the rest
+        mask = pc.or_(pc.or_(pc.is_null(vb), pc.is_null(vn)),
+                      pc.or_(pc.or_(pc.is_in(vb, bad), pc.is_in(vn, bad)),
+                             pc.or_(labels, grew)))  # fmt: skip
+        for row in j.filter(pc.fill_null(mask, True)).to_pylist():
+            for side, out in (("_b", base_out), ("_n", new_out)):
+                if row["verdict" + side] is not None:
+                    rec = {k: row[k] for k in _KEY}
+                    rec.update({k: row[k + side] for k in _COLUMNS if k not in _KEY})
+                    out.append(rec)
+    return base_out, new_out, (cb, cn)

@@ -36,6 +36,7 @@ from gradxval.errors import UsageError
 
 __all__ = ["StoreWriter", "iter_batches", "iter_records", "records_of", "export_jsonl",
            "import_jsonl", "table_of", "pack_batch", "WorkerStore", "store_state", "store_done",
+           "iter_dtype",
            "has_store", "flush_seconds", "PART_ROWS", "FLUSH_SECONDS", "FLUSH_ENV",
            "require_pyarrow"]  # fmt: skip
 
@@ -319,6 +320,17 @@ def iter_records(path: str | Path, case_ids=None) -> Iterator[dict]:
             batches = pq.read_table(part, filters=filters).to_batches()
         for batch in batches:
             yield from records_of(batch)
+
+
+def iter_dtype(path: str | Path, dtype: str, columns: list[str]):
+    """One dtype's records of a store, these columns only, as one Arrow table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(p, columns=columns, filters=pc.field("dtype") == dtype)
+              for p in _parts(path)]  # fmt: skip
+    return pa.concat_tables(tables)
 
 
 def has_store(path: str | Path) -> bool:

@@ -553,8 +553,10 @@ def rebuild(out) -> Outcome:
         old = {}
     old_run = old.get("run") or {}
     try:  # the run's own settings, planned again: the same run keys as the run wrote
+        p = plan(Settings(**settings))
+        tally.order({c.id: k for k, c in enumerate(p.cases)})  # as the run listed them
         run = _run_info(
-            plan(Settings(**settings)),
+            p,
             cases=len(done),
             planned=planned,
             seconds=old_run.get("seconds"),

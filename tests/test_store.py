@@ -176,3 +176,25 @@ def test_a_writer_never_writes_over_a_part(records, tmp_path):
     assert len(list(iter_records(tmp_path))) == 30
     with pytest.raises(UsageError, match="already holds a store"):
         import_jsonl(records[:5], tmp_path)
+
+
+def test_which_known_results_are_listed_does_not_depend_on_order(records, monkeypatch):
+    """Past KNOWN_KEPT, the known results listed are those of the smallest cases: the same
+    whichever shard, worker or part saw them first (a Dask run's summary equals a local one)."""
+    import gradxval.output.tally as tally_module
+
+    monkeypatch.setattr(tally_module, "KNOWN_KEPT", 7)
+    cases = _cases(records)
+    index = {rs[0]["case_id"]: k for k, rs in enumerate(cases)}
+    whole, parts = tally_of(records), [Tally(), Tally(), Tally()]
+    for i, rs in enumerate(reversed(cases)):
+        parts[i % 3].add_case(rs)
+    merged = parts[2].merge(parts[0]).merge(parts[1])
+    for t in (whole, merged):
+        t.order(index)
+    a, b = whole.summary(), merged.summary()
+    assert len([d for d in a["disagreements"] if d["classification"]]) == 7
+    assert a["disagreements"] == b["disagreements"]
+    assert (
+        a["disagreements_not_listed"] == b["disagreements_not_listed"] == a["counts"]["known"] - 7
+    )

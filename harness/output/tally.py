@@ -45,6 +45,13 @@ def _worst_key(r: dict) -> tuple:
             r["backend"], r["method"], r["quantity"])  # fmt: skip
 
 
+def _known_key(r: dict) -> tuple:
+    """Which known results are listed: those of the smallest cases, in a fixed order."""
+    from gradxval.model.cases import size_order
+
+    return (size_order(r["case_id"]), r["case_id"], r["backend"], r["method"], r["quantity"])
+
+
 def group_cases(records) -> list[list[dict]]:
     """Records grouped by case, cases in order of first appearance (case_done lines dropped)."""
     by: dict[str, list[dict]] = {}
@@ -71,9 +78,13 @@ class Tally:
         self.accuracy: dict[str, Sketch] = {}  # "backend/method dtype" -> error_u
         self.tightness: dict[str, dict[str, Sketch]] = {}  # dtype -> who -> error/tolerance
         self.flagged: list[dict] = []
-        self.known_kept: list[dict] = []
+        # the KNOWN_KEPT known results of the smallest cases (_known_key): which are kept does
+        # not depend on the order records come in, so shards, workers and parts agree
+        self._known: list[tuple] = []  # a heap of (_Reversed(key), record)
         self.known_more = 0
-        self.listed: list[dict] = []  # disagree and (up to KNOWN_KEPT) known, in order
+        self._seq = 0  # records seen: the arrival order of the kept ones
+        self.seq: dict[int, int] = {}  # id(kept record) -> its arrival number
+        self._index: dict[str, int] | None = None  # case id -> plan position (``order``)
         self._worst: list[tuple] = []  # a heap of (negated key, record)
         self.known_small: dict[tuple, dict] = {}  # (entry, backend, method) -> smallest
         self.asked: dict[tuple[str, str], list] = {}  # (field, name) -> [judged, first message]
@@ -94,6 +105,7 @@ class Tally:
         if "case_done" in r:
             return
         self.records += 1
+        self._seq += 1
         v = r["verdict"]
         self.counts[v] += 1
         who = f"{r['backend']}/{r['method']}"
@@ -112,16 +124,11 @@ class Tally:
             h[1] += 1
         if v == "known":
             self.known.update(p for p in (r.get("classification") or "").split("+") if p)
-            if len(self.known_kept) < KNOWN_KEPT:
-                self.known_kept.append(r)
-                self.listed.append(r)
-            else:
-                self.known_more += 1
+            self._keep_known(r, self._seq)
             self._keep_small(r)
-        elif v == "disagree":
-            self.listed.append(r)
         if v in FLAGGED:
             self.flagged.append(r)
+            self.seq[id(r)] = self._seq
         e = r.get("error_u")
         if judged and e is not None:
             e = as_float(e)
@@ -142,6 +149,35 @@ class Tally:
             heapq.heappush(self._worst, item)
         elif key < self._worst[0][0].key:
             heapq.heapreplace(self._worst, item)
+
+    def _keep_known(self, r: dict, seq: int) -> None:
+        key = _known_key(r)
+        if len(self._known) < KNOWN_KEPT:
+            heapq.heappush(self._known, (_Reversed(key), r))
+        elif key < self._known[0][0].key:
+            _, gone = heapq.heapreplace(self._known, (_Reversed(key), r))
+            del self.seq[id(gone)]
+            self.known_more += 1
+        else:
+            self.known_more += 1
+            return
+        self.seq[id(r)] = seq
+
+    def _arrival(self, r: dict) -> tuple:
+        """Plan order where known (``order``), else the order records came in."""
+        if self._index is not None:
+            return (self._index.get(r["case_id"], len(self._index)), self.seq[id(r)])
+        return (0, self.seq[id(r)])
+
+    @property
+    def known_kept(self) -> list[dict]:
+        return sorted((r for _, r in self._known), key=self._arrival)
+
+    @property
+    def listed(self) -> list[dict]:
+        """summary.json's "disagreements": every disagree result, and the known ones kept."""
+        rs = [r for r in self.flagged if r["verdict"] == "disagree"]
+        return sorted(rs + [r for _, r in self._known], key=self._arrival)
 
     def _keep_small(self, r: dict) -> None:
         from gradxval.model.cases import size_order
@@ -186,11 +222,8 @@ class Tally:
         own records in the order they came: a campaign's reports do not depend on which worker
         finished first."""
 
-        def key(r):
-            return index.get(r["case_id"], len(index))
-
-        for rs in (self.flagged, self.listed, self.known_kept):
-            rs.sort(key=key)
+        self._index = index
+        self.flagged.sort(key=self._arrival)
 
     def merge(self, other: Tally) -> Tally:
         self.records += other.records
@@ -203,12 +236,14 @@ class Tally:
         for d, rows in other.tightness.items():
             for who, s in rows.items():
                 self.tightness.setdefault(d, {}).setdefault(who, Sketch()).merge(s)
-        self.flagged.extend(other.flagged)
-        room = max(0, KNOWN_KEPT - len(self.known_kept))
-        dropped = {id(r) for r in other.known_kept[room:]}
-        self.known_kept.extend(other.known_kept[:room])
-        self.known_more += other.known_more + len(dropped)
-        self.listed.extend(r for r in other.listed if id(r) not in dropped)
+        base = self._seq  # the other's records come after this one's
+        for r in other.flagged:
+            self.flagged.append(r)
+            self.seq[id(r)] = base + other.seq[id(r)]
+        for _, r in other._known:
+            self._keep_known(r, base + other.seq[id(r)])
+        self.known_more += other.known_more
+        self._seq += other._seq
         for rev, r in other._worst:  # keys kept: most are not worse than what is here
             if len(self._worst) < WORST_KEPT or rev.key < self._worst[0][0].key:
                 self._keep_worst(r, rev.key)
@@ -257,10 +292,10 @@ class Tally:
             "tightness": {
                 d: {w: s.to_state() for w, s in rows.items()} for d, rows in self.tightness.items()
             },  # fmt: skip
-            "flagged": [ref(r) for r in self.flagged],
-            "known_kept": [ref(r) for r in self.known_kept],
+            "flagged": [[ref(r), self.seq[id(r)]] for r in self.flagged],
+            "known_listed": [[ref(r), self.seq[id(r)]] for _, r in self._known],
             "known_more": self.known_more,
-            "listed": [ref(r) for r in self.listed],
+            "seq": self._seq,
             "worst": [ref(r) for _, r in self._worst],
             "known_small": [ref(r) for r in self.known_small.values()],
             "asked": [[f, n, v] for (f, n), v in self.asked.items()],
@@ -292,10 +327,13 @@ class Tally:
         t.accuracy = {k: Sketch.from_state(v) for k, v in s["accuracy"].items()}
         t.tightness = {d: {w: Sketch.from_state(v) for w, v in rows.items()}
                        for d, rows in s["tightness"].items()}  # fmt: skip
-        t.flagged = [pool[i] for i in s["flagged"]]
-        t.known_kept = [pool[i] for i in s["known_kept"]]
+        for i, seq in s["flagged"]:
+            t.flagged.append(pool[i])
+            t.seq[id(pool[i])] = seq
+        for i, seq in s["known_listed"]:
+            t._keep_known(pool[i], seq)
         t.known_more = s["known_more"]
-        t.listed = [pool[i] for i in s["listed"]]
+        t._seq = s["seq"]
         for i in s["worst"]:
             t._keep_worst(pool[i])
         for i in s["known_small"]:

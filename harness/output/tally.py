@@ -80,10 +80,10 @@ class Tally:
         self.flagged: list[dict] = []
         # the KNOWN_KEPT known results of the smallest cases (_known_key): which are kept does
         # not depend on the order records come in, so shards, workers and parts agree
-        self._known: list[tuple] = []  # a heap of (_Reversed(key), record)
+        self._known: list[tuple] = []  # a heap of (_Reversed((key, arrival)), arrival, record)
         self.known_more = 0
         self._seq = 0  # records seen: the arrival order of the kept ones
-        self.seq: dict[int, int] = {}  # id(kept record) -> its arrival number
+        self._flag_seq: list[int] = []  # the arrival number of each flagged record
         self._index: dict[str, int] | None = None  # case id -> plan position (``order``)
         self._worst: list[tuple] = []  # a heap of (negated key, record)
         self.known_small: dict[tuple, dict] = {}  # (entry, backend, method) -> smallest
@@ -128,7 +128,7 @@ class Tally:
             self._keep_small(r)
         if v in FLAGGED:
             self.flagged.append(r)
-            self.seq[id(r)] = self._seq
+            self._flag_seq.append(self._seq)
         e = r.get("error_u")
         if judged and e is not None:
             e = as_float(e)
@@ -151,33 +151,35 @@ class Tally:
             heapq.heapreplace(self._worst, item)
 
     def _keep_known(self, r: dict, seq: int) -> None:
-        key = _known_key(r)
+        key = (_known_key(r), seq)
         if len(self._known) < KNOWN_KEPT:
-            heapq.heappush(self._known, (_Reversed(key), r))
+            heapq.heappush(self._known, (_Reversed(key), seq, r))
         elif key < self._known[0][0].key:
-            _, gone = heapq.heapreplace(self._known, (_Reversed(key), r))
-            del self.seq[id(gone)]
+            heapq.heapreplace(self._known, (_Reversed(key), seq, r))
             self.known_more += 1
         else:
             self.known_more += 1
-            return
-        self.seq[id(r)] = seq
 
-    def _arrival(self, r: dict) -> tuple:
+    def _order(self, case_id: str, seq: int) -> tuple:
         """Plan order where known (``order``), else the order records came in."""
         if self._index is not None:
-            return (self._index.get(r["case_id"], len(self._index)), self.seq[id(r)])
-        return (0, self.seq[id(r)])
+            return (self._index.get(case_id, len(self._index)), seq)
+        return (0, seq)
+
+    def _sorted(self, items) -> list[dict]:
+        items = sorted(items, key=lambda it: self._order(it[1]["case_id"], it[0]))
+        return [r for _, r in items]
 
     @property
     def known_kept(self) -> list[dict]:
-        return sorted((r for _, r in self._known), key=self._arrival)
+        return self._sorted((seq, r) for _, seq, r in self._known)
 
     @property
     def listed(self) -> list[dict]:
         """summary.json's "disagreements": every disagree result, and the known ones kept."""
-        rs = [r for r in self.flagged if r["verdict"] == "disagree"]
-        return sorted(rs + [r for _, r in self._known], key=self._arrival)
+        rs = [(q, r) for q, r in zip(self._flag_seq, self.flagged, strict=True)
+              if r["verdict"] == "disagree"]  # fmt: skip
+        return self._sorted(rs + [(seq, r) for _, seq, r in self._known])
 
     def _keep_small(self, r: dict) -> None:
         from gradxval.model.cases import size_order
@@ -223,7 +225,10 @@ class Tally:
         finished first."""
 
         self._index = index
-        self.flagged.sort(key=self._arrival)
+        pairs = sorted(zip(self._flag_seq, self.flagged, strict=True),
+                       key=lambda it: self._order(it[1]["case_id"], it[0]))  # fmt: skip
+        self._flag_seq = [q for q, _ in pairs]
+        self.flagged = [r for _, r in pairs]
 
     def merge(self, other: Tally) -> Tally:
         self.records += other.records
@@ -237,11 +242,10 @@ class Tally:
             for who, s in rows.items():
                 self.tightness.setdefault(d, {}).setdefault(who, Sketch()).merge(s)
         base = self._seq  # the other's records come after this one's
-        for r in other.flagged:
-            self.flagged.append(r)
-            self.seq[id(r)] = base + other.seq[id(r)]
-        for _, r in other._known:
-            self._keep_known(r, base + other.seq[id(r)])
+        self.flagged.extend(other.flagged)
+        self._flag_seq.extend(base + q for q in other._flag_seq)
+        for _, seq, r in other._known:
+            self._keep_known(r, base + seq)
         self.known_more += other.known_more
         self._seq += other._seq
         for rev, r in other._worst:  # keys kept: most are not worse than what is here
@@ -292,8 +296,8 @@ class Tally:
             "tightness": {
                 d: {w: s.to_state() for w, s in rows.items()} for d, rows in self.tightness.items()
             },  # fmt: skip
-            "flagged": [[ref(r), self.seq[id(r)]] for r in self.flagged],
-            "known_listed": [[ref(r), self.seq[id(r)]] for _, r in self._known],
+            "flagged": [[ref(r), q] for q, r in zip(self._flag_seq, self.flagged, strict=True)],
+            "known_listed": [[ref(r), seq] for _, seq, r in self._known],
             "known_more": self.known_more,
             "seq": self._seq,
             "worst": [ref(r) for _, r in self._worst],
@@ -329,7 +333,7 @@ class Tally:
                        for d, rows in s["tightness"].items()}  # fmt: skip
         for i, seq in s["flagged"]:
             t.flagged.append(pool[i])
-            t.seq[id(pool[i])] = seq
+            t._flag_seq.append(seq)
         for i, seq in s["known_listed"]:
             t._keep_known(pool[i], seq)
         t.known_more = s["known_more"]

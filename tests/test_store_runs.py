@@ -137,3 +137,34 @@ def test_sigkill_then_resume_loses_nothing_and_judges_nothing_twice(runs, tmp_pa
     assert r.returncode == 1, r.stderr
     assert _summary(d) == _summary(runs / "store")
     assert _verdicts(d) == _verdicts(runs / "store")
+
+
+def test_sigterm_writes_the_buffered_part_then_resume_finishes(tmp_path):
+    """SIGTERM: the cases judged so far are written as a part (not left in the buffer of a
+    30 s flush interval), the summary says interrupted, and a resume finishes the run with the
+    verdicts of an uninterrupted one."""
+    import signal
+
+    slow = [*RUN[:2], "numpy,mutants:Slow", *RUN[3:]]  # 50 ms a call: time to interrupt
+    slow[slow.index("--cases") + 1] = "12"
+    d, whole = tmp_path / "run", tmp_path / "whole"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))
+    env.pop(FLUSH_ENV, None)  # the default interval: nothing is written before the signal
+    cmd = [sys.executable, "-m", "gradxval"]
+    p = subprocess.Popen([*cmd, *slow, "--store", "--out", str(d)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and not (d / "manifest.json").exists():
+        time.sleep(0.01)
+    time.sleep(0.4)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=120) == 143
+    summary = json.loads((d / "summary.json").read_text())
+    done = RunDir(d).done()
+    assert summary["run"]["interrupted"] and 0 < len(done) < 12 == summary["run"]["planned_cases"]
+    assert summary["run"]["cases"] == len(done)
+    resume = [*cmd, "run", "--resume", str(d), "--quiet", "--no-follow-up"]
+    code = subprocess.run(resume, env=env, capture_output=True, timeout=300).returncode
+    assert code == main([*slow, "--in-process", "--store", "--out", str(whole)])
+    assert _summary(d) == _summary(whole)
+    assert _verdicts(d) == _verdicts(whole)

@@ -418,12 +418,13 @@ def execute(
         interrupted = 130
     if store:  # what the store holds is the run: its parts' footers (workers wrote some)
         out.close_results()
-        tally, _ = out.state()
+        tally, held = out.state()
+        finished[0] = len(held)
     infos = stats.backends if stats is not None else ready.get("infos", [])
     skipped = stats.skipped if stats is not None else ready.get("skipped", {})
     run = _run_info(
         p,
-        cases=finished[0] if interrupted else len(p.cases),
+        cases=finished[0] if interrupted or store else len(p.cases),
         planned=len(p.cases),
         seconds=round(time.perf_counter() - started, 2),
         skipped=skipped,
@@ -433,6 +434,7 @@ def execute(
         resumed=resume_manifest is not None,
     )
     run.update(notes or {})
+    tally.order({c.id: k for k, c in enumerate(p.cases)})  # not scheduling order
     if out is not None and follow_up and not interrupted:
         from gradxval.followup.repro import follow_up as _follow_up
         from gradxval.followup.repro import known_reproducers
@@ -449,11 +451,15 @@ def execute(
         except KeyboardInterrupt:
             run["follow_up"] = "interrupted; verdicts complete"
 
-    tally.order({c.id: k for k, c in enumerate(p.cases)})  # not scheduling order
     env = environment(infos)
     if resume_manifest is not None and not infos:
         env["backends"] = resume_manifest.get("versions", {})
-    return _finish(tally, env, run, out, registry, interrupted, stats)
+    outcome = _finish(tally, env, run, out, registry, interrupted, stats)
+    if store and not interrupted and finished[0] < len(p.cases):  # lost with workers twice
+        outcome.lines.append(f"{finished[0]}/{len(p.cases)} cases are in the store; finish "
+                             f"with: gradxval run --resume {out.path}")  # fmt: skip
+        outcome.status = 4 if outcome.status == 0 else outcome.status
+    return outcome
 
 
 def _run_info(
@@ -743,16 +749,15 @@ def _on_dask(p, todo, limits, scheduler, workers, on_ready, on_note, keep, done,
         for cid in case_ids:  # written by the worker into its own part
             done(Case.from_id(cid), written=True)
 
-    pack = finish = None
-    if store is not None:
-        import uuid
-
-        from gradxval.output.store import WorkerStore, flush_seconds
-
-        pack = WorkerStore(store.path.resolve(), uuid.uuid4().hex[:8], flush_seconds())
-        finish = pack.flush
-
     def run(cases, ready):
+        pack = finish = None
+        if store is not None:  # a token per round: a late task of the last one writes nothing
+            import uuid
+
+            from gradxval.output.store import WorkerStore, flush_seconds
+
+            pack = WorkerStore(store.path.resolve(), uuid.uuid4().hex[:8], flush_seconds())
+            finish = pack.flush
         return run_on_dask(
             cases,
             p.names,

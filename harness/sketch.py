@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["Sketch", "as_float", "BINS_PER_DECADE", "LOW", "HIGH", "EXACT", "EXACT_SAVED"]
 
 EXACT = 2048  # values a sketch keeps as they are; past that, its histogram
-EXACT_SAVED = 512  # values a sketch writes into saved state (a store part) as they are
+EXACT_SAVED = EXACT  # values saved as they are (a store part): the same figures as in memory
 
 BINS_PER_DECADE = 64
 LOW, HIGH = -12, 24  # decades binned: 1e-12 .. 1e24
@@ -46,16 +46,22 @@ def as_float(v) -> float:
 class Sketch:
     """The values of one cell: exact while at most EXACT, else a signed log histogram."""
 
-    __slots__ = ("values", "neg", "pos", "n", "top")
+    __slots__ = ("values", "neg", "pos", "n", "top", "t", "hi", "lo")
 
-    def __init__(self):
+    def __init__(self, threshold: float | None = None):
         self.values: list[float] | None = []
         self.neg = self.pos = None
         self.n = 0
         self.top = -math.inf
+        # with a threshold t: exact counts of values >= t and <= -t, so that whether the
+        # median reaches +-t is decided exactly past EXACT values too (``side``)
+        self.t, self.hi, self.lo = threshold, 0, 0
 
     def add(self, v: float) -> None:
         self.n += 1
+        if self.t is not None:
+            self.hi += v >= self.t
+            self.lo += v <= -self.t
         self.top = max(self.top, v)
         if self.values is not None:
             self.values.append(v)
@@ -82,6 +88,8 @@ class Sketch:
 
     def merge(self, other: Sketch) -> None:
         self.n += other.n
+        self.hi += other.hi
+        self.lo += other.lo
         self.top = max(self.top, other.top)
         if (self.values is not None and other.values is not None
                 and len(self.values) + len(other.values) <= EXACT):  # fmt: skip
@@ -137,19 +145,36 @@ class Sketch:
         m = self.quantile(0.5)
         return 0.0 if m is None else m
 
+    def side(self) -> int:
+        """+1 if the median is >= the threshold t, -1 if <= -t, else 0: exact from the values,
+        or from the counts past EXACT (both middle values on one side of t); only where the
+        two middle values of an even count straddle t, from the histogram's median."""
+        t, n = self.t, self.n
+        if self.values is None and n:
+            if 2 * self.hi > n:
+                return 1
+            if 2 * self.lo > n:
+                return -1
+            if 2 * self.hi < n and 2 * self.lo < n:
+                return 0
+        m = self.median()
+        return 1 if m >= t else -1 if m <= -t else 0
+
     # -- saved state -----------------------------------------------------------------------------
     def to_state(self) -> dict:
         top = "inf" if self.top == math.inf else (None if self.top == -math.inf else self.top)
+        counts = {} if self.t is None else {"t": self.t, "hi": self.hi, "lo": self.lo}
         if self.values is not None and len(self.values) <= EXACT_SAVED:
-            return {"v": [_json_float(v) for v in self.values], "top": top}
+            return {"v": [_json_float(v) for v in self.values], "top": top, **counts}
         s = Sketch()
         s.merge(self)
         s._to_histogram()
-        return {"n": self.n, "top": top, "neg": _sparse(s.neg), "pos": _sparse(s.pos)}
+        return {"n": self.n, "top": top, "neg": _sparse(s.neg), "pos": _sparse(s.pos), **counts}
 
     @classmethod
     def from_state(cls, d: dict) -> Sketch:
-        s = cls()
+        s = cls(d.get("t"))
+        s.hi, s.lo = d.get("hi", 0), d.get("lo", 0)
         top = d.get("top")
         s.top = -math.inf if top is None else as_float(top)
         if "v" in d:

@@ -168,3 +168,23 @@ def test_sigterm_writes_the_buffered_part_then_resume_finishes(tmp_path):
     assert code == main([*slow, "--in-process", "--store", "--out", str(whole)])
     assert _summary(d) == _summary(whole)
     assert _verdicts(d) == _verdicts(whole)
+
+
+def test_a_batch_written_twice_counts_once_and_a_bad_part_is_named(runs, tmp_path, capsys):
+    """A worker lost between writing a part and reporting its task can get the batch written
+    again elsewhere: each case counts once.  A part that cannot be read is a usage error that
+    names it (exit 2), never a traceback."""
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(runs / "store", d)
+    first = sorted((d / "results").glob("part-*.parquet"))[0]
+    shutil.copyfile(first, d / "results" / "part-zz.again-000000.parquet")
+    (d / "summary.json").unlink()
+    assert main(["report", str(d)]) == 1
+    assert _summary(d) == _summary(runs / "store")
+    assert _verdicts(d) == _verdicts(runs / "store")
+    (d / "results" / "part-zz.torn-000000.parquet").write_bytes(b"")
+    capsys.readouterr()
+    assert main(["report", str(d)]) == 2
+    assert "part-zz.torn-000000.parquet: not a readable Parquet part" in capsys.readouterr().err

@@ -129,7 +129,8 @@ class OutlierTest:
 
     @staticmethod
     def _group() -> dict:
-        return {"pos": 0, "neg": 0, "n": 0, "d": Sketch(), "b": Sketch(), "marks": {}}
+        t = MIN_SHIFT_U  # the decisions compare medians with it: decided exactly (Sketch.side)
+        return {"pos": 0, "neg": 0, "n": 0, "d": Sketch(t), "b": Sketch(t), "marks": {}}
 
     def add_case(self, records: list[dict]) -> None:
         by: dict[str, dict[str, tuple]] = {}
@@ -150,7 +151,7 @@ class OutlierTest:
                 g["b"].add(b)
                 mark = extra.get("explained_by")
                 if mark:
-                    m = g["marks"].setdefault(mark, [0, Sketch()])
+                    m = g["marks"].setdefault(mark, [0, Sketch(MIN_SHIFT_U)])
                     m[0] += 1
                     m[1].add(b - extra["model_bias_u"])
 
@@ -162,7 +163,7 @@ class OutlierTest:
             mine["d"].merge(g["d"])
             mine["b"].merge(g["b"])
             for entry, (n, s) in g["marks"].items():
-                m = mine["marks"].setdefault(entry, [0, Sketch()])
+                m = mine["marks"].setdefault(entry, [0, Sketch(MIN_SHIFT_U)])
                 m[0] += n
                 m[1].merge(s)
 
@@ -193,8 +194,8 @@ class OutlierTest:
             shift, own = g["d"].median(), g["b"].median()
             # worse, not only different: the group itself must sit off the truth, on the side
             # it moved to (a biased peer in the baseline must not make an honest group look off)
-            away = abs(own) >= MIN_SHIFT_U and own * shift > 0
-            if not (p < ALPHA and abs(shift) >= MIN_SHIFT_U and away):
+            side = g["d"].side()
+            if not (p < ALPHA and side and g["b"].side() == side):
                 continue
             backend, method = who.split("/", 1)
             o = {"backend": backend, "method": method, "dtype": dtype, "quantity": quantity,
@@ -210,7 +211,7 @@ class OutlierTest:
             # at least 90 % of the group's results, and they sit within MIN_SHIFT_U (median)
             # of the model's own bias (a bias beyond the model's is not excused)
             best = max(g["marks"].items(), key=lambda kv: kv[1][0], default=None)
-            if best and best[1][0] >= 0.9 * g["n"] and abs(best[1][1].median()) < MIN_SHIFT_U:
+            if best and best[1][0] >= 0.9 * g["n"] and best[1][1].side() == 0:
                 o["known"] = best[0]
                 o["message"] += f" -- known: {best[0]}"
             out.append(o)

@@ -302,13 +302,18 @@ _COLUMNS = ("case_id", "backend", "method", "quantity", "verdict", "classificati
 _KEY = ["case_id", "backend", "method", "quantity"]
 
 
-def _table(rd, dtype: str):
-    """One dtype's records of a run as an Arrow table of _COLUMNS (error_u a float)."""
+def _table(rd, dtype: str, cache: dict):
+    """One dtype's records of a run as an Arrow table of _COLUMNS (error_u a float); a
+    results.jsonl is read once (``cache``) and filtered per dtype."""
+    import pyarrow.compute as pc
     from gradxval.output.store import iter_dtype, table_of
 
     if rd.results == "parquet":
         return iter_dtype(rd.path, dtype, list(_COLUMNS))
-    return table_of([r for r in rd.records() if r["dtype"] == dtype]).select(list(_COLUMNS))
+    if rd.path not in cache:
+        cache[rd.path] = table_of(list(rd.records())).select([*_COLUMNS, "dtype"])
+    t = cache[rd.path]
+    return t.filter(pc.equal(t["dtype"], dtype)).select(list(_COLUMNS))
 
 
 def _candidates(rb, rn, factor: float, summaries) -> tuple[list, list, tuple[set, set]]:
@@ -320,9 +325,9 @@ def _candidates(rb, rn, factor: float, summaries) -> tuple[list, list, tuple[set
     cb, cn = rb.done(), rn.done()
     common = pa.array(sorted(cb & cn))
     dtypes = sorted({d for s in summaries for row in s["matrix"].values() for d in row})
-    base_out, new_out = [], []
+    base_out, new_out, cache = [], [], {}
     for dtype in dtypes:
-        tb, tn = _table(rb, dtype), _table(rn, dtype)
+        tb, tn = _table(rb, dtype, cache), _table(rn, dtype, cache)
         # a bad result on a case the base never judged is new whatever else
         only_new = tn.filter(pc.and_(pc.invert(pc.is_in(tn["case_id"], common)),
                                      pc.is_in(tn["verdict"], pa.array(_BAD))))  # fmt: skip

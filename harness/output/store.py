@@ -24,10 +24,13 @@ regime:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,7 +91,22 @@ class StoreWriter:
         self.schema = _schema()
         taken = [int(p.stem.rsplit("-", 1)[1]) for p in self.dir.glob(f"part-{name}-*.parquet")]
         self._n = max(taken, default=-1) + 1  # appending: after the last part, never over one
+        self._lock = threading.RLock()  # a Dask worker's flush comes from another thread
         self._reset()
+
+    @contextlib.contextmanager
+    def _whole(self):
+        """One step at a time, and whole: SIGINT and SIGTERM wait until it is done (an
+        interrupt between a case's rows and its id would write half a case; inside a flush,
+        lose the buffer), and so does another thread."""
+        with self._lock:
+            mask = getattr(signal, "pthread_sigmask", None)
+            old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if mask else None
+            try:
+                yield
+            finally:
+                if mask:
+                    mask(signal.SIG_SETMASK, old)
 
     def _reset(self) -> None:
         from gradxval.output.tally import Tally
@@ -102,22 +120,25 @@ class StoreWriter:
 
     def append_case(self, case_id: str, records: list[dict]) -> None:
         """A whole case: its records, its id among the part's completed cases, and its share
-        of the part's summary.  The part is written once full or FLUSH_SECONDS old."""
-        for r in records:
-            self._row(r)
-        self._cases.append(case_id)
-        self._tally.add_case(records)
-        self._maybe_flush()
+        of the part's summary.  The part is written once full, or once FLUSH_SECONDS old when
+        the next case comes."""
+        with self._whole():
+            for r in records:
+                self._row(r)
+            self._cases.append(case_id)
+            self._tally.add_case(records)
+            self._maybe_flush()
 
     def append_batch(self, case_ids: list[str], table, tally) -> None:
         """Whole cases at once, as a worker made them: their records as a table of the store's
         schema (``table_of``) and their streaming summary.  Nothing per record happens here:
         the client of a cluster only concatenates tables and merges summaries."""
-        self._tables.append(table)
-        self._rows += table.num_rows
-        self._cases.extend(case_ids)
-        self._tally.merge(tally)
-        self._maybe_flush()
+        with self._whole():
+            self._tables.append(table)
+            self._rows += table.num_rows
+            self._cases.extend(case_ids)
+            self._tally.merge(tally)
+            self._maybe_flush()
 
     def _maybe_flush(self) -> None:
         if self._rows >= self.part_rows or time.monotonic() - self._since >= self.flush_seconds:
@@ -139,6 +160,10 @@ class StoreWriter:
         self._write(table.select(self.schema.names).cast(self.schema))
 
     def flush(self) -> None:
+        with self._whole():
+            self._flush()
+
+    def _flush(self) -> None:
         if not self._rows and not self._cases:
             return
         pa = require_pyarrow()
@@ -159,6 +184,8 @@ class StoreWriter:
         final = self.dir / f"part-{self.name}-{self._n:06d}.parquet"
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         pq.write_table(table, tmp, compression="zstd", use_dictionary=True)
+        with open(tmp, "rb") as f:  # on disk before it has its name: no empty part after a crash
+            os.fsync(f.fileno())
         try:
             os.link(tmp, final)  # fails where the part exists: another writer of this name
         except FileExistsError:
@@ -235,6 +262,7 @@ def pack_batch(results: list[tuple[str, list[dict]]]):
 
 
 _WORKER_WRITERS: dict = {}  # per worker process: (store, run token) -> its own StoreWriter
+_CLOSED: set = set()  # (store, run token) already flushed: a late task's cases are dropped
 
 
 class WorkerStore:
@@ -254,6 +282,8 @@ class WorkerStore:
 
     def __call__(self, results: list[tuple[str, list[dict]]]) -> int:
         key = (self.path, self.token)
+        if key in _CLOSED:  # a task still running when the run ended: the client took no
+            return 0  # result of it, and runs its cases again where the store lacks them
         w = _WORKER_WRITERS.get(key)
         if w is None:
             name = f"{socket.gethostname()}.{os.getpid()}.{self.token}".replace("-", "_")
@@ -263,6 +293,7 @@ class WorkerStore:
         return table.num_rows
 
     def flush(self) -> bool:
+        _CLOSED.add((self.path, self.token))
         w = _WORKER_WRITERS.pop((self.path, self.token), None)
         if w is not None:
             w.close()
@@ -276,13 +307,57 @@ def _parts(path: str | Path) -> list[Path]:
     return parts
 
 
-def iter_batches(path: str | Path, columns=None) -> Iterator:
-    """The store's record batches, part by part: memory bounded by one batch."""
+def _footer(part: Path) -> dict:
+    """A part's key-value metadata; a part that cannot be read is a usage error naming it."""
+    pq = _parquet()
+    try:
+        return pq.read_schema(part).metadata or {}
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise UsageError(f"{part}: not a readable Parquet part ({exc}); move it out of "
+                         "results/: its cases are judged again on --resume") from None  # fmt: skip
+
+
+def _parquet():
+    require_pyarrow()
     import pyarrow.parquet as pq
 
-    require_pyarrow()
+    return pq
+
+
+def _ownership(path: str | Path) -> list[tuple[Path, dict, set[str]]]:
+    """Each part with its footer and the case ids it must not count: cases an earlier part
+    (in name order) already completed.  A Dask worker lost between writing a part and
+    reporting its task, or a task still running when its client was killed, can write a batch
+    twice; each case counts once.  Parts without case ids (records appended one by one) may
+    cut a case in two and drop nothing."""
+    seen: set[str] = set()
+    out = []
     for part in _parts(path):
-        yield from pq.ParquetFile(part).iter_batches(batch_size=1 << 16, columns=columns)
+        meta = _footer(part)
+        cases = _unpack_json(meta[CASES_KEY]) if CASES_KEY in meta else ()
+        out.append((part, meta, seen.intersection(cases)))
+        seen.update(cases)
+    return out
+
+
+def _rows(part: Path, drop: set[str], columns=None, filters=None):
+    """A part's table without the rows of ``drop``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pq = _parquet()
+    t = pq.read_table(part, columns=columns, filters=filters)
+    if drop:
+        t = t.filter(pc.invert(pc.is_in(t["case_id"], pa.array(sorted(drop)))))
+    return t
+
+
+def iter_batches(path: str | Path, columns=None) -> Iterator:
+    """The store's record batches, part by part: memory bounded by one part."""
+    cols = None if columns is None else list(dict.fromkeys(["case_id", *columns]))
+    for part, _, drop in _ownership(path):
+        t = _rows(part, drop, cols)
+        yield from (t if columns is None else t.select(columns)).to_batches(1 << 16)
 
 
 def _record(row: dict) -> dict:
@@ -309,16 +384,8 @@ def iter_records(path: str | Path, case_ids=None) -> Iterator[dict]:
         import pyarrow.compute as pc
 
         filters = pc.field("case_id").isin(list(case_ids))
-    for part in _parts(path):
-        if filters is None:
-            import pyarrow.parquet as pq
-
-            batches = pq.ParquetFile(part).iter_batches(batch_size=1 << 16)
-        else:
-            import pyarrow.parquet as pq
-
-            batches = pq.read_table(part, filters=filters).to_batches()
-        for batch in batches:
+    for part, _, drop in _ownership(path):
+        for batch in _rows(part, drop, filters=filters).to_batches(1 << 16):
             yield from records_of(batch)
 
 
@@ -326,10 +393,10 @@ def iter_dtype(path: str | Path, dtype: str, columns: list[str]):
     """One dtype's records of a store, these columns only, as one Arrow table."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    tables = [pq.read_table(p, columns=columns, filters=pc.field("dtype") == dtype)
-              for p in _parts(path)]  # fmt: skip
+    cols = list(dict.fromkeys(["case_id", *columns]))
+    tables = [_rows(part, drop, cols, pc.field("dtype") == dtype).select(columns)
+              for part, _, drop in _ownership(path)]  # fmt: skip
     return pa.concat_tables(tables)
 
 
@@ -339,34 +406,32 @@ def has_store(path: str | Path) -> bool:
 
 def store_done(path: str | Path) -> set[str]:
     """The ids of the cases a store completes (its parts' metadata; else the cases it holds)."""
-    import pyarrow.parquet as pq
-
     done: set[str] = set()
-    for part in _parts(path):
-        meta = pq.read_schema(part).metadata or {}
+    for part, meta, _ in _ownership(path):
         if CASES_KEY in meta:
             done.update(_unpack_json(meta[CASES_KEY]))
         else:
-            done.update(pq.read_table(part, columns=["case_id"])["case_id"].to_pylist())
+            done.update(_rows(part, set(), ["case_id"])["case_id"].to_pylist())
     return done
 
 
 def store_state(path: str | Path):
-    """(Tally, completed case ids) of a store, from its parts' metadata; a part without it (a
-    store of records only) is tallied from its records, its cases those it holds."""
-    import pyarrow.parquet as pq
+    """(Tally, completed case ids) of a store, from its parts' footers.  A part without one (a
+    store of records only), or one that repeats cases of an earlier part, is tallied from its
+    rows (its own cases only): memory bounded by one part."""
     from gradxval.output.tally import Tally, group_cases
 
     tally, done = Tally(), set()
-    for part in _parts(path):
-        meta = pq.read_schema(part).metadata or {}
-        if TALLY_KEY in meta:
+    for part, meta, drop in _ownership(path):
+        if TALLY_KEY in meta and not drop:
             tally.merge(Tally.from_state(_unpack_json(meta[TALLY_KEY])))
             done.update(_unpack_json(meta[CASES_KEY]))
             continue
-        for rs in group_cases(records_of(pq.read_table(part))):
+        for rs in group_cases(records_of(_rows(part, drop))):
             tally.add_case(rs)
             done.add(rs[0]["case_id"])
+        if CASES_KEY in meta:  # a case with no record at all is still done
+            done.update(set(_unpack_json(meta[CASES_KEY])) - drop)
     return tally, done
 
 

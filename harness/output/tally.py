@@ -87,8 +87,9 @@ class Tally:
         self._index: dict[str, int] | None = None  # case id -> plan position (``order``)
         self._worst: list[tuple] = []  # a heap of (negated key, record)
         self.known_small: dict[tuple, dict] = {}  # (entry, backend, method) -> smallest
-        self.asked: dict[tuple[str, str], list] = {}  # (field, name) -> [judged, first message]
-        self.hvp: dict[str, list] = {}  # backend -> [autodiff H v judged, results, message]
+        # (field, name) -> [judged, message, case id]: a reason why it judged nothing
+        self.asked: dict[tuple[str, str], list] = {}
+        self.hvp: dict[str, list] = {}  # backend -> [autodiff H v judged, results, message, id]
         self.judged_cases = 0
         self.shapes: dict[str, Counter] = {}
         self.regimes: dict[str, Counter] = {}
@@ -111,17 +112,22 @@ class Tally:
         who = f"{r['backend']}/{r['method']}"
         self.matrix.setdefault((who, r["dtype"]), Counter())[v] += 1
         judged = v in JUDGED
+        cid, msg = r["case_id"], r.get("message")
         for field in ("backend", "method", "dtype"):
             seen = self.asked.get((field, r[field]))
             if seen is None:
-                seen = self.asked[(field, r[field])] = [0, r.get("message")]
+                seen = self.asked[(field, r[field])] = [0, msg, cid]
             seen[0] += judged
+            if cid < seen[2]:  # the message of the first case id: the same in every order
+                seen[1:] = [msg, cid]
         if r["quantity"] == "hvp_x" and r["method"] != "closed_form":
             h = self.hvp.get(r["backend"])
             if h is None:
-                h = self.hvp[r["backend"]] = [0, 0, r.get("message")]
+                h = self.hvp[r["backend"]] = [0, 0, msg, cid]
             h[0] += judged
             h[1] += 1
+            if cid < h[3]:
+                h[2:] = [msg, cid]
         if v == "known":
             self.known.update(p for p in (r.get("classification") or "").split("+") if p)
             self._keep_known(r, self._seq)
@@ -253,13 +259,17 @@ class Tally:
                 self._keep_worst(r, rev.key)
         for r in other.known_small.values():
             self._keep_small(r)
-        for k, (n, msg) in other.asked.items():
-            mine = self.asked.setdefault(k, [0, msg])
+        for k, (n, msg, cid) in other.asked.items():
+            mine = self.asked.setdefault(k, [0, msg, cid])
             mine[0] += n
-        for k, (n, m, msg) in other.hvp.items():
-            mine = self.hvp.setdefault(k, [0, 0, msg])
+            if cid < mine[2]:
+                mine[1:] = [msg, cid]
+        for k, (n, m, msg, cid) in other.hvp.items():
+            mine = self.hvp.setdefault(k, [0, 0, msg, cid])
             mine[0] += n
             mine[1] += m
+            if cid < mine[3]:
+                mine[2:] = [msg, cid]
         self.judged_cases += other.judged_cases
         for mine, theirs in ((self.shapes, other.shapes), (self.regimes, other.regimes),
                              (self.problems, other.problems)):  # fmt: skip
@@ -357,10 +367,14 @@ class Tally:
     def matrix_counts(self) -> dict:
         """As summary.json's "matrix": {backend/method: {dtype: {verdict: count}}}."""
         from gradxval.dtypes import DTYPES
+        from gradxval.judge.compare import VERDICTS
+
+        def cell(c: Counter) -> dict:  # verdicts in VERDICTS order, whatever came first
+            return {v: c[v] for v in (*VERDICTS, *sorted(set(c) - set(VERDICTS))) if v in c}
 
         rows = sorted({k[0] for k in self.matrix})
         cols = [d for d in DTYPES if any(k[1] == d for k in self.matrix)]
-        return {r: {d: dict(self.matrix[(r, d)]) for d in cols if (r, d) in self.matrix}
+        return {r: {d: cell(self.matrix[(r, d)]) for d in cols if (r, d) in self.matrix}
                 for r in rows}  # fmt: skip
 
     def distributions(self) -> dict:
@@ -424,13 +438,13 @@ class Tally:
             for name in asked.get(field, ()):
                 if key == "backend" and name in dropped:
                     continue  # said above, with the reason
-                judged, message = self.asked.get((key, name), (0, None))
+                judged, message, _ = self.asked.get((key, name), (0, None, None))
                 if not judged:
                     reason = message if (key, name) in self.asked else "no results"
                     out.append(f"{key} {name} was asked for by name but judged nothing: {reason}")
         for name in asked.get("backends", ()):
             # a second-order run asks each named backend's autodiff for H v
-            judged, results, message = self.hvp.get(name, (0, 0, None))
+            judged, results, message, _ = self.hvp.get(name, (0, 0, None, None))
             if results and not judged:
                 out.append(
                     f"backend {name} was asked for by name but its second-order autodiff "
@@ -456,7 +470,7 @@ class Tally:
             ],  # fmt: skip
             "determinism": dict(self.determinism),
             "matrix": self.matrix_counts(),
-            "known_seen": dict(self.known.most_common()),
+            "known_seen": dict(sorted(self.known.items(), key=lambda kv: (-kv[1], kv[0]))),
             "profiles": self.profile_figures(),
             "accuracy_outliers": self.outlier.outliers(),
             "accuracy": self.distributions(),

@@ -11,6 +11,7 @@ Sketches merge by adding (shards, workers, store parts) and save as JSON (``to_s
 
 from __future__ import annotations
 
+import base64
 import math
 
 import numpy as np
@@ -74,8 +75,9 @@ class Sketch:
         if self.neg is None:
             self.neg = np.zeros(NBINS + 3, dtype=np.int64)
             self.pos = np.zeros(NBINS + 3, dtype=np.int64)
-        self.neg += np.bincount(_bins(-a[a < 0]), minlength=NBINS + 3)
-        self.pos += np.bincount(_bins(a[a >= 0]), minlength=NBINS + 3)
+        slots, neg = _bins(np.abs(a)), a < 0  # one pass over the magnitudes, then by sign
+        self.neg += np.bincount(slots[neg], minlength=NBINS + 3)
+        self.pos += np.bincount(slots[a >= 0], minlength=NBINS + 3)  # NaN: in neither
 
     def _to_histogram(self) -> None:
         if self.values is not None:
@@ -165,7 +167,10 @@ class Sketch:
         top = "inf" if self.top == math.inf else (None if self.top == -math.inf else self.top)
         counts = {} if self.t is None else {"t": self.t, "hi": self.hi, "lo": self.lo}
         if self.values is not None and len(self.values) <= EXACT_SAVED:
-            return {"v": [_json_float(v) for v in self.values], "top": top, **counts}
+            # as float64 bytes (base64): a store part's footer holds thousands of values, and
+            # parsing them as JSON numbers is what reading a campaign's footers would cost
+            raw = np.asarray(self.values, dtype="<f8").tobytes()
+            return {"v64": base64.b64encode(raw).decode(), "top": top, **counts}
         s = Sketch()
         s.merge(self)
         s._to_histogram()
@@ -177,8 +182,8 @@ class Sketch:
         s.hi, s.lo = d.get("hi", 0), d.get("lo", 0)
         top = d.get("top")
         s.top = -math.inf if top is None else as_float(top)
-        if "v" in d:
-            s.values = [as_float(v) for v in d["v"]]
+        if "v64" in d:
+            s.values = np.frombuffer(base64.b64decode(d["v64"]), dtype="<f8").tolist()
             s.n = len(s.values)
             return s
         s.values, s.n = None, d["n"]
@@ -188,10 +193,6 @@ class Sketch:
             for k, c in d[side].items():
                 arr[int(k)] = c
         return s
-
-
-def _json_float(v: float):
-    return ("inf" if v > 0 else "-inf") if math.isinf(v) else v
 
 
 def _sparse(a: np.ndarray) -> dict:

@@ -43,7 +43,7 @@ __all__ = ["StoreWriter", "iter_batches", "iter_records", "records_of", "export_
            "has_store", "flush_seconds", "PART_ROWS", "FLUSH_SECONDS", "FLUSH_ENV",
            "require_pyarrow"]  # fmt: skip
 
-PART_ROWS = 1 << 17  # records per part file: ~131k, a few MB in memory before it is written
+PART_ROWS = 1 << 16  # records per part file: ~65k, ~20 MB in memory before it is written
 FLUSH_SECONDS = 30.0  # and at least this often, so that a kill loses little work
 FLUSH_ENV = "GRADXVAL_STORE_FLUSH_SECONDS"  # another interval for a run's store (seconds)
 TALLY_KEY, CASES_KEY = b"gradxval.tally", b"gradxval.cases"

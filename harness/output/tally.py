@@ -156,8 +156,8 @@ class Tally:
         elif key < self._worst[0][0].key:
             heapq.heapreplace(self._worst, item)
 
-    def _keep_known(self, r: dict, seq: int) -> None:
-        key = (_known_key(r), seq)
+    def _keep_known(self, r: dict, seq: int, known_key: tuple | None = None) -> None:
+        key = (_known_key(r) if known_key is None else known_key, seq)
         if len(self._known) < KNOWN_KEPT:
             heapq.heappush(self._known, (_Reversed(key), seq, r))
         elif key < self._known[0][0].key:
@@ -250,8 +250,8 @@ class Tally:
         base = self._seq  # the other's records come after this one's
         self.flagged.extend(other.flagged)
         self._flag_seq.extend(base + q for q in other._flag_seq)
-        for _, seq, r in other._known:
-            self._keep_known(r, base + seq)
+        for rev, seq, r in other._known:  # its keys as they are: parsing ids costs
+            self._keep_known(r, base + seq, rev.key[0])
         self.known_more += other.known_more
         self._seq += other._seq
         for rev, r in other._worst:  # keys kept: most are not worse than what is here
@@ -307,7 +307,7 @@ class Tally:
                 d: {w: s.to_state() for w, s in rows.items()} for d, rows in self.tightness.items()
             },  # fmt: skip
             "flagged": [[ref(r), q] for q, r in zip(self._flag_seq, self.flagged, strict=True)],
-            "known_listed": [[ref(r), seq] for _, seq, r in self._known],
+            "known_listed": [[ref(r), seq, rev.key[0]] for rev, seq, r in self._known],
             "known_more": self.known_more,
             "seq": self._seq,
             "worst": [ref(r) for _, r in self._worst],
@@ -344,8 +344,8 @@ class Tally:
         for i, seq in s["flagged"]:
             t.flagged.append(pool[i])
             t._flag_seq.append(seq)
-        for i, seq in s["known_listed"]:
-            t._keep_known(pool[i], seq)
+        for i, seq, (size, *rest) in s["known_listed"]:
+            t._keep_known(pool[i], seq, (tuple(size), *rest))
         t.known_more = s["known_more"]
         t._seq = s["seq"]
         for i in s["worst"]:

@@ -221,3 +221,43 @@ def test_whether_a_median_reaches_the_outlier_threshold_is_exact_past_the_values
     for x in v - 0.1:
         mid.add(float(x))
     assert mid.side() == 0
+
+
+def test_a_signal_inside_a_store_step_waits_for_the_step(records, tmp_path, monkeypatch):
+    """SIGTERM in the middle of appending a case (another thread alive, as torch's and jax's
+    pools are: a signal mask alone would not hold) is raised once the whole case is in."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import gradxval.output.store as store
+
+    rows = [r for r in records if r["case_id"] == records[0]["case_id"]]
+    w = StoreWriter(tmp_path, flush_seconds=1e9)
+    real, calls = store._add_row, []
+
+    def add_row(cols, r):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # time for another thread to take it, as the kernel may choose
+        real(cols, r)
+
+    def handler(signum, frame):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(store, "_add_row", add_row)
+    old = signal.signal(signal.SIGTERM, handler)
+    idle = threading.Event()
+    t = threading.Thread(target=idle.wait)
+    t.start()
+    try:
+        with pytest.raises(RuntimeError, match="interrupted"):
+            w.append_case(rows[0]["case_id"], rows)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        idle.set()
+        t.join()
+    assert w._rows == len(rows) == len(calls) and w._cases == [rows[0]["case_id"]]
+    assert w._tally.records == len(rows)

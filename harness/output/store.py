@@ -100,7 +100,11 @@ class StoreWriter:
         interrupt between a case's rows and its id would write half a case; inside a flush,
         lose the buffer), and so does another thread."""
         with self._lock:
-            mask = getattr(signal, "pthread_sigmask", None)
+            if threading.current_thread() is threading.main_thread():
+                with _signals_deferred():
+                    yield
+                return
+            mask = getattr(signal, "pthread_sigmask", None)  # a worker thread: the kernel's
             old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if mask else None
             try:
                 yield
@@ -175,8 +179,8 @@ class StoreWriter:
                 TALLY_KEY: _pack_json(self._tally.to_state()),
                 CASES_KEY: _pack_json(self._cases),
             })  # fmt: skip
-        self._reset()
         self._write(table)
+        self._reset()  # after the part is on disk: a failed write keeps the buffer
 
     def _write(self, table) -> None:
         import pyarrow.parquet as pq
@@ -196,6 +200,24 @@ class StoreWriter:
 
     def close(self) -> None:
         self.flush()
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """In the main thread: SIGINT and SIGTERM are recorded, then raised again once the block
+    is done.  A signal mask would not do: the kernel hands a process-directed signal to any
+    thread that does not block it (torch's and jax's pools), and CPython then runs the
+    handler in the main thread at once."""
+    got: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.signal(s, lambda n, frame: got.append(n)) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        for n in got:
+            signal.raise_signal(n)
 
 
 def flush_seconds() -> float:
@@ -424,9 +446,14 @@ def store_state(path: str | Path):
     tally, done = Tally(), set()
     for part, meta, drop in _ownership(path):
         if TALLY_KEY in meta and not drop:
-            tally.merge(Tally.from_state(_unpack_json(meta[TALLY_KEY])))
-            done.update(_unpack_json(meta[CASES_KEY]))
-            continue
+            try:
+                saved = Tally.from_state(_unpack_json(meta[TALLY_KEY]))
+            except (KeyError, TypeError, ValueError):
+                saved = None  # written by an older gradxval: tallied from its rows below
+            if saved is not None:
+                tally.merge(saved)
+                done.update(_unpack_json(meta[CASES_KEY]))
+                continue
         for rs in group_cases(records_of(_rows(part, drop))):
             tally.add_case(rs)
             done.add(rs[0]["case_id"])

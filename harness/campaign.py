@@ -344,8 +344,11 @@ def execute(
     from gradxval.run.runner import run_cases
 
     registry = load_registry()
+    store = out is not None and out.results == "parquet"
     tally, done = Tally(), set()  # the streaming summary: the client keeps no list of records
-    if resume_manifest is not None:
+    if resume_manifest is not None and store:
+        done = out.done()  # the summary is read from the store once, at the end
+    elif resume_manifest is not None:
         tally, done = out.state(rewrite=True)
     todo = [c for c in p.cases if c.id not in done]
     case_records: list[dict] = []
@@ -368,8 +371,6 @@ def execute(
 
     def keep(rec: dict) -> None:
         case_records.append(rec)
-
-    store = out is not None and out.results == "parquet"
 
     def case_done(case, written: bool = False) -> None:
         recs = list(case_records)

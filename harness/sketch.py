@@ -16,10 +16,9 @@ import math
 
 import numpy as np
 
-__all__ = ["Sketch", "as_float", "BINS_PER_DECADE", "LOW", "HIGH", "EXACT", "EXACT_SAVED"]
+__all__ = ["Sketch", "BINS_PER_DECADE", "LOW", "HIGH", "EXACT"]
 
 EXACT = 2048  # values a sketch keeps as they are; past that, its histogram
-EXACT_SAVED = EXACT  # values saved as they are (a store part): the same figures as in memory
 
 BINS_PER_DECADE = 64
 LOW, HIGH = -12, 24  # decades binned: 1e-12 .. 1e24
@@ -37,11 +36,6 @@ def _bins(e: np.ndarray) -> np.ndarray:
     slot[e == 0] = _ZERO
     slot[np.isinf(e)] = _INF
     return slot
-
-
-def as_float(v) -> float:
-    """A number as JSON holds it ("inf", "-inf" as strings) as a float."""
-    return float(v)  # float("inf") parses
 
 
 class Sketch:
@@ -107,13 +101,10 @@ class Sketch:
     # -- figures ---------------------------------------------------------------------------------
     def _ordered(self) -> tuple[np.ndarray, np.ndarray]:
         """(bin values ascending, counts): each bin as its geometric centre."""
-        centres = 10 ** (LOW + (np.arange(NBINS) + 0.5) / BINS_PER_DECADE)
-        values = np.concatenate([[-math.inf], -centres[::-1], [-(10.0**LOW)], [0.0],
-                                 [10.0**LOW], centres, [math.inf]])  # fmt: skip
         counts = np.concatenate([[self.neg[_INF]], self.neg[:NBINS][::-1], [self.neg[_BELOW]],
                                  [self.neg[_ZERO] + self.pos[_ZERO]], [self.pos[_BELOW]],
                                  self.pos[:NBINS], [self.pos[_INF]]])  # fmt: skip
-        return values, counts
+        return _ORDERED, counts
 
     def quantile(self, q: float, finite: bool = False) -> float | None:
         """numpy's default quantile (linear between the two order statistics around rank
@@ -166,22 +157,20 @@ class Sketch:
     def to_state(self) -> dict:
         top = "inf" if self.top == math.inf else (None if self.top == -math.inf else self.top)
         counts = {} if self.t is None else {"t": self.t, "hi": self.hi, "lo": self.lo}
-        if self.values is not None and len(self.values) <= EXACT_SAVED:
+        if self.values is not None:  # as they are, so a store part gives the figures memory does
             # as float64 bytes (base64): a store part's footer holds thousands of values, and
             # parsing them as JSON numbers is what reading a campaign's footers would cost
             raw = np.asarray(self.values, dtype="<f8").tobytes()
             return {"v64": base64.b64encode(raw).decode(), "top": top, **counts}
-        s = Sketch()
-        s.merge(self)
-        s._to_histogram()
-        return {"n": self.n, "top": top, "neg": _sparse(s.neg), "pos": _sparse(s.pos), **counts}
+        return {"n": self.n, "top": top, "neg": _sparse(self.neg), "pos": _sparse(self.pos),
+                **counts}  # fmt: skip
 
     @classmethod
     def from_state(cls, d: dict) -> Sketch:
         s = cls(d.get("t"))
         s.hi, s.lo = d.get("hi", 0), d.get("lo", 0)
         top = d.get("top")
-        s.top = -math.inf if top is None else as_float(top)
+        s.top = -math.inf if top is None else float(top)  # "inf" parses
         if "v64" in d:
             s.values = np.frombuffer(base64.b64decode(d["v64"]), dtype="<f8").tolist()
             s.n = len(s.values)
@@ -193,6 +182,13 @@ class Sketch:
             for k, c in d[side].items():
                 arr[int(k)] = c
         return s
+
+
+# the value each slot of ``Sketch._ordered`` stands for, ascending: -inf, the negative bins'
+# centres, the magnitudes below the first bin, zero, then the same mirrored
+_CENTRES = 10 ** (LOW + (np.arange(NBINS) + 0.5) / BINS_PER_DECADE)
+_ORDERED = np.concatenate([[-math.inf], -_CENTRES[::-1], [-(10.0**LOW)], [0.0], [10.0**LOW],
+                           _CENTRES, [math.inf]])  # fmt: skip
 
 
 def _sparse(a: np.ndarray) -> dict:

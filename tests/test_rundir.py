@@ -277,8 +277,8 @@ def test_a_run_killed_in_its_first_case_resumes_from_nothing(tmp_path):
     d = RunDir(tmp_path)
     d.open()
     d.write_manifest({"settings": {}})
-    d.append({"case_id": "c0", "backend": "numpy", "verdict": "agree"})
-    (tmp_path / "results.jsonl").open("a").write('{"case_id": "c0", "torn')
+    line = json.dumps({"case_id": "c0", "backend": "numpy", "verdict": "agree"})
+    (tmp_path / "results.jsonl").write_text(f'{line}\n{{"case_id": "c0", "torn')
     records, done = d.completed(rewrite=True)
     assert (records, done) == ([], set())
     assert (tmp_path / "results.jsonl").read_text() == ""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from gradxval.sketch import Sketch, as_float
+from gradxval.sketch import Sketch
 
 __all__ = [
     "ALPHA",
@@ -59,7 +59,7 @@ def distributions(records: list[dict]) -> dict[str, dict]:
         e = r.get("error_u")
         if r["verdict"] in ("agree", "overflow", "disagree", "known") and e is not None:
             sketches.setdefault(f"{r['backend']}/{r['method']} {r['dtype']}", Sketch()).add(
-                as_float(e)
+                float(e)
             )
     return distribution_figures(sketches)
 

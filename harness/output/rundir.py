@@ -163,13 +163,6 @@ class RunDir:
         except json.JSONDecodeError as exc:
             raise GradxvalError(f"{self.path}/manifest.json is corrupt: {exc}") from None
 
-    def append(self, record: dict) -> None:
-        """Append one line to results.jsonl, whole and flushed."""
-        if self._results is None:
-            self._results = open(self.path / "results.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        self._results.write(json.dumps(record, sort_keys=True) + "\n")
-        self._results.flush()
-
     @property
     def results(self) -> str:
         """The format of this run's verdicts: as opened with, else as its manifest says, else

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from gradxval.errors import UsageError
 
-__all__ = ["StoreWriter", "iter_batches", "iter_records", "records_of", "export_jsonl",
+__all__ = ["StoreWriter", "iter_records", "records_of", "export_jsonl",
            "import_jsonl", "table_of", "pack_batch", "WorkerStore", "store_state", "store_done",
            "iter_dtype",
            "has_store", "flush_seconds", "PART_ROWS", "FLUSH_SECONDS", "FLUSH_ENV",
@@ -74,9 +74,7 @@ def _schema():
 
 
 def _float(v):
-    if v is None:
-        return None
-    return math.inf if v == "inf" else float(v)
+    return None if v is None else float(v)  # "inf" parses
 
 
 class StoreWriter:
@@ -157,11 +155,6 @@ class StoreWriter:
     def _row(self, r: dict) -> None:
         _add_row(self._cols, r)
         self._rows += 1
-
-    def append_table(self, table) -> None:
-        """Append a pyarrow table of this schema as it is (one part, no case metadata)."""
-        self.flush()
-        self._write(table.select(self.schema.names).cast(self.schema))
 
     def flush(self) -> None:
         with self._whole():
@@ -372,14 +365,6 @@ def _rows(part: Path, drop: set[str], columns=None, filters=None):
     if drop:
         t = t.filter(pc.invert(pc.is_in(t["case_id"], pa.array(sorted(drop)))))
     return t
-
-
-def iter_batches(path: str | Path, columns=None) -> Iterator:
-    """The store's record batches, part by part: memory bounded by one part."""
-    cols = None if columns is None else list(dict.fromkeys(["case_id", *columns]))
-    for part, _, drop in _ownership(path):
-        t = _rows(part, drop, cols)
-        yield from (t if columns is None else t.select(columns)).to_batches(1 << 16)
 
 
 def _record(row: dict) -> dict:

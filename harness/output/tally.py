@@ -26,7 +26,7 @@ import heapq
 import math
 from collections import Counter
 
-from gradxval.sketch import Sketch, as_float
+from gradxval.sketch import Sketch
 
 __all__ = ["Tally", "KNOWN_KEPT", "group_cases", "tally_of"]
 
@@ -45,11 +45,10 @@ def _worst_key(r: dict) -> tuple:
             r["backend"], r["method"], r["quantity"])  # fmt: skip
 
 
-def _known_key(r: dict) -> tuple:
-    """Which known results are listed: those of the smallest cases, in a fixed order."""
-    from gradxval.model.cases import size_order
-
-    return (size_order(r["case_id"]), r["case_id"], r["backend"], r["method"], r["quantity"])
+def _known_key(r: dict, size: tuple) -> tuple:
+    """Which known results are listed: those of the smallest cases (``size``: its case's
+    model.cases.size_order), in a fixed order."""
+    return (size, r["case_id"], r["backend"], r["method"], r["quantity"])
 
 
 def group_cases(records) -> list[list[dict]]:
@@ -86,7 +85,7 @@ class Tally:
         self._flag_seq: list[int] = []  # the arrival number of each flagged record
         self._index: dict[str, int] | None = None  # case id -> plan position (``order``)
         self._worst: list[tuple] = []  # a heap of (negated key, record)
-        self.known_small: dict[tuple, dict] = {}  # (entry, backend, method) -> smallest
+        self._small: dict[tuple, tuple] = {}  # (entry, backend, method) -> (size, smallest)
         # (field, name) -> [judged, message, case id]: a reason why it judged nothing
         self.asked: dict[tuple[str, str], list] = {}
         self.hvp: dict[str, list] = {}  # backend -> [autodiff H v judged, results, message, id]
@@ -129,24 +128,25 @@ class Tally:
             if cid < h[3]:
                 h[2:] = [msg, cid]
         if v == "known":
+            from gradxval.model.cases import size_order
+
             self.known.update(p for p in (r.get("classification") or "").split("+") if p)
-            self._keep_known(r, self._seq)
-            self._keep_small(r)
+            size = size_order(cid)  # parsed once, for both selections
+            self._keep_known(r, self._seq, _known_key(r, size))
+            self._keep_small(r, size)
         if v in FLAGGED:
             self.flagged.append(r)
             self._flag_seq.append(self._seq)
         e = r.get("error_u")
         if judged and e is not None:
-            e = as_float(e)
+            e = float(e)  # "inf" parses
             self.accuracy.setdefault(f"{who} {r['dtype']}", Sketch()).add(e)
             t = r.get("tolerance_u")
-            if t and math.isfinite(e):
-                ratio = min(max(e / t, 1e-4), 1e6)
+            if t:
+                ratio = min(max(e / t, 1e-4), 1e6) if math.isfinite(e) else 1e6
                 self.tightness.setdefault(r["dtype"], {}).setdefault(who, Sketch()).add(ratio)
-            elif t:
-                self.tightness.setdefault(r["dtype"], {}).setdefault(who, Sketch()).add(1e6)
-            if math.isfinite(e) and t:
-                self._keep_worst(r)
+                if math.isfinite(e):
+                    self._keep_worst(r)
 
     def _keep_worst(self, r: dict, key: tuple | None = None) -> None:
         key = _worst_key(r) if key is None else key
@@ -156,8 +156,8 @@ class Tally:
         elif key < self._worst[0][0].key:
             heapq.heapreplace(self._worst, item)
 
-    def _keep_known(self, r: dict, seq: int, known_key: tuple | None = None) -> None:
-        key = (_known_key(r) if known_key is None else known_key, seq)
+    def _keep_known(self, r: dict, seq: int, known_key: tuple) -> None:
+        key = (known_key, seq)
         if len(self._known) < KNOWN_KEPT:
             heapq.heappush(self._known, (_Reversed(key), seq, r))
         elif key < self._known[0][0].key:
@@ -177,24 +177,23 @@ class Tally:
         return [r for _, r in items]
 
     @property
-    def known_kept(self) -> list[dict]:
-        return self._sorted((seq, r) for _, seq, r in self._known)
-
-    @property
     def listed(self) -> list[dict]:
         """summary.json's "disagreements": every disagree result, and the known ones kept."""
         rs = [(q, r) for q, r in zip(self._flag_seq, self.flagged, strict=True)
               if r["verdict"] == "disagree"]  # fmt: skip
         return self._sorted(rs + [(seq, r) for _, seq, r in self._known])
 
-    def _keep_small(self, r: dict) -> None:
-        from gradxval.model.cases import size_order
-
+    def _keep_small(self, r: dict, size: tuple) -> None:
         for entry in (r.get("classification") or "").split("+"):
             key = (entry, r["backend"], r["method"])
-            have = self.known_small.get(key)
-            if have is None or size_order(r["case_id"]) < size_order(have["case_id"]):
-                self.known_small[key] = r
+            have = self._small.get(key)
+            if have is None or size < have[0]:
+                self._small[key] = (size, r)
+
+    @property
+    def known_small(self) -> dict[tuple, dict]:
+        """(entry, backend, method) -> the known result of the smallest case."""
+        return {k: r for k, (_, r) in self._small.items()}
 
     def add_case(self, records: list[dict]) -> None:
         """One case's records together: everything add() takes, and the per-case figures."""
@@ -257,8 +256,8 @@ class Tally:
         for rev, r in other._worst:  # keys kept: most are not worse than what is here
             if len(self._worst) < WORST_KEPT or rev.key < self._worst[0][0].key:
                 self._keep_worst(r, rev.key)
-        for r in other.known_small.values():
-            self._keep_small(r)
+        for size, r in other._small.values():
+            self._keep_small(r, size)
         for k, (n, msg, cid) in other.asked.items():
             mine = self.asked.setdefault(k, [0, msg, cid])
             mine[0] += n
@@ -311,7 +310,7 @@ class Tally:
             "known_more": self.known_more,
             "seq": self._seq,
             "worst": [ref(r) for _, r in self._worst],
-            "known_small": [ref(r) for r in self.known_small.values()],
+            "known_small": [[ref(r), size] for size, r in self._small.values()],
             "asked": [[f, n, v] for (f, n), v in self.asked.items()],
             "hvp": self.hvp,
             "judged_cases": self.judged_cases,
@@ -350,8 +349,8 @@ class Tally:
         t._seq = s["seq"]
         for i in s["worst"]:
             t._keep_worst(pool[i])
-        for i in s["known_small"]:
-            t._keep_small(pool[i])
+        for i, size in s["known_small"]:
+            t._keep_small(pool[i], tuple(size))
         t.asked = {(f, n): list(v) for f, n, v in s["asked"]}
         t.hvp = {k: list(v) for k, v in s["hvp"].items()}
         t.judged_cases = s["judged_cases"]

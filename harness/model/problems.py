@@ -147,7 +147,7 @@ class Activation:
     """An elementwise phi with its derivative, in every form the harness needs.
 
     pair(x, xp)    accurate (phi, phi') in an array namespace: the closed-form method
-    library(x, xp) phi as a careful user writes it with library functions: what autodiff sees
+    library(x, xp) phi as a careful user writes it from xp, where a backend has no nn_op
     plain(x)       accurate (phi, phi') in float64 numpy
     mp(t)          (phi, phi') of an mpmath number t, for the float64 reference
     at_inf         (phi(+inf), phi'(+inf), phi(-inf), phi'(-inf))
@@ -174,6 +174,7 @@ class Activation:
     cancelled2: tuple = ()
     dd: Callable | None = None
     dd_range: float = 0.0
+    nn_op: str = ""  # the library operation of model.nn that computes phi (what autodiff sees)
 
     def triple(self, x, xp):
         """(phi, phi', phi'') accurate in ``xp``."""
@@ -210,9 +211,9 @@ class Problem:
         """H v, the Hessian with respect to x applied to v (second order); None: not defined."""
         return None
 
-    def autodiff_loss(self, library=None):
-        """The loss autodiff differentiates: ``loss`` here; ActivationProblem puts a
-        framework's own phi in (``library(name)``)."""
+    def autodiff_loss(self, nn=None):
+        """The loss autodiff differentiates, fn(A, x, xp): ``loss`` here; ActivationProblem
+        puts the framework's own phi in, from its ``nn`` namespace."""
         return self.loss
 
     # reference(case, inputs, second_order=False) -> Reference, where a problem has a
@@ -247,11 +248,12 @@ class ActivationProblem(Problem):
     def hvp_closed_form(self, A, x, v, xp):
         return closed_form_hvp(A, x, v, xp, self.activation.triple)
 
-    def autodiff_loss(self, library=None):
-        """f written with the framework's own function for phi (``library(name)``, e.g.
-        torch.nn.functional.logsigmoid), where it has one: that is where library derivative
-        rules and their faults live (issue 13).  Otherwise phi as a careful user writes it."""
-        phi = library(self.name) if library is not None else None
+    def autodiff_loss(self, nn=None):
+        """f written with the framework's own function for phi (``nn.sigmoid``, ``nn.tanh``,
+        ``nn.softplus``, ``nn.log_sigmoid`` of the backend's nn namespace), where it has one:
+        that is where library derivative rules and their faults live (issue 13).  Otherwise
+        phi as a careful user writes it."""
+        phi = getattr(nn, self.activation.nn_op, None) if nn is not None else None
         if phi is None:
             return self.loss
         # one function per phi: jit-compiling backends key their caches by it
@@ -436,6 +438,7 @@ LOGISTIC = Activation(
             lambda y, dt: _round(_round(y * _round(1 - y, dt), dt) * _round(1 - 2 * y, dt), dt),
         ),
     ),
+    nn_op="sigmoid",
 )
 TANH = Activation(
     "tanh",
@@ -460,6 +463,7 @@ TANH = Activation(
             lambda y, dt: _round(-2 * y * _round(1 - _round(y * y, dt), dt), dt),
         ),
     ),
+    nn_op="tanh",
 )
 SOFTPLUS = Activation(
     "softplus",
@@ -470,6 +474,7 @@ SOFTPLUS = Activation(
     (np.inf, 1.0, 0.0, 0.0),
     second=_softplus_second,
     mp2=_sigma_prime_mp,
+    nn_op="softplus",
 )
 LOGSIGMOID = Activation(
     "logsigmoid",
@@ -486,6 +491,7 @@ LOGSIGMOID = Activation(
         # (pytorch issue 195530)
         (lambda y, dt: _round(-np.expm1(y), dt), lambda y, dt: _z_minus_one_times_z(y, dt)),
     ),
+    nn_op="log_sigmoid",
 )
 
 

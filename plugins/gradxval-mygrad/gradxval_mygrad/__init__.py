@@ -13,7 +13,6 @@ import mygrad as mg
 import numpy as np
 from gradxval.backends.base import Backend
 from gradxval.errors import Unsupported
-from gradxval.model.problems import closed_form, loss_from_sigmoid
 from mygrad.nnet.activations import logsoftmax, relu, sigmoid, softmax
 
 __all__ = ["MygradBackend"]
@@ -49,8 +48,9 @@ def _nn():
     # mygrad.nnet has sigmoid, relu, softmax and logsoftmax; the rest composed from mygrad
     return SimpleNamespace(
         sigmoid=sigmoid,
-        log_sigmoid=lambda x: -mg.logaddexp(0.0, -x),
-        softplus=lambda x: mg.logaddexp(0.0, x),
+        # logaddexp with an array zero: a Python 0.0 makes mygrad compute in float64
+        log_sigmoid=lambda x: -mg.logaddexp(-x, mg.zeros_like(x)),
+        softplus=lambda x: mg.logaddexp(x, mg.zeros_like(x)),
         silu=lambda x: x * sigmoid(x),
         gelu=_missing("erf or gelu"),
         relu=relu,
@@ -108,48 +108,35 @@ def autodiff(A, x):
         {"autodiff": "autodiff(A, x)", "closed_form": "closed_form(A, x)"},
     )
 
-    # declared functions (gradxval check): reverse mode only
+    # the adapter: mygrad's tensors, its nn, and reverse mode by Tensor.backward (no forward
+    # mode, no second order)
+    xp = mg
     function_methods = ("autodiff",)
+
+    def to_backend(self, a):
+        return mg.tensor(a)
+
+    def to_numpy(self, t):
+        return _np(t)
 
     def nn_namespace(self):
         return _nn()
 
-    def _differentiate(self, method, f, args, wrt, extra):
-        leaves = {k: mg.tensor(args[k]) for k in wrt}
-        with np.errstate(all="ignore"):
-            loss = f(**{**args, **leaves})
+    def value_and_grad(self, f, argnums):
+        def run(*primals):
+            leaves = {i: mg.tensor(primals[i]) for i in argnums}
+            loss = f(*(leaves.get(i, p) for i, p in enumerate(primals)))
             loss.backward()
-        out = {"loss": loss}
-        for k, t in leaves.items():
-            out[f"grad_{k}"] = t.grad if t.grad is not None else np.zeros_like(args[k])
-        return out
+            grads = tuple(
+                t.grad if t.grad is not None else np.zeros(t.shape, t.dtype)
+                for t in leaves.values()
+            )
+            return loss, grads
+
+        return run
 
     def version(self) -> str:
         return mg.__version__
-
-    def formula_namespace(self):
-        return mg, mg.tensor, _np, lambda dtype: np.errstate(all="ignore")
-
-    def autodiff(self, fn, A, x, dtype):
-        tA, tx = mg.tensor(A), mg.tensor(x)
-        with np.errstate(all="ignore"):
-            loss = fn(tA, tx, mg)
-            loss.backward()
-        gA = tA.grad if tA.grad is not None else np.zeros_like(A)
-        gx = tx.grad if tx.grad is not None else np.zeros_like(x)
-        return {"loss": _np(loss), "grad_x": _np(gx, x.dtype), "grad_A": _np(gA, A.dtype)}
-
-    def _evaluate(self, method, A, x, dtype):
-        with np.errstate(all="ignore"):
-            if method == "closed_form":
-                loss, gx, gA = closed_form(mg.tensor(A), mg.tensor(x), mg)
-                return {"loss": _np(loss), "grad_x": _np(gx), "grad_A": _np(gA)}
-            tA, tx = mg.tensor(A), mg.tensor(x)
-            loss = loss_from_sigmoid(tA, sigmoid(tx), mg)
-            loss.backward()
-            gA = tA.grad if tA.grad is not None else np.zeros_like(A)
-            gx = tx.grad if tx.grad is not None else np.zeros_like(x)
-            return {"loss": _np(loss), "grad_x": _np(gx, x.dtype), "grad_A": _np(gA, A.dtype)}
 
 
 def _np(t, dtype=None) -> np.ndarray:

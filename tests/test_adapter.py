@@ -1,0 +1,130 @@
+"""A backend is an adapter: a framework's namespace, conversions and autodiff transforms, and
+every run and check method comes from the base class (docs/plugins.md)."""
+
+from types import SimpleNamespace
+
+import array_api_compat.numpy as xp
+import autograd
+import autograd.numpy as anp
+import numpy as np
+import pytest
+from gradxval.backends import load
+from gradxval.backends.base import Backend
+from gradxval.errors import Unsupported
+from gradxval.model.cases import sample_cases
+from gradxval.model.problems import load_problem
+from gradxval.model.sampling import draw, sample
+from gradxval.suite import gelu_tanh, softmax_xent
+
+
+class TinyAutograd(Backend):
+    """The whole adapter for autograd, as a plug-in author writes it: no loss, no gradient."""
+
+    name = "tiny_autograd"
+    methods = ("autodiff", "closed_form", "forward")
+    function_methods = ("autodiff", "hvp", "formula")
+    hvp_routes = ("rev_over_rev",)
+    hvp_route = "rev_over_rev"
+    supported = ("float32", "float64", "complex64", "complex128")
+    conj_grads = True
+    xp = xp
+    autodiff_xp = anp
+
+    def version(self):
+        return autograd.__version__ if hasattr(autograd, "__version__") else "1"
+
+    def nn_namespace(self):
+        return load("autograd").nn_namespace()
+
+    def value_and_grad(self, f, argnums):
+        return autograd.value_and_grad(f, argnums)
+
+    def jvp(self, f, primals, tangents):
+        return autograd.make_jvp(f, tuple(range(len(primals))))(*primals)(tangents)
+
+
+def _same(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _same_bits(got, want):
+    assert set(got) == set(want)
+    for q in got:
+        assert (got[q] is None) == (want[q] is None), q
+        if got[q] is not None:
+            # -0.0 and 0.0: the same number, whatever the route summed
+            assert got[q].dtype == want[q].dtype and got[q].shape == want[q].shape, q
+            assert np.array_equal(got[q], want[q], equal_nan=True), q
+
+
+@pytest.mark.parametrize("problem", ["logistic", "tanh"])
+def test_a_small_adapter_gets_every_run_method(problem):
+    tiny, builtin = TinyAutograd(), load("autograd")
+    cases = [c for c in sample_cases(24, 3, problems=(problem,)) if c.dtype in tiny.supported][:8]
+    assert cases
+    p = load_problem(problem)
+    for c in cases:
+        inp = c.inputs()
+        A = c.present(inp.A)
+        for method in ("autodiff", "closed_form"):
+            want = builtin.evaluate_problem(p, method, A, inp.x, c.dtype)
+            _same_bits(tiny.evaluate_problem(p, method, A, inp.x, c.dtype), want)
+        want = builtin.evaluate_hvp(p, "rev_over_rev", A, inp.x, inp.v, c.dtype)
+        got = tiny.evaluate_hvp(p, "rev_over_rev", A, inp.x, inp.v, c.dtype)
+        assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_forward_mode_without_jacfwd_is_one_jvp_per_entry():
+    """No jacfwd: the gradient by forward mode is pushed one tangent at a time, and matches the
+    reverse-mode gradient; past forward_loop_max entries it is unsupported, saying why."""
+
+    class SigmoidByTanh(TinyAutograd):
+        # autograd defines no forward rule for expit: sigma(x) = (1 + tanh(x/2)) / 2 has them
+        def nn_namespace(self):
+            return SimpleNamespace(sigmoid=lambda x: 0.5 * (1.0 + anp.tanh(0.5 * x)))
+
+    tiny = SigmoidByTanh()
+    p = load_problem("tanh")
+    rng = np.random.default_rng(0)
+    A, x = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    fwd = tiny.evaluate_problem(load_problem("logistic"), "forward", A, x, "float64")
+    rev = tiny.evaluate_problem(load_problem("logistic"), "autodiff", A, x, "float64")
+    for q in ("loss", "grad_x", "grad_A"):
+        np.testing.assert_allclose(fwd[q], rev[q], rtol=1e-13)
+    big = np.zeros(tiny.forward_loop_max + 1)
+    with pytest.raises(Unsupported, match="one tangent at a time"):
+        tiny.evaluate("forward", np.zeros((1, big.size)), big, "float64")
+    with pytest.raises(Unsupported, match="runs the logistic problem only"):
+        tiny.evaluate_problem(p, "forward", A, x, "float64")
+
+
+@pytest.mark.parametrize("function", [softmax_xent, gelu_tanh])
+def test_a_small_adapter_gets_every_check_method(function):
+    tiny, builtin = TinyAutograd(), load("autograd")
+    for case in sample(function, 6, 2, dtypes=("float32", "float64")):
+        arrays, directions = draw(function, case)
+        for method in ("autodiff", "hvp"):
+            extra = directions if method == "hvp" else None
+            want = builtin.run_function(method, function, arrays, case.dtype, extra)
+            got = tiny.run_function(method, function, arrays, case.dtype, extra)
+            assert set(got) == set(want)
+            for q in got:
+                assert _same(got[q], want[q]), (case.id, method, q)
+
+
+def test_an_adapter_without_autodiff_says_so():
+    class NoAutodiff(Backend):
+        name = "no_autodiff"
+        methods = ("autodiff", "closed_form")
+        xp = xp
+
+        def version(self):
+            return "0"
+
+    b = NoAutodiff()
+    A, x = np.ones((2, 3)), np.ones(3)
+    out = b.evaluate("closed_form", A, x, "float64")
+    assert out["grad_x"].shape == (3,)
+    with pytest.raises(Unsupported, match="no_autodiff has no reverse-mode autodiff"):
+        b.evaluate("autodiff", A, x, "float64")
+    assert b.hvp_methods == ("closed_form",)

@@ -128,3 +128,32 @@ def test_an_adapter_without_autodiff_says_so():
     with pytest.raises(Unsupported, match="no_autodiff has no reverse-mode autodiff"):
         b.evaluate("autodiff", A, x, "float64")
     assert b.hvp_methods == ("closed_form",)
+
+
+def test_the_seed_family_is_declared_once():
+    """gradxval run's problems are declared functions: their body is what every backend's
+    autodiff differentiates (a changed body changes every backend), their formula is the
+    closed form, and gradxval check's sq_norm_a_* are the same objects."""
+    from dataclasses import replace
+
+    from gradxval.model.problems import PROBLEMS, ActivationProblem
+    from gradxval.suite import BY_NAME
+
+    for name, p in PROBLEMS.items():
+        assert BY_NAME[p.function.name] is p.function, name
+        assert p.function.wrt == ("A", "x")
+
+    planted = ActivationProblem(PROBLEMS["tanh"].activation)
+    planted.name = "tanh_doubled"
+    body = planted.function.fn
+    planted.function = replace(
+        planted.function, fn=lambda A, x, *, xp, nn: 2 * body(A, x, xp=xp, nn=nn)
+    )
+    rng = np.random.default_rng(1)
+    A, x = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    for name in ("autograd", "jax", "torch"):
+        b = load(name)
+        want = b.evaluate_problem(PROBLEMS["tanh"], "autodiff", A, x, "float64")
+        got = b.evaluate_problem(planted, "autodiff", A, x, "float64")
+        for q in ("loss", "grad_x", "grad_A"):
+            np.testing.assert_allclose(got[q], 2 * want[q], rtol=1e-14, err_msg=f"{name} {q}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import numpy as np
+from gradxval.model.functions import Function, Input
 from gradxval.numerics import round_to
 
 __all__ = [
@@ -229,8 +230,34 @@ class Problem:
         return tolerance_u(quantity, m, n, k, dtype)
 
 
+def seed_function(activation: Activation) -> Function:
+    """||A phi(x)||^2 as a declared function (``gradxval check``'s sq_norm_a_<op>): its body is
+    the one loss every backend differentiates, phi taken from the backend's ``nn``; its
+    formula is the closed form.  The run's cases give x of shape (n,) or (n, k)."""
+    op = activation.nn_op
+
+    def body(A, x, *, xp, nn):
+        return loss_from_sigmoid(A, getattr(nn, op)(x), xp)
+
+    def formula(A, x, *, xp, nn):
+        loss, grad_x, grad_A = closed_form(A, x, xp, activation.pair)
+        return {"loss": loss, "grad_A": grad_A, "grad_x": grad_x}
+
+    doc = f"||A {op}(x)||^2, the seed family's {activation.name} member."
+    body.__doc__ = formula.__doc__ = doc
+    return Function(body, {"A": Input("m n"), "x": Input("n")}, f"sq_norm_a_{op}", formula=formula)
+
+
+class _CarefulNN:
+    """phi from ``xp`` as a careful user writes it, for a backend with no nn of its own."""
+
+    def __init__(self, activation: Activation, xp):
+        setattr(self, activation.nn_op, lambda x: activation.library(x, xp))
+
+
 class ActivationProblem(Problem):
-    """f(A, x) = ||A phi(x)||^2 for an elementwise activation phi."""
+    """f(A, x) = ||A phi(x)||^2 for an elementwise activation phi: a declared function (its
+    body, ``function``) with the closed form, regimes and a double-double reference."""
 
     def __init__(self, activation: Activation):
         from gradxval.model.cases import REGIMES
@@ -238,9 +265,10 @@ class ActivationProblem(Problem):
         self.activation = activation
         self.name = activation.name
         self.regimes = REGIMES
+        self.function = seed_function(activation)
 
     def loss(self, A, x, xp):
-        return loss_from_sigmoid(A, self.activation.library(x, xp), xp)
+        return self.function.fn(A, x, xp=xp, nn=_CarefulNN(self.activation, xp))
 
     def closed_form(self, A, x, xp):
         return closed_form(A, x, xp, self.activation.pair)
@@ -253,14 +281,15 @@ class ActivationProblem(Problem):
         ``nn.softplus``, ``nn.log_sigmoid`` of the backend's nn namespace), where it has one:
         that is where library derivative rules and their faults live (issue 13).  Otherwise
         phi as a careful user writes it."""
-        phi = getattr(nn, self.activation.nn_op, None) if nn is not None else None
-        if phi is None:
+        if getattr(nn, self.activation.nn_op, None) is None:
             return self.loss
-        # one function per phi: jit-compiling backends key their caches by it
+        # one function per nn: jit-compiling backends key their caches by it (nn namespaces
+        # live as long as their backend module)
         cache = self.__dict__.setdefault("_losses", {})
-        if phi not in cache:
-            cache[phi] = lambda A, x, xp: loss_from_sigmoid(A, phi(x), xp)
-        return cache[phi]
+        if id(nn) not in cache:
+            body = self.function.fn
+            cache[id(nn)] = lambda A, x, xp: body(A, x, xp=xp, nn=nn)
+        return cache[id(nn)]
 
     def __repr__(self) -> str:
         return f"ActivationProblem({self.name!r})"

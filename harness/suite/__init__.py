@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from gradxval.model.functions import Input, function, labels
+from gradxval.model.problems import PROBLEMS
 
 __all__ = ["SUITE", "BY_NAME"]
 
@@ -264,32 +265,11 @@ def ode_rk4(W, b, y, *, xp, nn):
 # ---------------------------------------------------------------- the ||A s(x)||^2 family
 
 
-@function(A="m n", x="n")
-def sq_norm_a_sigmoid(A, x, *, xp, nn):
-    """||A sigmoid(x)||^2."""
-    y = A @ nn.sigmoid(x)
-    return xp.sum(y * y)
-
-
-@function(A="m n", x="n")
-def sq_norm_a_tanh(A, x, *, xp, nn):
-    """||A tanh(x)||^2."""
-    y = A @ xp.tanh(x)
-    return xp.sum(y * y)
-
-
-@function(A="m n", x="n")
-def sq_norm_a_softplus(A, x, *, xp, nn):
-    """||A softplus(x)||^2."""
-    y = A @ nn.softplus(x)
-    return xp.sum(y * y)
-
-
-@function(A="m n", x="n")
-def sq_norm_a_log_sigmoid(A, x, *, xp, nn):
-    """||A log_sigmoid(x)||^2."""
-    y = A @ nn.log_sigmoid(x)
-    return xp.sum(y * y)
+# the seed family of gradxval run, declared once (model/problems.py), with its closed form
+sq_norm_a_sigmoid = PROBLEMS["logistic"].function
+sq_norm_a_tanh = PROBLEMS["tanh"].function
+sq_norm_a_softplus = PROBLEMS["softplus"].function
+sq_norm_a_log_sigmoid = PROBLEMS["logsigmoid"].function
 
 
 @function(A="m n", x="n")

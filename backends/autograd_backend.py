@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from types import SimpleNamespace
 
-import array_api_compat.numpy as xp
+import array_api_compat.numpy as array_api
 import autograd
 import autograd.numpy as anp
 import numpy as np
@@ -48,6 +48,13 @@ _NN = SimpleNamespace(
 )  # fmt: skip
 
 
+# array-api-compat's numpy, with autograd's traced real, imag, conj and astype: numpy's own
+# take autograd's boxes as plain objects (np.real of a box is not traced)
+_XP = SimpleNamespace(**{k: getattr(array_api, k) for k in dir(array_api) if k[:2] != "__"})
+_XP.real, _XP.imag, _XP.conj = anp.real, anp.imag, anp.conj
+_XP.astype = lambda a, dtype, /, copy=True: a.astype(dtype)
+
+
 class _Quiet(warnings.catch_warnings):
     """np.errstate(all="ignore") and no warnings: autograd warns on complex -> real casts."""
 
@@ -73,10 +80,7 @@ class AutogradBackend(Backend):
         "float16": "scipy.special.expit has no float16 loop, so autograd computes in float32",
         "bfloat16": "autograd traces numpy, and scipy.special has no bfloat16 loops",
     }
-    xp = xp
-    # the problems' losses are traced in autograd.numpy: array-api-compat's numpy functions
-    # take autograd's boxes through numpy's ufuncs, which lose complex results (np.conj)
-    autodiff_xp = anp
+    xp = _XP
 
     def version(self) -> str:
         from importlib.metadata import version

@@ -71,7 +71,6 @@ class Backend:
 
     # ---- the adapter: what a subclass says about its framework
     xp = None
-    autodiff_xp = None  # the namespace the problems' losses are traced in, where not xp
     jit = None
     vmap = None
     jacfwd = None
@@ -200,8 +199,8 @@ class Backend:
         phi (nn): one object per problem, for the compile caches."""
 
         def make():
-            fn, xp = problem.autodiff_loss(self._nn_or_none()), self.autodiff_xp or self.xp
-            return lambda A, x: fn(A, x, xp)
+            fn = problem.autodiff_loss(self._nn_or_none())
+            return lambda A, x: fn(A, x, self.xp)
 
         return self._cached(("loss", problem.name), make)
 

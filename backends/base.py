@@ -326,9 +326,14 @@ class Backend:
         if route == "fwd_over_rev":
             return tuple(self.jvp(grads, primals, directions)[1])
 
-        def along(*p):
-            g = grads(*p)
-            return sum(self.xp.sum(gi * d) for gi, d in zip(g, directions, strict=True))
+        def along(*p):  # <gradient, directions>, the real inner product for complex inputs
+            xp, total = self.xp, 0
+            for gi, d in zip(grads(*p), directions, strict=True):
+                if "complex" in str(d.dtype):  # conj_grads: Re(g d); else Re(g conj(d))
+                    total = total + xp.sum(xp.real(gi * (d if self.conj_grads else xp.conj(d))))
+                else:
+                    total = total + xp.sum(gi * d)
+            return total
 
         return tuple(self.value_and_grad(along, argnums)(*primals)[1])
 
@@ -376,7 +381,12 @@ class Backend:
             else:
                 ex = None if extra is None else {k: to_backend(v) for k, v in extra.items()}
                 out = self._differentiate(method, f, args, function.wrt, ex)
-            return {q: np.asarray(to_numpy(v)) for q, v in out.items()}
+            # complex inputs' gradients and HVPs in torch's convention (conj_grads)
+            conj = self.conj_grads and method != "formula"
+            return {
+                q: self._out(to_numpy, v, conj and q[:4] in ("grad", "hvp_"))
+                for q, v in out.items()
+            }
 
     def _differentiate(self, method, f, args, wrt, extra):
         """``f(**args)`` by ``method``: {"loss", "grad_<name>"...} for autodiff and jit, {"jvp"}

@@ -67,7 +67,8 @@ def functions(cases: int):
     for f in SUITE:
         errs = []
         for regime in ("normal", "saturated"):
-            for c in sample(f, cases, 11, ("float64",), (regime,)):
+            widest = ("complex128",) if "complex128" in f.dtypes else ("float64",)
+            for c in sample(f, cases, 11, widest, (regime,)):
                 a, d = draw(f, c)
                 q = evaluate(f.fn, a, f.wrt, Quad(), tangents=d, directions=d)
                 r = evaluate(f.fn, a, f.wrt, Arb(), tangents=d, directions=d)

@@ -573,6 +573,8 @@ class _FunctionCollector(pytest.Collector):
         dtypes = parse_dtypes(_opt(config, "dtypes"))
         regimes = _opt(config, "regimes")
         regimes = None if regimes in (None, "", "all") else tuple(regimes.split(","))
+        if dtypes and not set(dtypes) & set(self.function.dtypes):
+            return  # declared in none of the dtypes asked for (a complex function, float64)
         cases = sample(self.function, int(_opt(config, "cases")), _resolve_seed(config),
                        dtypes, regimes)  # fmt: skip
         for c in cases:

@@ -7,6 +7,7 @@ import zlib
 import numpy as np
 import pytest
 from gradxval.judge.engine import Quad, evaluate
+from gradxval.judge.engine.complex import CVar
 from gradxval.model.functions import Function
 from gradxval.suite import BY_NAME, SUITE
 
@@ -27,9 +28,30 @@ def _case(f: Function, rng: np.random.Generator) -> dict[str, np.ndarray]:
             arrays[name] = rng.uniform(0.05, 0.95, size=shape)
         elif inp.domain == "positive":
             arrays[name] = rng.uniform(0.5, 2.0, size=shape)
+        elif inp.complex:
+            arrays[name] = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
         else:
             arrays[name] = rng.standard_normal(shape)
     return arrays
+
+
+def _as_real(f: Function, arrays: dict):
+    """``f`` with each complex input split into two real ones (NAME_re, NAME_im), and its
+    arrays so split: binary128 has no complex type to shift a complex input in."""
+    cplx = [k for k in f.inputs if f.inputs[k].complex]
+    if not cplx:
+        return f.fn, arrays, f.wrt
+
+    def fn(*, xp, nn, **kw):
+        for k in cplx:
+            kw[k] = CVar(kw.pop(f"{k}_re"), kw.pop(f"{k}_im"))
+        return f.fn(**kw, xp=xp, nn=nn)
+
+    split = {}
+    for k, a in arrays.items():
+        split.update({f"{k}_re": a.real, f"{k}_im": a.imag} if k in cplx else {k: a})
+    wrt = tuple(w for k in f.wrt for w in ((f"{k}_re", f"{k}_im") if k in cplx else (k,)))
+    return fn, split, wrt
 
 
 def test_suite_declares_named_scalar_functions():
@@ -45,16 +67,20 @@ def test_suite_declares_named_scalar_functions():
 def test_engine_gradient_matches_central_difference(f: Function):
     rng = np.random.default_rng(zlib.crc32(f.name.encode()))
     q = Quad()
-    arrays = _case(f, rng)
-    res = evaluate(f.fn, arrays, f.wrt, q)
+    complex_res = evaluate(f.fn, _case(f, rng), f.wrt, q)
+    fn, arrays, wrt = _as_real(f, _case(f, np.random.default_rng(zlib.crc32(f.name.encode()))))
+    res = evaluate(fn, arrays, wrt, q)
+    for k in f.wrt:  # a complex input's gradient is the gradients of its parts
+        for part in ("re", "im") if f.inputs[k].complex else ():
+            assert np.array_equal(complex_res[f"grad_{k}.{part}"], res[f"grad_{k}_{part}"])
 
     loss = np.asarray(res["loss"]).astype(np.float64)
     assert loss.shape == () and np.isfinite(loss), f"{f.name}: loss {loss}"
 
-    dirs = {k: rng.standard_normal(arrays[k].shape) for k in f.wrt}
+    dirs = {k: rng.standard_normal(arrays[k].shape) for k in wrt}
     directional = q.const(0.0)
     scale = q.const(0.0)
-    for k in f.wrt:
+    for k in wrt:
         g = res[f"grad_{k}"]
         assert g.shape == arrays[k].shape, f"{f.name}: grad_{k} shape {g.shape}"
         assert np.all(np.isfinite(np.asarray(g).astype(np.float64))), f"{f.name}: grad_{k}"
@@ -66,12 +92,12 @@ def test_engine_gradient_matches_central_difference(f: Function):
 
     def shifted(sign: float) -> dict:
         out = dict(arrays)
-        for k in f.wrt:
+        for k in wrt:
             out[k] = q.const(arrays[k]) + q.const(sign) * h * q.const(dirs[k])
         return out
 
-    plus = evaluate(f.fn, shifted(1.0), f.wrt, Quad())["loss"]
-    minus = evaluate(f.fn, shifted(-1.0), f.wrt, Quad())["loss"]
+    plus = evaluate(fn, shifted(1.0), wrt, Quad())["loss"]
+    minus = evaluate(fn, shifted(-1.0), wrt, Quad())["loss"]
     fd = (plus - minus) / (q.const(2.0) * h)
 
     err = float(np.abs(fd - directional))

@@ -20,7 +20,7 @@ import numpy as np
 from gradxval.dtypes import info
 from gradxval.judge.expectation import Expectation
 
-__all__ = ["Verdict", "judge", "OUTCOMES", "FAILING"]
+__all__ = ["Verdict", "judge", "judge_parts", "OUTCOMES", "FAILING"]
 
 OUTCOMES = ("agree", "overflow", "known", "undefined", "kink", "disagree", "error", "unsupported")
 FAILING = ("disagree", "error")
@@ -95,3 +95,20 @@ def judge(result, exp: Expectation, dtype: str) -> Verdict:
         expected=float(ref[i]),
         bad=int(bad.sum()),
     )
+
+
+def judge_parts(result, exps: dict, quantity: str, dtype: str) -> Verdict:
+    """Judge a complex quantity by its real and imaginary parts, each against its own
+    expectation (``QUANTITY.re``, ``QUANTITY.im``): the worse part's verdict, naming it."""
+    dt = info(dtype)
+    result = np.asarray(result)
+    if result.dtype != dt.np:
+        return Verdict("disagree", note=f"dtype {result.dtype}, expected {dtype}")
+    verdicts = [
+        (judge(np.ascontiguousarray(part), exps[f"{quantity}.{key}"], dtype), name)
+        for part, key, name in ((result.real, "re", "real"), (result.imag, "im", "imaginary"))
+    ]
+    v, name = max(verdicts, key=lambda p: (OUTCOMES.index(p[0].outcome), p[0].ratio))
+    if v.outcome != "agree":
+        v.note = f"{name} part" + (f"; {v.note}" if v.note else "")
+    return v

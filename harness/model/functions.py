@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 
 from gradxval.errors import UsageError, expected
 
-__all__ = ["Input", "Function", "function", "labels", "DOMAINS", "REAL_DTYPES"]
+__all__ = ["Input", "Function", "function", "labels", "DOMAINS", "REAL_DTYPES", "COMPLEX_DTYPES"]
 
 DOMAINS = ("real", "positive", "unit", "labels")
 REAL_DTYPES = ("float16", "bfloat16", "float32", "float64")
+# a function with a complex input is checked in these: complex inputs take the case's dtype,
+# real ones its real counterpart (float32 for complex64)
+COMPLEX_DTYPES = ("complex64", "complex128")
 
 
 @dataclass(frozen=True)
@@ -30,13 +33,16 @@ class Input:
 
     shape: symbols or sizes ("m n", ("m", 3)); domain: "real" (any value), "positive",
     "unit" (in (0, 1)), or "labels" (integers in [0, classes)); diff: whether the function is
-    differentiated with respect to it (labels never are).
+    differentiated with respect to it (labels never are); complex: a complex input (its
+    gradient in torch's convention, dL/dRe + i dL/dIm), which makes the function's dtypes
+    complex64 and complex128.
     """
 
     shape: tuple = ()
     domain: str = "real"
     diff: bool = True
     classes: str | int | None = None
+    complex: bool = False
 
     def __post_init__(self) -> None:
         shape = self.shape.split() if isinstance(self.shape, str) else tuple(self.shape)
@@ -49,6 +55,8 @@ class Input:
         object.__setattr__(self, "shape", shape)
         if self.domain not in DOMAINS:
             raise expected("domain", self.domain, DOMAINS)
+        if self.complex and self.domain != "real":
+            raise UsageError(f"a complex input has the domain 'real', not {self.domain!r}")
         if self.domain == "labels":
             if self.classes is None:
                 raise UsageError("a labels input needs classes= (a symbol or a number)")
@@ -72,16 +80,18 @@ class Function:
     fn: object
     inputs: dict[str, Input]
     name: str = ""
-    dtypes: tuple[str, ...] = REAL_DTYPES
+    dtypes: tuple[str, ...] | None = None  # REAL_DTYPES, or COMPLEX_DTYPES with a complex input
     formula: object = None
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     order: int = 1  # 2: the Hessian-vector product is part of the default check
 
     def __post_init__(self) -> None:
         self.name = self.name or getattr(self.fn, "__name__", "function")
+        allowed = COMPLEX_DTYPES if any(i.complex for i in self.inputs.values()) else REAL_DTYPES
+        self.dtypes = tuple(self.dtypes or allowed)
         for d in self.dtypes:
-            if d not in REAL_DTYPES:
-                raise expected("dtype", d, REAL_DTYPES)
+            if d not in allowed:
+                raise expected(f"dtype of {self.name!r}", d, allowed)
         params = inspect.signature(self.fn).parameters
         missing = [k for k in ("xp", "nn") if k not in params]
         if missing:
@@ -130,7 +140,7 @@ def function(
     fn=None,
     *,
     name: str = "",
-    dtypes=REAL_DTYPES,
+    dtypes=None,
     formula=None,
     sizes=None,
     order: int = 1,
@@ -143,7 +153,7 @@ def function(
             f,
             {k: _as_input(k, v) for k, v in inputs.items()},
             name=name,
-            dtypes=tuple(dtypes),
+            dtypes=tuple(dtypes) if dtypes else None,
             formula=formula,
             sizes=dict(sizes or {}),
             order=order,

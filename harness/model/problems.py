@@ -230,10 +230,12 @@ class Problem:
         return tolerance_u(quantity, m, n, k, dtype)
 
 
-def seed_function(activation: Activation) -> Function:
+def seed_function(activation: Activation, complex_A: bool = False) -> Function:
     """||A phi(x)||^2 as a declared function (``gradxval check``'s sq_norm_a_<op>): its body is
     the one loss every backend differentiates, phi taken from the backend's ``nn``; its
-    formula is the closed form.  The run's cases give x of shape (n,) or (n, k)."""
+    formula is the closed form.  The run's cases give x of shape (n,) or (n, k), and A may be
+    complex in any of them; ``complex_A`` declares A complex for ``gradxval check``
+    (sq_norm_complex_a_<op>, checked in complex64 and complex128)."""
     op = activation.nn_op
 
     def body(A, x, *, xp, nn):
@@ -245,7 +247,9 @@ def seed_function(activation: Activation) -> Function:
 
     doc = f"||A {op}(x)||^2, the seed family's {activation.name} member."
     body.__doc__ = formula.__doc__ = doc
-    return Function(body, {"A": Input("m n"), "x": Input("n")}, f"sq_norm_a_{op}", formula=formula)
+    name = f"sq_norm_{'complex_' if complex_A else ''}a_{op}"
+    inputs = {"A": Input("m n", complex=complex_A), "x": Input("n")}
+    return Function(body, inputs, name, formula=formula)
 
 
 class _CarefulNN:

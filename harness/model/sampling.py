@@ -111,6 +111,8 @@ def draw(function: Function, case: FunctionCase):
             arrays[name] = rng.integers(0, max(classes, 1), size=shape).astype(np.int64)
             continue
         v = _real(rng, shape, case.regime, dt)
+        if inp.complex:  # both parts from the regime; specials land in the real part
+            v = v + 1j * _real(rng, shape, case.regime, dt)
         if inp.domain == "positive":
             v = np.abs(v) + dt.tiny
         elif inp.domain == "unit":
@@ -120,9 +122,14 @@ def draw(function: Function, case: FunctionCase):
             idx = rng.choice(v.size, size=k, replace=False)
             v.reshape(-1)[idx] = rng.choice([np.inf, -np.inf, np.nan], size=k)
         with np.errstate(all="ignore"):
-            v = v.astype(dt.np_real)
+            v = v.astype(dt.np if inp.complex else dt.np_real)
         if inp.domain == "positive":
             v = np.where(v > 0, v, np.asarray(dt.tiny, dt.np_real)).astype(dt.np_real)
         arrays[name] = v
-    directions = {k: rng.standard_normal(arrays[k].shape).astype(dt.np_real) for k in function.wrt}
+    directions = {}
+    for k in function.wrt:
+        d = rng.standard_normal(arrays[k].shape)
+        if function.inputs[k].complex:
+            d = d + 1j * rng.standard_normal(arrays[k].shape)
+        directions[k] = d.astype(arrays[k].dtype)
     return arrays, directions

@@ -12,7 +12,7 @@ import threading
 from gradxval.errors import GradxvalError, Unsupported, UsageError
 from gradxval.judge.expectation import expect
 from gradxval.judge.known_functions import explain
-from gradxval.judge.verdict import Verdict, judge
+from gradxval.judge.verdict import Verdict, judge, judge_parts
 from gradxval.model.functions import Function
 from gradxval.model.sampling import FunctionCase, draw
 
@@ -145,6 +145,10 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                                           note=f"{method} returned no {q}"))  # fmt: skip
                     continue
                 exps = model()
+                if f"{q}.re" in exps:  # a complex quantity: judged by its parts
+                    v = judge_parts(got[q], exps, q, case.dtype)
+                    out.append(record(bname, method, q, **v.as_dict()))
+                    continue
                 if q not in exps:
                     missing = Verdict("error", note=f"no reference for {q}")
                     out.append(record(bname, method, q, **missing.as_dict()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from gradxval.model.functions import Input, function, labels
-from gradxval.model.problems import PROBLEMS
+from gradxval.model.problems import PROBLEMS, seed_function
 
 __all__ = ["SUITE", "BY_NAME"]
 
@@ -270,6 +270,9 @@ sq_norm_a_sigmoid = PROBLEMS["logistic"].function
 sq_norm_a_tanh = PROBLEMS["tanh"].function
 sq_norm_a_softplus = PROBLEMS["softplus"].function
 sq_norm_a_log_sigmoid = PROBLEMS["logsigmoid"].function
+# the same bodies with A complex: |A phi(x)|^2 in complex64 and complex128
+sq_norm_complex_a_sigmoid = seed_function(PROBLEMS["logistic"].activation, complex_A=True)
+sq_norm_complex_a_tanh = seed_function(PROBLEMS["tanh"].activation, complex_A=True)
 
 
 @function(A="m n", x="n")
@@ -312,6 +315,8 @@ SUITE = (
     sq_norm_a_softplus,
     sq_norm_a_log_sigmoid,
     sq_norm_a_tanh_ridge,
+    sq_norm_complex_a_sigmoid,
+    sq_norm_complex_a_tanh,
 )
 
 BY_NAME = {f.name: f for f in SUITE}

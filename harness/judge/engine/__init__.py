@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from gradxval.judge.engine import tape
 from gradxval.judge.engine.arith import Emulated, Quad, using
+from gradxval.judge.engine.complex import CVar
 from gradxval.judge.engine.namespace import NN, XP
 
 __all__ = ["evaluate", "Quad", "Emulated", "XP", "NN", "Evaluation"]
@@ -30,35 +31,51 @@ def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) ->
     """
     with using(arith):
         args = {}
-        leaves = {}
+        leaves = {}  # a complex input is two leaves, NAME.re and NAME.im
         for name, a in arrays.items():
             a = np.asarray(a)
             if a.dtype.kind in "biu":
                 args[name] = a
                 continue
+            if a.dtype.kind == "c":
+                re, im = tape.Var(arith.const(a.real)), tape.Var(arith.const(a.imag))
+                args[name] = CVar(re, im)
+                if name in wrt:
+                    leaves[f"{name}.re"], leaves[f"{name}.im"] = re, im
+                continue
             v = tape.Var(arith.const(a))
             args[name] = v
             if name in wrt:
                 leaves[name] = v
-        out = tape.lift(fn(**args, xp=XP, nn=NN))
+        out = fn(**args, xp=XP, nn=NN)
+        if isinstance(out, CVar):
+            raise ValueError("the function returned a complex value; it must return a real scalar")
+        out = tape.lift(out)
         if out.shape:
             raise ValueError(f"the function returned shape {out.shape}; it must return a scalar")
         grads = tape.grad(out, leaves)
+        # a complex quantity comes back as its parts: grad_NAME.re and grad_NAME.im
         res = Evaluation(loss=out.value)
-        for name in wrt:
-            res[f"grad_{name}"] = grads[name].value
+        for key, g in grads.items():
+            res[f"grad_{key}"] = g.value
+
+        def along(vectors):  # <gradient, vectors>: the real inner product of the parts
+            s = tape.lift(0.0)
+            for name, vec in vectors.items():
+                vec = np.asarray(vec)
+                if vec.dtype.kind == "c":
+                    s = s + tape.sum_(grads[f"{name}.re"] * arith.const(vec.real))
+                    s = s + tape.sum_(grads[f"{name}.im"] * arith.const(vec.imag))
+                else:
+                    s = s + tape.sum_(grads[name] * arith.const(vec))
+            return s
+
         if tangents:
-            s = tape.lift(0.0)
-            for name, tv in tangents.items():
-                s = s + tape.sum_(grads[name] * arith.const(tv))
-            res["jvp"] = s.value
+            res["jvp"] = along(tangents).value
         if directions:
-            s = tape.lift(0.0)
-            for name, dv in directions.items():
-                s = s + tape.sum_(grads[name] * arith.const(dv))
-            second = tape.grad(s, leaves)
-            for name in wrt:
-                res[f"hvp_{name}"] = second[name].value
+            second = tape.grad(along(directions), leaves)
+            for key, h in second.items():
+                res[f"hvp_{key}"] = h.value
         res.branches = arith.branches
         res.ties = arith.ties
         res.used = set(arith.used)

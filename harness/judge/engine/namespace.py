@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 from gradxval.judge.engine import tape as t
 from gradxval.judge.engine.arith import current
+from gradxval.judge.engine.complex import CXP
 from gradxval.model.nn import (
     OPS,
     cross_entropy_from,
@@ -78,6 +79,10 @@ XP = SimpleNamespace(
     pi=float(np.pi),
     e=float(np.e),
 )
+
+
+# complex operands: these entries take CVar as well (engine/complex.py)
+XP = SimpleNamespace(**{**vars(XP), **CXP})
 
 
 def _lse(x, axis=-1, keepdims=False):

@@ -79,28 +79,28 @@ class Var:
 
     # arithmetic
     def __add__(self, o):
-        return add(self, o)
+        return NotImplemented if _complex(o) else add(self, o)
 
     def __radd__(self, o):
-        return add(o, self)
+        return NotImplemented if _complex(o) else add(o, self)
 
     def __sub__(self, o):
-        return sub(self, o)
+        return NotImplemented if _complex(o) else sub(self, o)
 
     def __rsub__(self, o):
-        return sub(o, self)
+        return NotImplemented if _complex(o) else sub(o, self)
 
     def __mul__(self, o):
-        return mul(self, o)
+        return NotImplemented if _complex(o) else mul(self, o)
 
     def __rmul__(self, o):
-        return mul(o, self)
+        return NotImplemented if _complex(o) else mul(o, self)
 
     def __truediv__(self, o):
-        return div(self, o)
+        return NotImplemented if _complex(o) else div(self, o)
 
     def __rtruediv__(self, o):
-        return div(o, self)
+        return NotImplemented if _complex(o) else div(o, self)
 
     def __neg__(self):
         return neg(self)
@@ -115,10 +115,10 @@ class Var:
         return power(o, self)
 
     def __matmul__(self, o):
-        return matmul(self, o)
+        return NotImplemented if _complex(o) else matmul(self, o)
 
     def __rmatmul__(self, o):
-        return matmul(o, self)
+        return NotImplemented if _complex(o) else matmul(o, self)
 
     def __getitem__(self, idx):
         return getitem(self, idx)
@@ -144,6 +144,11 @@ class Var:
         return self._compare(o, np.less_equal)
 
     __hash__ = object.__hash__
+
+
+def _complex(o) -> bool:
+    """A complex operand (engine.complex.CVar): Var's operators leave it to CVar's."""
+    return type(o).__name__ == "CVar"
 
 
 def _val(a):

@@ -106,14 +106,23 @@ def expect(
         honest = [np.asarray(r[q], dtype=np.float64) for r in runs]
         with np.errstate(all="ignore"):
             dev = np.zeros(ref64.shape)
+            # the largest factor a run is off by, where every run kept the reference's sign
+            factor = np.zeros(ref64.shape)
             for h in honest:
                 d = np.abs(h - ref64)
                 dev = np.maximum(dev, np.where(np.isfinite(d), d, 0.0))
+                f = np.abs(np.log(h / ref64))
+                factor = np.maximum(factor, np.where(np.isfinite(f), f, np.inf))
             mag = np.abs(np.where(np.isfinite(ref64), ref64, 0.0))
             # the reference's own error, from its jittered run (binary128 cancels too)
             own = np.abs(np.asarray(jitter[q]).astype(np.float64) - ref64)
             own = np.where(np.isfinite(own), own, 0.0)
-            tol = SPREAD * (dev + own) + FLOOR_ULPS * 2 * dt.u * mag + dt.eta
+            # the spread extrapolated multiplicatively where the runs allow it: an error that
+            # an exponential amplifies (exp of a rounded score) grows as (1 + r)^SPREAD, not
+            # SPREAD r; to first order in r the two are the same
+            spread = np.maximum(dev * SPREAD, np.where(np.isfinite(factor),
+                                                       mag * np.expm1(SPREAD * factor), 0.0))  # fmt: skip
+            tol = spread + SPREAD * own + FLOOR_ULPS * 2 * dt.u * mag + dt.eta
         out[q] = Expectation(np.asarray(value), ref64, honest, tol, kink, exceeded,
                              f_undefined and q != "loss", frozenset(ref.used))  # fmt: skip
     return out

@@ -96,6 +96,35 @@ def test_a_wrong_value_in_float64_is_not_the_dtype_fault():
     assert jvp["outcome"] == "disagree"
 
 
+def test_torch_layer_norm_backward_residue_is_known_by_its_own_model():
+    """Width-1 LayerNorm at x = 2.7e7 (held-out seed 9): torch's backward returns weight.grad
+    1.1e20 where 0 is exact. The model of torch's backward formulas reproduces it; a plug-in
+    returning the same numbers as another library is not explained (scoped to torch), and a
+    result far past any residue (weight.grad times 1e4) is a disagreement."""
+    pytest.importorskip("torch")
+    from gradxval.backends import load
+    from gradxval.model.sampling import parse_case_id
+    from gradxval.suite import BY_NAME
+
+    f = BY_NAME["layer_norm_width1"]
+    case = parse_case_id("layer_norm_width1:extreme-float32-k2-s657422")
+    torch = load("torch")
+    recs = check_case(f, case, {"torch": torch}, ("autodiff",), 1)
+    by_q = {r["quantity"]: r for r in recs}
+    assert by_q["grad_w"]["outcome"] == "known", by_q["grad_w"]
+    assert by_q["grad_w"]["note"] == "torch-layer-norm-backward-recomputes-normalized-input"
+
+    class Amplified(type(torch)):
+        name = "amplified"
+
+        def run_function(self, method, function, arrays, dtype, extra=None):
+            out = super().run_function(method, function, arrays, dtype, extra)
+            return {**out, "grad_w": out["grad_w"] * 1e4}
+
+    recs = check_case(f, case, {"torch": Amplified()}, ("autodiff",), 1)
+    assert [r["outcome"] for r in recs if r["quantity"] == "grad_w"] == ["disagree"]
+
+
 def test_declared_functions_become_pytest_items(pytester):
     # no torch import here: pytester drops modules a test imported, and torch cannot load twice
     pytester.makepyfile(

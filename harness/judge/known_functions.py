@@ -64,6 +64,19 @@ FAULTS = (
         "terms with them (docs/upstream/jax_tanh_vjp_absorbs_other_cotangents.py)",
     ),
     Fault(
+        "torch-layer-norm-backward-recomputes-normalized-input",
+        ("torch",),
+        ("autodiff", "hvp"),
+        "variant:torch_layer_norm_backward",
+        ("https://github.com/pytorch/pytorch/issues/188375",),
+        "torch's CPU LayerNorm backward recomputes the normalized input as rstd * x + "
+        "(-rstd * mean), two products rounded apart, not (x - mean) * rstd: where x equals its "
+        "mean (normalized_shape=(1,)) weight.grad and x.grad are a rounding residue times dy, "
+        "not 0 (weight.grad 1.1e20 at x = 2.7e7 in float32; "
+        "docs/upstream/torch_layer_norm_backward_residue.py)",
+        ("layer_norm",),
+    ),
+    Fault(
         "torch-layer-norm-width-one-inexact-statistics",
         ("torch",),
         ("autodiff", "forward", "hvp"),

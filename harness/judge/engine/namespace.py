@@ -103,8 +103,44 @@ _PLAIN_LAYER_NORM = layer_norm_from(XP)
 _RSQRT_LAYER_NORM = layer_norm_from(XP, lambda d, v: d * t.power(v, -0.5))
 
 
+def _torch_layer_norm_backward(x, weight, bias, eps):
+    """LayerNorm whose reverse-mode rules are torch's CPU kernel's (layer_norm_kernel.cpp,
+    layer_norm_backward_frame): the forward value as usual (its statistics are exact where
+    the formula is), but the backward recomputes the normalized input as a * x + b with
+    a = rstd and b = -a * mean, two products rounded apart, rather than (x - mean) * rstd; and
+    dx = a * dy * w + B * x + C with B = (db * mean - ds) a^3 / N, C = -B * mean - db * a / N.
+    Where x equals its mean (width 1) the exact normalized input is 0 and these leave a
+    rounding residue, times dy (pytorch#188375: weight.grad 1.1e20 for an exact 0)."""
+    y = _PLAIN_LAYER_NORM(x, weight, bias, eps)
+    n = x.shape[-1]
+    mean = t.mean(x, -1, keepdims=True)
+    d = x - mean
+    a = 1.0 / t.sqrt(t.mean(d * d, -1, keepdims=True) + eps)
+    w = t.lift(1.0) if weight is None else t.lift(weight)
+
+    def rule_x(g):
+        dyw = g * w
+        ds = t.sum_(dyw * x, -1, keepdims=True)
+        db = t.sum_(dyw, -1, keepdims=True)
+        big_b = (db * mean - ds) * a * a * a * (1.0 / n)
+        big_c = -(big_b * mean) - db * a * (1.0 / n)
+        return a * g * w + big_b * x + big_c
+
+    parents = [(x, rule_x)]
+    if weight is not None:
+        xhat = a * x + (-(a * mean))
+        parents.append((w, lambda g: t.unbroadcast(g * xhat, w.shape)))
+    if bias is not None:
+        b = t.lift(bias)
+        parents.append((b, lambda g: t.unbroadcast(g, b.shape)))
+    return t.Var(y.value, tuple((p, r) for p, r in parents if isinstance(p, t.Var)))
+
+
 def _layer_norm(x, weight=None, bias=None, eps=1e-5):
-    rsqrt = "rsqrt_layer_norm" in current().variants
+    variants = current().variants
+    if "torch_layer_norm_backward" in variants:
+        return _torch_layer_norm_backward(t.lift(x), weight, bias, eps)
+    rsqrt = "rsqrt_layer_norm" in variants
     return (_RSQRT_LAYER_NORM if rsqrt else _PLAIN_LAYER_NORM)(t.lift(x), weight, bias, eps)
 
 

@@ -2,14 +2,17 @@
 
     python benchmarks/seed_family_agreement.py --cases 1000
 
-For ||A phi(x)||^2 with phi = logistic, tanh, softplus, log-sigmoid, real dtypes, every regime:
-the reference of `gradxval run` (gradxval.reference, first and second order) and the binary128
-engine evaluating the same function written once (`xp.sum((A @ nn.phi(x)) ** 2)`) must agree on
-every element: both rounded to float64, non-finite exactly where the other is, finite elements
-within 2 float64 ulps (or 4 ulps of the largest element, where the quantity cancels) for float64
-cases, and within a millionth of the case dtype's ulp for the lower dtypes, whose hand-derived
-reference is computed only as accurately as judging them needs.  Prints disagreements per
-problem x dtype x regime, and exits 1 if any.
+For ||A phi(x)||^2 with phi = logistic, tanh, softplus, log-sigmoid, every dtype (complex A in
+complex64 and complex128) and every regime: the reference of `gradxval run`
+(gradxval.reference, first and second order) and the binary128 engine evaluating the problem's
+declared body (model.problems.seed_function, the loss every backend differentiates) must agree
+on every element: both rounded to float64 (a complex quantity part by part), non-finite exactly
+where the other is, finite elements within 2 float64 ulps (or 4 ulps of the largest element,
+where the quantity cancels) for float64 and complex128 cases, and within a millionth of the
+dtype's ulp for the lower ones, whose hand-derived reference is computed only as accurately as
+judging them needs.  Prints disagreements per problem x dtype x regime, and exits 1 if any.
+
+    python benchmarks/seed_family_agreement.py --cases 1000 [--dtypes complex64,complex128]
 """
 
 from __future__ import annotations
@@ -22,23 +25,15 @@ import numpy as np
 from gradxval.judge.engine import Quad, evaluate
 from gradxval.judge.problem_reference import reference_for
 from gradxval.model.cases import sample_cases
+from gradxval.model.problems import PROBLEMS
 
-PHI = {
-    "logistic": lambda x, nn: nn.sigmoid(x),
-    "tanh": lambda x, nn: nn.tanh(x),
-    "softplus": lambda x, nn: nn.softplus(x),
-    "logsigmoid": lambda x, nn: nn.log_sigmoid(x),
-}
+PHI = ("logistic", "tanh", "softplus", "logsigmoid")
 REAL = ("float16", "bfloat16", "float32", "float64")
+COMPLEX = ("complex64", "complex128")
 
 
 def body(problem):
-    phi = PHI[problem]
-
-    def f(A, x, *, xp, nn):
-        return xp.sum((A @ phi(x, nn)) ** 2)
-
-    return f
+    return PROBLEMS[problem].function.fn
 
 
 def close(engine: np.ndarray, ref: np.ndarray, dtype: str):
@@ -46,6 +41,13 @@ def close(engine: np.ndarray, ref: np.ndarray, dtype: str):
     ones equal; "nonfinite" where the only differences have a non-finite side (the hand
     reference takes limits at infinite inputs and keeps outcome sets, the engine evaluates
     IEEE infinities as they are); False otherwise."""
+    from gradxval.dtypes import info
+
+    dtype = info(dtype).real  # complex64 is judged as float32, complex128 as float64
+    if np.iscomplexobj(engine) or np.iscomplexobj(ref):
+        e, r = np.asarray(engine, dtype=np.complex128), np.asarray(ref, dtype=np.complex128)
+        parts = [close(e.real, r.real, dtype), close(e.imag, r.imag, dtype)]
+        return False if False in parts else "nonfinite" if "nonfinite" in parts else True
     e = np.asarray(engine, dtype=np.float64)
     r = np.asarray(ref, dtype=np.float64)
     if e.shape != r.shape:
@@ -79,10 +81,15 @@ def compare(case) -> tuple[list[str], list[str]]:
     bad, nonfinite = [], []
     for q, engine_q in (("loss", "loss"), ("grad_x", "grad_x"), ("grad_A", "grad_A"),
                         ("hvp_x", "hvp_x")):  # fmt: skip
-        if q not in ref.values or ref.values[q] is None or engine_q not in out:
+        if q not in ref.values or ref.values[q] is None:
             continue
         with np.errstate(all="ignore"):
-            e = np.asarray(out[engine_q]).astype(np.float64)
+            if f"{engine_q}.re" in out:  # a complex quantity comes back as its parts
+                e = np.asarray(out[f"{engine_q}.re"]).astype(np.float64) + 1j * np.asarray(
+                    out[f"{engine_q}.im"]
+                ).astype(np.float64)
+            else:
+                e = np.asarray(out[engine_q]).astype(np.float64)
         verdict = close(e, ref.values[q], case.dtype)
         if verdict == "nonfinite":
             nonfinite.append(q)
@@ -95,11 +102,13 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--cases", type=int, default=1000, help="per problem")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtypes", default=",".join(REAL + COMPLEX))
     args = p.parse_args()
+    dtypes = tuple(args.dtypes.split(","))
     total, bad, conv = Counter(), Counter(), Counter()
     examples = []
     for problem in PHI:
-        cases = sample_cases(args.cases, args.seed, REAL, problems=(problem,))
+        cases = sample_cases(args.cases, args.seed, dtypes, problems=(problem,))
         for c in cases:
             key = (problem, c.dtype, c.regime)
             total[key] += 1

@@ -1,7 +1,7 @@
 """The hand-derived references of `gradxval run` and the engine agree (first and second order).
 
 The full comparison, 10^3 cases per problem, is benchmarks/seed_family_agreement.py; this runs a
-slice of it in every real dtype and regime."""
+slice of it in every dtype (complex A included) and regime."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ agreement = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(agreement)
 
 
+@pytest.mark.parametrize("dtypes", [agreement.REAL, agreement.COMPLEX], ids=["real", "complex"])
 @pytest.mark.parametrize("problem", sorted(agreement.PHI))
-def test_the_hand_reference_agrees_with_the_engine(problem):
-    cases = sample_cases(24, 3, agreement.REAL, problems=(problem,))
+def test_the_hand_reference_agrees_with_the_engine(problem, dtypes):
+    cases = sample_cases(24, 3, dtypes, problems=(problem,))
     cases = [c for c in cases if c.m * c.n <= 20000]  # keep it quick
     assert len({c.regime for c in cases}) >= 4
     bad = {}

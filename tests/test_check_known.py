@@ -125,6 +125,21 @@ def test_torch_layer_norm_backward_residue_is_known_by_its_own_model():
     assert [r["outcome"] for r in recs if r["quantity"] == "grad_w"] == ["disagree"]
 
 
+def test_autograd_division_rule_overflow_is_known():
+    """Cosine similarity at |a| = 5e141 (held-out seed 10): autograd's -g * x / y**2 loses a
+    term to y**2 = inf and returns 2e-142 where the gradient is 0; its model explains it."""
+    from gradxval.backends import load
+    from gradxval.model.sampling import parse_case_id
+    from gradxval.suite import BY_NAME
+
+    f = BY_NAME["cosine_similarity"]
+    case = parse_case_id("cosine_similarity:extreme-float64-n2-s576892")
+    recs = check_case(f, case, {"autograd": load("autograd")}, ("autodiff",), 1)
+    grads = [r for r in recs if r["quantity"] in ("grad_a", "grad_b")]
+    assert [r["outcome"] for r in grads] == ["known", "known"], grads
+    assert {r["note"] for r in grads} == {"autograd-div-vjp-squares-the-divisor"}
+
+
 def test_declared_functions_become_pytest_items(pytester):
     # no torch import here: pytester drops modules a test imported, and torch cannot load twice
     pytester.makepyfile(

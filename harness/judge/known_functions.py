@@ -118,6 +118,17 @@ FAULTS = (
         "(docs/upstream/jax_div_jvp_integer_pow.py)",
     ),
     Fault(
+        "autograd-div-vjp-squares-the-divisor",
+        ("autograd",),
+        ("autodiff", "hvp"),
+        "variant:autograd_div_rule",
+        ("https://github.com/HIPS/autograd/blob/master/autograd/numpy/numpy_vjps.py",),
+        "autograd differentiates x / y in y as -g * x / y**2: y**2 overflows (the term vanishes:"
+        " cosine similarity's gradient 2e-142 where it is 0 at |a| = 5e141) and g * x overflows"
+        " (inf - inf: NaN in BatchNorm at 8e8 in float32) where the quotient's derivative is in "
+        "range (docs/upstream/autograd_div_vjp_squares_divisor.py)",
+    ),
+    Fault(
         "jax-broadcast-cotangent-summed-in-bfloat16",
         ("jax",),
         ("autodiff", "jit", "hvp"),

@@ -219,6 +219,10 @@ def div(a, b) -> Var:
         # jax's JVP for the divisor, (-g * a) * integer_pow(b, -2), which XLA lowers as
         # 1 / (b * b): b * b overflows float16 where the quotient's derivative is in range
         rule_b = lambda g: unbroadcast(-(g * a) * (1.0 / (b * b)), b.shape)  # noqa: E731
+    elif "autograd_div_rule" in current().variants:
+        # autograd's VJP for the divisor, -g * x / y**2: g * x and y**2 overflow (or y**2
+        # underflows) where the quotient's derivative is in range (known_functions)
+        rule_b = lambda g: unbroadcast(-(g * a) / (b * b), b.shape)  # noqa: E731
     else:
         rule_b = lambda g: unbroadcast(-(g * out) / b, b.shape)  # noqa: E731
     out.parents = ((a, lambda g: unbroadcast(g / b, a.shape)), (b, rule_b))

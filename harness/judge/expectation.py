@@ -120,8 +120,8 @@ def expect(
             # the spread extrapolated multiplicatively where the runs allow it: an error that
             # an exponential amplifies (exp of a rounded score) grows as (1 + r)^SPREAD, not
             # SPREAD r; to first order in r the two are the same
-            spread = np.maximum(dev * SPREAD, np.where(np.isfinite(factor),
-                                                       mag * np.expm1(SPREAD * factor), 0.0))  # fmt: skip
+            mult = np.where(np.isfinite(factor), mag * np.expm1(SPREAD * factor), 0.0)
+            spread = np.maximum(dev * SPREAD, mult)
             tol = spread + SPREAD * own + FLOOR_ULPS * 2 * dt.u * mag + dt.eta
         out[q] = Expectation(np.asarray(value), ref64, honest, tol, kink, exceeded,
                              f_undefined and q != "loss", frozenset(ref.used))  # fmt: skip

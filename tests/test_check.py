@@ -475,3 +475,39 @@ def test_an_exponentially_amplified_rounding_is_not_a_false_alarm():
     assert {r["outcome"] for r in recs} == {"agree"}, [
         (r["backend"], r["method"], r["quantity"], r["outcome"], r.get("ratio")) for r in recs
     ]
+
+
+def test_the_strided_regime_hands_views_over_and_catches_a_layout_bug():
+    """strided: the normal regime's values as non-contiguous views. A backend that reads its
+    input's buffer as if it were contiguous agrees on normal cases and disagrees there."""
+    from gradxval.backends import load
+    from gradxval.model.sampling import draw, sample
+    from gradxval.run.check_case import check_case
+    from gradxval.suite import BY_NAME
+
+    f = BY_NAME["least_squares"]
+    numpy = load("numpy")
+
+    class AssumesContiguous(type(numpy)):
+        name = "assumes_contiguous"
+
+        def run_function(self, method, function, arrays, dtype, extra=None):
+            def as_if_contiguous(a):
+                a = np.asarray(a)
+                strides = np.empty(a.shape, a.dtype).strides
+                return np.lib.stride_tricks.as_strided(a, a.shape, strides).copy()
+
+            arrays = {k: as_if_contiguous(v) for k, v in arrays.items()}
+            return super().run_function(method, function, arrays, dtype, extra)
+
+    cases = sample(f, 8, 4, ("float32", "float64"), ("normal", "strided"))
+    for case in cases:
+        arrays, _ = draw(f, case)
+        views = [a for a in arrays.values() if a.ndim and a.size > 1]
+        assert all(not a.flags.c_contiguous for a in views) == (case.regime == "strided")
+        recs = check_case(f, case, {"b": AssumesContiguous()}, ("value",), 1)
+        outcomes = {r["outcome"] for r in recs}
+        if case.regime == "normal":
+            assert outcomes == {"agree"}, (case.id, recs)
+        elif views:
+            assert "disagree" in outcomes, (case.id, recs)

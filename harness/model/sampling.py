@@ -19,8 +19,10 @@ from gradxval.model.functions import Function
 __all__ = ["FunctionCase", "REGIMES", "sample", "draw", "parse_case_id", "check_regimes"]
 
 # normal: N(0, 1); saturated: N(0, 30^2), past the knees of sigmoid, tanh and softmax;
-# extreme: magnitudes spread over the dtype's range; special: a few entries +-inf or NaN
-REGIMES = ("normal", "saturated", "extreme", "special")
+# extreme: magnitudes spread over the dtype's range; special: a few entries +-inf or NaN;
+# strided: normal values handed over as non-contiguous views (every other element of a
+# buffer), which a backend must read as they are laid out
+REGIMES = ("normal", "saturated", "extreme", "special", "strided")
 
 _ID = re.compile(r"^(?P<fn>[A-Za-z0-9_.]+):(?P<regime>[a-z]+)-(?P<dtype>[a-z0-9]+)-"
                  r"(?P<sizes>(?:[A-Za-z_]+\d+)*)-s(?P<seed>\d+)$")  # fmt: skip
@@ -97,6 +99,17 @@ def _real(rng, shape, regime: str, dt) -> np.ndarray:
     return rng.standard_normal(shape)
 
 
+def _strided(a: np.ndarray) -> np.ndarray:
+    """The same values as a view of every other element of a larger buffer (read-only)."""
+    if a.ndim == 0 or a.size == 0:
+        return a
+    buf = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), dtype=a.dtype)
+    view = buf[..., ::2]
+    view[...] = a
+    view.flags.writeable = False
+    return view
+
+
 def draw(function: Function, case: FunctionCase):
     """(arrays, directions): the case's inputs, rounded to its dtype, and a random direction
     per differentiated input (the JVP's tangents and the HVP's vectors)."""
@@ -126,6 +139,8 @@ def draw(function: Function, case: FunctionCase):
         if inp.domain == "positive":
             v = np.where(v > 0, v, np.asarray(dt.tiny, dt.np_real)).astype(dt.np_real)
         arrays[name] = v
+    if case.regime == "strided":
+        arrays = {k: _strided(v) for k, v in arrays.items()}
     directions = {}
     for k in function.wrt:
         d = rng.standard_normal(arrays[k].shape)

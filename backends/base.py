@@ -22,6 +22,7 @@ of those, it is used instead of the adapter's route (docs/plugins.md).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
@@ -47,7 +48,7 @@ class Backend:
     # the run's methods: autodiff (reverse mode, compiled where the backend compiles), eager
     # (reverse mode not compiled), forward (gradients by forward mode), vmap (per-column
     # gradients vmapped over x's batch axis), closed_form (the problem's formula in ``xp``)
-    methods: ClassVar[tuple[str, ...]] = ("closed_form",)
+    methods: ClassVar[tuple[str, ...]] = ("autodiff", "closed_form")
     # declared functions' methods: autodiff, jit, forward (a JVP), hvp, value, formula
     function_methods: ClassVar[tuple[str, ...]] = ()
     supported: ClassVar[tuple[str, ...]] = DTYPES
@@ -141,6 +142,14 @@ class Backend:
             cache[key] = make()
         return cache[key]
 
+    def _key(self, problem):
+        """A cache key for ``problem`` (and the body it holds now): its identity, not its
+        name (two problems may share one), the object kept alive so the id is not reused."""
+        kept = self.__dict__.setdefault("_problems", {})
+        fn = getattr(getattr(problem, "function", None), "fn", None)
+        kept[id(problem)], kept[id(fn)] = problem, fn
+        return id(problem), id(fn)
+
     def _compiled(self, key, fn, compile_it: bool = True):
         return self._cached(key, lambda: self.jit(fn)) if compile_it and self.jit else fn
 
@@ -177,7 +186,7 @@ class Backend:
             raise Unsupported(f"problem {problem.name} is defined for {', '.join(problem.dtypes)}")
         self._require(dtype)
         if method == "autodiff" and "autodiff" in self.methods and _overrides(self, "autodiff"):
-            return self.autodiff(problem.autodiff_loss(self._nn_or_none()), A, x, dtype)
+            return self.autodiff(problem.autodiff_loss(self._nn_or_none(problem)), A, x, dtype)
         if method not in ("autodiff", "closed_form"):
             # forward, vmap and eager run on other problems too, but their results there are
             # not triaged yet (11 findings on 160 cases, most registered faults whose scope
@@ -188,7 +197,16 @@ class Backend:
     def autodiff(self, fn, A, x, dtype):  # the older plug-in hook (see evaluate_problem)
         raise Unsupported(f"{self.name} has no autodiff for other problems")
 
-    def _nn_or_none(self):
+    def library(self, name: str):
+        """Older plug-in hook: the framework's own phi for the activation ``name``, or None.
+        New backends give ``nn_namespace()`` instead."""
+        return None
+
+    def _nn_or_none(self, problem=None):
+        if problem is not None and _overrides(self, "library"):  # an older plug-in's phi
+            phi = self.library(problem.name)
+            op = getattr(getattr(problem, "activation", None), "nn_op", None)
+            return SimpleNamespace(**{op: phi}) if phi is not None and op else None
         try:
             return self.nn_namespace()
         except Unsupported:
@@ -199,10 +217,10 @@ class Backend:
         phi (nn): one object per problem, for the compile caches."""
 
         def make():
-            fn = problem.autodiff_loss(self._nn_or_none())
+            fn = problem.autodiff_loss(self._nn_or_none(problem))
             return lambda A, x: fn(A, x, self.xp)
 
-        return self._cached(("loss", problem.name), make)
+        return self._cached(("loss", self._key(problem)), make)
 
     def _run_problem(self, problem, method: str, A, x, dtype: str) -> Result:
         # formula_namespace: the adapter's parts, or an older plug-in's own
@@ -210,9 +228,11 @@ class Backend:
         with scope(dtype):
             # A as the case presents it (the strided regime's A is not contiguous)
             tA, tx = to_backend(A), to_backend(x)
-            if method == "closed_form":  # compiled too, where the backend compiles
+            if method == "closed_form":  # the built-in problems' compiled too (jax)
                 closed = lambda A, x: problem.closed_form(A, x, xp)  # noqa: E731
-                out = self._compiled(("closed_form", problem.name), closed)(tA, tx)
+                compile_it = getattr(problem, "compile_closed_form", False)
+                key = ("closed_form", self._key(problem))
+                out = self._compiled(key, closed, compile_it)(tA, tx)
                 return {
                     q: self._out(to_numpy, t) for q, t in zip(_RUN_QUANTITIES, out, strict=True)
                 }
@@ -294,9 +314,11 @@ class Backend:
             raise Unsupported(f"problem {problem.name} is defined for {', '.join(problem.dtypes)}")
         self._require(dtype)
         if method == "hvp":
-            return self.hvp(problem.autodiff_loss(self._nn_or_none()), A, x, v, dtype)
+            return self.hvp(problem.autodiff_loss(self._nn_or_none(problem)), A, x, v, dtype)
         if method != "closed_form" and _overrides(self, "_hvp"):
-            return self._hvp(method, problem.autodiff_loss(self._nn_or_none()), A, x, v, dtype)
+            return self._hvp(
+                method, problem.autodiff_loss(self._nn_or_none(problem)), A, x, v, dtype
+            )
         xp, to_backend, to_numpy, scope = self.formula_namespace()
         with scope(dtype):
             tA, tx, tv = (to_backend(a) for a in (A, x, v))

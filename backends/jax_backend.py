@@ -35,7 +35,7 @@ def _to_jax(a: np.ndarray):
     # device_put, not asarray: asarray of a numpy array compiles a program per shape (issue
     # 12); without x64 jax silently turns float64 into float32, so the dtype is checked
     # (integer labels may narrow to int32: they only index)
-    out = jax.device_put(np.ascontiguousarray(a))
+    out = jax.device_put(np.asarray(a, order="C"))  # (ascontiguousarray makes 0-d 1-d)
     if out.dtype != a.dtype and a.dtype.kind not in "iub":
         raise GradxvalError(f"jax converted an input to {out.dtype}, expected {a.dtype}")
     return out

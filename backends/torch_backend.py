@@ -25,7 +25,7 @@ def to_torch(a: np.ndarray) -> torch.Tensor:
     bf16 = a.dtype == ml_dtypes.bfloat16
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-        t = torch.from_numpy(np.ascontiguousarray(a).view(np.int16) if bf16 else a)
+        t = torch.from_numpy(np.asarray(a, order="C").view(np.int16) if bf16 else a)
     return t.view(torch.bfloat16) if bf16 else t
 
 

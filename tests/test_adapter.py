@@ -142,8 +142,7 @@ def test_the_seed_family_is_declared_once():
         assert BY_NAME[p.function.name] is p.function, name
         assert p.function.wrt == ("A", "x")
 
-    planted = ActivationProblem(PROBLEMS["tanh"].activation)
-    planted.name = "tanh_doubled"
+    planted = ActivationProblem(PROBLEMS["tanh"].activation)  # the same name: "tanh"
     body = planted.function.fn
     planted.function = replace(
         planted.function, fn=lambda A, x, *, xp, nn: 2 * body(A, x, xp=xp, nn=nn)
@@ -153,6 +152,60 @@ def test_the_seed_family_is_declared_once():
     for name in ("autograd", "jax", "torch"):
         b = load(name)
         want = b.evaluate_problem(PROBLEMS["tanh"], "autodiff", A, x, "float64")
-        got = b.evaluate_problem(planted, "autodiff", A, x, "float64")
+        got = b.evaluate_problem(planted, "autodiff", A, x, "float64")  # no stale cache
         for q in ("loss", "grad_x", "grad_A"):
             np.testing.assert_allclose(got[q], 2 * want[q], rtol=1e-14, err_msg=f"{name} {q}")
+
+
+def test_a_scalar_input_stays_a_scalar():
+    """A 0-d input goes in and its gradient comes out 0-d (np.ascontiguousarray would make
+    it 1-d: a false shape disagreement)."""
+    from gradxval.model.functions import Input, function
+
+    @function(s=Input(()), x="n")
+    def scaled(s, x, *, xp, nn):
+        return xp.sum(xp.tanh(s * x))
+
+    arrays = {"s": np.asarray(0.5), "x": np.linspace(-1, 1, 5)}
+    directions = {"s": np.asarray(1.0), "x": np.ones(5)}
+    for name in ("autograd", "jax", "torch"):
+        b = load(name)
+        out = b.run_function("autodiff", scaled, arrays, "float64")
+        assert out["grad_s"].shape == (), (name, out["grad_s"].shape)
+        if "forward" in b.function_methods:
+            assert (
+                b.run_function("forward", scaled, arrays, "float64", directions)["jvp"].shape == ()
+            )
+        hv = b.run_function("hvp", scaled, arrays, "float64", directions)
+        assert hv["hvp_s"].shape == (), name
+
+
+def test_an_older_plugin_keeps_its_library_and_autodiff_hooks():
+    """A plug-in written before the adapter: _evaluate for the seed problem, autodiff(fn, A,
+    x, dtype) for the others, and library(name) for the framework's own phi."""
+    from gradxval.model.problems import PROBLEMS
+
+    calls = []
+
+    class OldStyle(Backend):
+        name = "old_style"
+        supported = ("float64",)
+
+        def version(self):
+            return "0"
+
+        def library(self, name):
+            calls.append(name)
+            return (lambda x: 2.0 * anp.tanh(x)) if name == "tanh" else None
+
+        def autodiff(self, fn, A, x, dtype):
+            loss, (gA, gx) = autograd.value_and_grad(lambda A, x: fn(A, x, anp), (0, 1))(A, x)
+            return {"loss": np.asarray(loss), "grad_x": gx, "grad_A": gA}
+
+    rng = np.random.default_rng(2)
+    A, x = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    got = OldStyle().evaluate_problem(PROBLEMS["tanh"], "autodiff", A, x, "float64")
+    want = load("autograd").evaluate_problem(PROBLEMS["tanh"], "autodiff", A, x, "float64")
+    assert calls == ["tanh"]
+    np.testing.assert_allclose(got["loss"], 4 * want["loss"], rtol=1e-14)  # phi doubled
+    np.testing.assert_allclose(got["grad_x"], 4 * want["grad_x"], rtol=1e-14)

@@ -139,6 +139,21 @@ def test_autograd_division_rule_overflow_is_known():
     assert [r["outcome"] for r in grads] == ["known", "known"], grads
     assert {r["note"] for r in grads} == {"autograd-div-vjp-squares-the-divisor"}
 
+    # the model overflows inside (y**2 = inf): that excuses no result as a whole; a result the
+    # model does not reproduce element by element is a disagreement
+    autograd = load("autograd")
+    for wrong in (lambda g: g * 1e4, lambda g: np.ones_like(g), lambda g: g + 1e-200):
+
+        class Wrong(type(autograd)):
+            name = "wrong"
+
+            def run_function(self, method, function, arrays, dtype, extra=None, wrong=wrong):
+                out = super().run_function(method, function, arrays, dtype, extra)
+                return {q: wrong(v) if q.startswith("grad") else v for q, v in out.items()}
+
+        recs = check_case(f, case, {"autograd": Wrong()}, ("autodiff",), 1)
+        assert {r["outcome"] for r in recs if r["quantity"] != "loss"} == {"disagree"}, recs
+
 
 def test_declared_functions_become_pytest_items(pytester):
     # no torch import here: pytester drops modules a test imported, and torch cannot load twice

@@ -72,3 +72,19 @@ def test_a_complex_result_of_the_wrong_dtype_disagrees():
     recs = [r for r in _records(Widened(), cases=2, order=1) if r["quantity"] == "grad_A"]
     assert recs and all(r["outcome"] == "disagree" for r in recs if "complex64" in r["case"])
     assert any("dtype complex128, expected complex64" in r["note"] for r in recs)
+
+
+def test_an_operation_complex_arrays_lack_is_a_usage_error(tmp_path):
+    """exp of a complex input is outside the engine's complex operations: one line naming
+    the function and what it lacks (exit 2 from the command line), never a crash."""
+    from gradxval.checking import check
+
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "import gradxval\n\n"
+        "@gradxval.function(A=gradxval.Input('n', complex=True))\n"
+        "def bad(A, *, xp, nn):\n"
+        "    return xp.sum(xp.real(xp.exp(A)))\n"
+    )
+    with pytest.raises(UsageError, match="function bad: the reference engine cannot evaluate"):
+        check(f"{path}:bad", backends="numpy", cases=1)

@@ -54,6 +54,9 @@ class Expectation:
     # derivative
     undefined: bool = False
     used: frozenset = frozenset()  # the nn operations the function called
+    # per element: the largest |log(result / reference)| a result of the reference's sign may
+    # have (SPREAD times the runs' largest); negative where the runs changed sign or hit zero
+    log_ratio: np.ndarray | None = None
 
     @property
     def overflow(self) -> np.ndarray:
@@ -117,12 +120,13 @@ def expect(
             # the reference's own error, from its jittered run (binary128 cancels too)
             own = np.abs(np.asarray(jitter[q]).astype(np.float64) - ref64)
             own = np.where(np.isfinite(own), own, 0.0)
-            # the spread extrapolated multiplicatively where the runs allow it: an error that
-            # an exponential amplifies (exp of a rounded score) grows as (1 + r)^SPREAD, not
-            # SPREAD r; to first order in r the two are the same
-            mult = np.where(np.isfinite(factor), mag * np.expm1(SPREAD * factor), 0.0)
-            spread = np.maximum(dev * SPREAD, mult)
-            tol = spread + SPREAD * own + FLOOR_ULPS * 2 * dt.u * mag + dt.eta
+            tol = SPREAD * (dev + own) + FLOOR_ULPS * 2 * dt.u * mag + dt.eta
+            # the spread extrapolated multiplicatively too, where every run kept the sign: an
+            # error an exponential amplifies (exp of a rounded score) grows as a power, so a
+            # result of the reference's sign within SPREAD times the runs' largest log-ratio
+            # passes as well (judge); it never admits a sign change
+            ratio = np.where(np.isfinite(factor) & (ref64 != 0), SPREAD * factor, -1.0)
         out[q] = Expectation(np.asarray(value), ref64, honest, tol, kink, exceeded,
-                             f_undefined and q != "loss", frozenset(ref.used))  # fmt: skip
+                             f_undefined and q != "loss", frozenset(ref.used),
+                             ratio)  # fmt: skip
     return out

@@ -51,8 +51,11 @@ def _ulp(ref: np.ndarray, dtype: str) -> np.ndarray:
         return np.exp2(np.floor(np.log2(mag))) * (2 * dt.u)
 
 
-def judge(result, exp: Expectation, dtype: str) -> Verdict:
-    """Judge ``result`` (numpy, any dtype) against ``exp``."""
+def judge(result, exp: Expectation, dtype: str, strict: bool = False) -> Verdict:
+    """Judge ``result`` (numpy, any dtype) against ``exp``.
+
+    ``strict``: element by element only, no outcome for the whole result (undefined, an
+    overflow inside, a kink): what a registered fault's model must reproduce."""
     dt = info(dtype)
     result = np.asarray(result)
     if result.shape != exp.ref64.shape:
@@ -61,7 +64,7 @@ def judge(result, exp: Expectation, dtype: str) -> Verdict:
         return Verdict("disagree", note=f"dtype {result.dtype}, expected {dt.real}")
     r = result.astype(np.float64)
     ref = exp.ref64
-    if exp.undefined or (ref.size and np.all(np.isnan(ref))):
+    if not strict and (exp.undefined or (ref.size and np.all(np.isnan(ref)))):
         return Verdict("undefined")
     undefined = np.isnan(ref)
     with np.errstate(all="ignore"):
@@ -70,6 +73,8 @@ def judge(result, exp: Expectation, dtype: str) -> Verdict:
         nonfinite_ok = exp.overflow & ~np.isfinite(r)
         same_inf = np.isinf(ref) & (r == ref)
         within = np.isfinite(r) & np.isfinite(ref) & (err <= exp.tol)
+        if exp.log_ratio is not None:  # same sign, within the multiplicative spread
+            within |= (np.sign(r) == np.sign(ref)) & (np.abs(np.log(r / ref)) <= exp.log_ratio)
         ok = within | same_inf | nonfinite_ok | undefined
         # an infinite reference reached through an honest NaN (inf - inf inside the rules)
         for h in exp.honest:
@@ -84,7 +89,9 @@ def judge(result, exp: Expectation, dtype: str) -> Verdict:
         ulps = e / float(_ulp(ref[i], dtype))
         rel = e / abs(float(ref[i])) if ref[i] != 0 else float("inf")
         ratio = e / float(exp.tol[i])
-    outcome = "kink" if exp.kink else "overflow" if exp.range_exceeded else "disagree"
+    outcome = "disagree"
+    if not strict:
+        outcome = "kink" if exp.kink else "overflow" if exp.range_exceeded else "disagree"
     return Verdict(
         outcome,
         ulps=ulps,

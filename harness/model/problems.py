@@ -270,6 +270,7 @@ class ActivationProblem(Problem):
         self.name = activation.name
         self.regimes = REGIMES
         self.function = seed_function(activation)
+        self.compile_closed_form = True  # jit-compiled where the backend compiles (jax)
 
     def loss(self, A, x, xp):
         return self.function.fn(A, x, xp=xp, nn=_CarefulNN(self.activation, xp))
@@ -290,10 +291,11 @@ class ActivationProblem(Problem):
         # one function per nn: jit-compiling backends key their caches by it (nn namespaces
         # live as long as their backend module)
         cache = self.__dict__.setdefault("_losses", {})
-        if id(nn) not in cache:
-            body = self.function.fn
-            cache[id(nn)] = lambda A, x, xp: body(A, x, xp=xp, nn=nn)
-        return cache[id(nn)]
+        body = self.function.fn
+        key = (id(nn), body)  # a replaced function is a new entry
+        if key not in cache:
+            cache[key] = lambda A, x, xp: body(A, x, xp=xp, nn=nn)
+        return cache[key]
 
     def __repr__(self) -> str:
         return f"ActivationProblem({self.name!r})"

@@ -20,10 +20,19 @@ def is_complex(a) -> bool:
 
 
 def parts(a):
-    """(re, im) of a complex or real operand; im is None for a real one."""
+    """(re, im) of a complex or real operand; im is None for a real one (complex constants,
+    Python or numpy, are split too)."""
     if isinstance(a, CVar):
         return a.re, a.im
+    if isinstance(a, complex) or (isinstance(a, np.ndarray | np.generic) and np.iscomplexobj(a)):
+        return t.lift(np.real(a)), t.lift(np.imag(a))
     return a, None
+
+
+SUPPORTED = (
+    "+ - * / @ **2 abs(), conj real imag abs sum add subtract multiply divide matmul "
+    "negative reshape permute_dims expand_dims broadcast_to astype, .T .real .imag"
+)
 
 
 class CVar:
@@ -80,6 +89,19 @@ class CVar:
     __neg__ = lambda self: CVar(-self.re, -self.im)  # noqa: E731
     __pos__ = lambda self: self  # noqa: E731
 
+    __rtruediv__ = lambda self, o: div(o, self)  # noqa: E731
+    __abs__ = lambda self: cabs(self)  # noqa: E731
+
+    def __pow__(self, k):
+        if not (isinstance(k, int | float) and k == 2):
+            raise TypeError(f"a complex array supports ** 2 only, not ** {k!r}")
+        return mul(self, self)
+
+    def __array__(self, *args, **kwargs):
+        # an operation written for real arrays met a complex one: say so, rather than let
+        # numpy turn it into an object array (numpy-quaddtype crashes on those)
+        raise TypeError(f"this operation takes real arrays only; complex ones support {SUPPORTED}")
+
     def __repr__(self) -> str:
         return f"CVar({self.re.value!r}, {self.im.value!r})"
 
@@ -87,9 +109,8 @@ class CVar:
 def _lift(a) -> CVar:
     if isinstance(a, CVar):
         return a
-    if isinstance(a, complex) or (isinstance(a, np.ndarray) and a.dtype.kind == "c"):
-        return CVar(np.real(a), np.imag(a))
-    return CVar(a)
+    re, im = parts(a)
+    return CVar(re, im)
 
 
 def add(a, b):

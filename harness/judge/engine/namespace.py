@@ -82,7 +82,19 @@ XP = SimpleNamespace(
 
 
 # complex operands: these entries take CVar as well (engine/complex.py)
-XP = SimpleNamespace(**{**vars(XP), **CXP})
+class _Namespace(SimpleNamespace):
+    """A namespace whose missing names say what it has (a declared function's body uses
+    only these: docs/functions.md)."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        label = "nn" if "softmax" in vars(self) else "xp"
+        have = ", ".join(sorted(k for k in vars(self) if not k.startswith("_")))
+        raise AttributeError(f"{label} has no {name!r}; it has {have}")
+
+
+XP = _Namespace(**{**vars(XP), **CXP})
 
 
 def _lse(x, axis=-1, keepdims=False):
@@ -185,4 +197,4 @@ def _logged(name, op):
     return run
 
 
-NN = SimpleNamespace(**{k: _logged(k, v) for k, v in vars(NN).items()})
+NN = _Namespace(**{k: _logged(k, v) for k, v in vars(NN).items()})

@@ -157,7 +157,14 @@ def _val(a):
 
 def lift(a) -> Var:
     """A constant (number, numpy array, or Var) as a Var of the current arithmetic."""
-    return a if isinstance(a, Var) else Var(current().const(a))
+    if isinstance(a, Var):
+        return a
+    if _complex(a) or isinstance(a, complex) or np.iscomplexobj(a):
+        raise TypeError(
+            "this operation takes real arrays only; complex ones support "
+            "+ - * / @, conj, real, imag, abs, sum, reshape, permute_dims, astype (engine.complex)"
+        )
+    return Var(current().const(a))
 
 
 def _make(value, *pairs) -> Var:

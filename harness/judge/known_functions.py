@@ -77,6 +77,18 @@ FAULTS = (
         ("layer_norm",),
     ),
     Fault(
+        "torch-gelu-backward-cancels-below-minus-five",
+        ("torch",),
+        ("autodiff", "hvp"),
+        "variant:torch_gelu_rule",
+        ("https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cpu/Activation.cpp",),
+        "torch's vectorized CPU GELU (erf) backward in float32, bfloat16 and float16 sums two "
+        "terms near 0.5 that cancel, (0.5 + x pdf) + 0.5 erf(x / sqrt 2): the derivative is a "
+        "multiple of 2^-25, 18 % off at x = -6 and 0 for x < -6.1, where the one-element "
+        "(scalar) path is right (docs/upstream/torch_gelu_backward_cancellation.py)",
+        ("gelu",),
+    ),
+    Fault(
         "torch-layer-norm-width-one-inexact-statistics",
         ("torch",),
         ("autodiff", "forward", "hvp"),

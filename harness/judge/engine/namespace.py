@@ -162,7 +162,18 @@ def _gelu(x, approximate="none"):
         return gelu_tanh_from(t.tanh)(x)
     if approximate != "none":
         raise ValueError(f"approximate={approximate!r}, expected one of none, tanh")
-    return x * 0.5 * (1.0 + t.erf(x * float(1 / np.sqrt(2.0))))
+    y = x * 0.5 * (1.0 + t.erf(x * float(1 / np.sqrt(2.0))))
+    if "torch_gelu_rule" not in current().variants:
+        return y
+
+    def rule(g):
+        # torch's vectorized CPU GELU backward (float32, and bfloat16 and float16 through
+        # float32): (0.5 + x pdf) + 0.5 erf(x / sqrt 2), two terms near 0.5 that cancel, so
+        # the derivative is a multiple of 2^-25 and 0 for x < -6.1 (known_functions)
+        pdf = t.exp(-0.5 * (x * x)) * float(1 / np.sqrt(2 * np.pi))
+        return g * ((0.5 + x * pdf) + 0.5 * t.erf(x * float(1 / np.sqrt(2.0))))
+
+    return t.Var(y.value, ((x, rule),))
 
 
 NN = SimpleNamespace(

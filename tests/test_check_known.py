@@ -183,6 +183,23 @@ def test_torch_vectorized_gelu_backward_is_known_and_scoped():
     assert [r["outcome"] for r in recs if r["quantity"] == "grad_b"] == ["disagree"]
 
 
+def test_torch_layer_norm_square_overflow_is_known():
+    """Width-1 LayerNorm at |x| ~ 1e189 in float64 (held-out seed 8): torch's loss and
+    gradients are NaN (its statistics square x); the model of its kernel explains them."""
+    pytest.importorskip("torch")
+    from gradxval.backends import load
+    from gradxval.model.sampling import parse_case_id
+    from gradxval.suite import BY_NAME
+
+    f = BY_NAME["layer_norm_width1"]
+    case = parse_case_id("layer_norm_width1:extreme-float64-k5-s613016")
+    recs = check_case(f, case, {"torch": load("torch")}, ("autodiff",), 1)
+    loss = [r for r in recs if r["quantity"] == "loss"][0]
+    assert loss["outcome"] == "known", loss
+    assert loss["note"] == "torch-layer-norm-statistics-square-the-input"
+    assert {r["outcome"] for r in recs} <= {"known", "agree"}, recs
+
+
 def test_declared_functions_become_pytest_items(pytester):
     # no torch import here: pytester drops modules a test imported, and torch cannot load twice
     pytester.makepyfile(

@@ -19,7 +19,8 @@ class Fault:
     backends: tuple[str, ...]
     methods: tuple[str, ...]
     # "flush": subnormals flushed to zero; "tangent_dtype": values right, dtype wider;
-    # "variant:NAME": the engine with a library's derivative rule NAME (engine.tape)
+    # "variant:NAME": the engine with a library's derivative rule NAME (engine.tape), or
+    # several joined by "+" (one library kernel with more than one of them)
     model: str
     upstream: tuple[str, ...]
     title: str
@@ -74,6 +75,19 @@ FAULTS = (
         "mean (normalized_shape=(1,)) weight.grad and x.grad are a rounding residue times dy, "
         "not 0 (weight.grad 1.1e20 at x = 2.7e7 in float32; "
         "docs/upstream/torch_layer_norm_backward_residue.py)",
+        ("layer_norm",),
+    ),
+    Fault(
+        "torch-layer-norm-statistics-square-the-input",
+        ("torch",),
+        ("autodiff", "forward", "hvp"),
+        "variant:torch_layer_norm_squares+torch_layer_norm_backward",
+        ("https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cpu/moments_utils.h",),
+        "torch's CPU LayerNorm computes its row statistics from x * x: where that overflows "
+        "(|x| > 1.3e154 in float64, 1.8e19 in float32 and bfloat16) the output, loss and "
+        "gradients are NaN where a two-pass variance is finite (x - mean is 0 at width 1); in "
+        "float16 and bfloat16 the forward also normalizes as rstd * x - rstd * mean "
+        "(docs/upstream/torch_layer_norm_square_overflow.py)",
         ("layer_norm",),
     ),
     Fault(
@@ -186,7 +200,7 @@ def explain(backend: str, method: str, result, dtype: str, judge_again, model,
         elif f.model == "flush" and judge_again(result, model(flush=True)):
             return f.id
         elif f.model.startswith("variant:") and judge_again(
-            result, model(variants=frozenset([f.model.split(":", 1)[1]]))
+            result, model(variants=frozenset(f.model.split(":", 1)[1].split("+")))
         ):
             return f.id
     return None

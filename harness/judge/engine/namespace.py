@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import ml_dtypes
 import numpy as np
 from gradxval.judge.engine import tape as t
 from gradxval.judge.engine.arith import current
@@ -129,6 +130,12 @@ def _torch_layer_norm_backward(x, weight, bias, eps):
     d = x - mean
     a = 1.0 / t.sqrt(t.mean(d * d, -1, keepdims=True) + eps)
     w = t.lift(1.0) if weight is None else t.lift(weight)
+    if getattr(current(), "target", None) in (np.float16, ml_dtypes.bfloat16):
+        # float16 and bfloat16 (layer_norm_kernel_mixed_type): the forward too normalizes as
+        # x * rstd + (-rstd * mean), in float32
+        fwd = a * x + (-(a * mean))
+        fwd = fwd if weight is None else fwd * w
+        y = fwd if bias is None else fwd + bias
 
     def rule_x(g):
         dyw = g * w
@@ -150,6 +157,15 @@ def _torch_layer_norm_backward(x, weight, bias, eps):
 
 def _layer_norm(x, weight=None, bias=None, eps=1e-5):
     variants = current().variants
+    if "torch_layer_norm_squares" in variants:
+        # torch's CPU row statistics square x itself: where x * x overflows the dtype the
+        # row's rstd is NaN, though x - mean does not overflow (0 at width 1); 0 * sum(x^2)
+        # is 0 where x^2 is finite, NaN where it overflowed (known_functions)
+        x = t.lift(x)
+        x = x + t.sum_(x * x, -1, keepdims=True) * 0.0
+        if "torch_layer_norm_backward" in variants:
+            return _torch_layer_norm_backward(x, weight, bias, eps)
+        return _PLAIN_LAYER_NORM(x, weight, bias, eps)
     if "torch_layer_norm_backward" in variants:
         return _torch_layer_norm_backward(t.lift(x), weight, bias, eps)
     rsqrt = "rsqrt_layer_norm" in variants

@@ -69,6 +69,7 @@ class Backend:
     # loop of JVPs (no jacfwd) only for inputs this small
     forward_max: ClassVar[int] = 4096
     forward_loop_max: ClassVar[int] = 256
+    forward_real_only: ClassVar[bool] = False  # jacfwd rejects complex inputs (torch.func)
 
     # ---- the adapter: what a subclass says about its framework
     xp = None
@@ -256,6 +257,8 @@ class Backend:
 
     def _forward(self, f, tA, tx, A):
         """Gradients by forward mode; grad_A only for real A of at most forward_max entries."""
+        if self.forward_real_only and A.dtype.kind == "c":
+            raise Unsupported(f"{self.name}'s jacfwd takes real inputs only")
         with_A = A.dtype.kind != "c" and A.size <= self.forward_max
         if self.jacfwd is None:  # one JVP per entry
             if tx.size > self.forward_loop_max:

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 import torch.func as tf
 from gradxval.backends.base import Backend
-from gradxval.errors import Unsupported
 
 __all__ = ["TorchBackend"]
 _F = torch.nn.functional
@@ -64,15 +63,6 @@ _NN = SimpleNamespace(
 )  # fmt: skip
 
 
-def _jacfwd(f, argnum):
-    def run(*primals):
-        if any(p.is_complex() for p in primals):
-            raise Unsupported("torch.func.jacfwd takes real inputs only")
-        return tf.jacfwd(f, argnums=argnum)(*primals)
-
-    return run
-
-
 class TorchBackend(Backend):
     name = "torch"
     methods = ("autodiff", "closed_form", "forward", "vmap")
@@ -82,7 +72,8 @@ class TorchBackend(Backend):
     to_backend = staticmethod(to_torch)
     to_numpy = staticmethod(to_numpy)
     scope = staticmethod(_highest_matmul_precision)
-    jacfwd = staticmethod(_jacfwd)
+    jacfwd = staticmethod(lambda f, argnum: tf.jacfwd(f, argnums=argnum))
+    forward_real_only = True  # torch.func.jacfwd takes real inputs only
 
     def version(self) -> str:
         return torch.__version__

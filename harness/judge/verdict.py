@@ -104,7 +104,7 @@ def judge(result, exp: Expectation, dtype: str, strict: bool = False) -> Verdict
     )
 
 
-def judge_parts(result, exps: dict, quantity: str, dtype: str) -> Verdict:
+def judge_parts(result, exps: dict, quantity: str, dtype: str, strict: bool = False) -> Verdict:
     """Judge a complex quantity by its real and imaginary parts, each against its own
     expectation (``QUANTITY.re``, ``QUANTITY.im``): the worse part's verdict, naming it."""
     dt = info(dtype)
@@ -112,7 +112,7 @@ def judge_parts(result, exps: dict, quantity: str, dtype: str) -> Verdict:
     if result.dtype != dt.np:
         return Verdict("disagree", note=f"dtype {result.dtype}, expected {dtype}")
     verdicts = [
-        (judge(np.ascontiguousarray(part), exps[f"{quantity}.{key}"], dtype), name)
+        (judge(np.ascontiguousarray(part), exps[f"{quantity}.{key}"], dtype, strict), name)
         for part, key, name in ((result.real, "re", "real"), (result.imag, "im", "imaginary"))
     ]
     v, name = max(verdicts, key=lambda p: (OUTCOMES.index(p[0].outcome), p[0].ratio))

@@ -25,7 +25,7 @@ def test_a_complex_input_makes_the_function_complex():
         Input("n", complex=True, domain="positive")
 
 
-def _records(backend, cases=8, order=2):
+def _records(backend, cases=4, order=2):
     out = []
     for case in sample(F, cases, 5, regimes=("normal", "saturated")):
         out += check_case(F, case, {backend.name or "b": backend}, None, order)

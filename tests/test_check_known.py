@@ -18,6 +18,20 @@ def _case(dtype, seed=3):
     return FunctionCase("tanh_plus_x", "saturated", dtype, (("n", 2),), seed)
 
 
+def _altered(backend, alter):
+    """``backend`` whose declared-function results pass through ``alter(quantity, array)``:
+    a planted fault on top of an honest library."""
+
+    class Altered(type(backend)):
+        name = f"altered_{backend.name}"
+
+        def run_function(self, method, function, arrays, dtype, extra=None):
+            out = super().run_function(method, function, arrays, dtype, extra)
+            return {q: alter(q, v) for q, v in out.items()}
+
+    return Altered()
+
+
 def test_jax_tanh_rule_absorbing_other_terms_is_known_in_bfloat16():
     pytest.importorskip("jax")
     from gradxval.backends import load
@@ -114,14 +128,8 @@ def test_torch_layer_norm_backward_residue_is_known_by_its_own_model():
     assert by_q["grad_w"]["outcome"] == "known", by_q["grad_w"]
     assert by_q["grad_w"]["note"] == "torch-layer-norm-backward-recomputes-normalized-input"
 
-    class Amplified(type(torch)):
-        name = "amplified"
-
-        def run_function(self, method, function, arrays, dtype, extra=None):
-            out = super().run_function(method, function, arrays, dtype, extra)
-            return {**out, "grad_w": out["grad_w"] * 1e4}
-
-    recs = check_case(f, case, {"torch": Amplified()}, ("autodiff",), 1)
+    amplified = _altered(torch, lambda q, v: v * 1e4 if q == "grad_w" else v)
+    recs = check_case(f, case, {"torch": amplified}, ("autodiff",), 1)
     assert [r["outcome"] for r in recs if r["quantity"] == "grad_w"] == ["disagree"]
 
 
@@ -143,15 +151,8 @@ def test_autograd_division_rule_overflow_is_known():
     # model does not reproduce element by element is a disagreement
     autograd = load("autograd")
     for wrong in (lambda g: g * 1e4, lambda g: np.ones_like(g), lambda g: g + 1e-200):
-
-        class Wrong(type(autograd)):
-            name = "wrong"
-
-            def run_function(self, method, function, arrays, dtype, extra=None, wrong=wrong):
-                out = super().run_function(method, function, arrays, dtype, extra)
-                return {q: wrong(v) if q.startswith("grad") else v for q, v in out.items()}
-
-        recs = check_case(f, case, {"autograd": Wrong()}, ("autodiff",), 1)
+        planted = _altered(autograd, lambda q, v, w=wrong: w(v) if q.startswith("grad") else v)
+        recs = check_case(f, case, {"autograd": planted}, ("autodiff",), 1)
         assert {r["outcome"] for r in recs if r["quantity"] != "loss"} == {"disagree"}, recs
 
 
@@ -172,14 +173,8 @@ def test_torch_vectorized_gelu_backward_is_known_and_scoped():
     assert {r["outcome"] for r in grads.values()} <= {"known", "agree"}, grads
     assert grads["grad_b"]["note"] == "torch-gelu-backward-cancels-below-minus-five"
 
-    class Scaled(type(torch)):
-        name = "scaled"
-
-        def run_function(self, method, function, arrays, dtype, extra=None):
-            out = super().run_function(method, function, arrays, dtype, extra)
-            return {**out, "grad_b": out["grad_b"] * 1e3}
-
-    recs = check_case(f, case, {"torch": Scaled()}, ("autodiff",), 1)
+    scaled = _altered(torch, lambda q, v: v * 1e3 if q == "grad_b" else v)
+    recs = check_case(f, case, {"torch": scaled}, ("autodiff",), 1)
     assert [r["outcome"] for r in recs if r["quantity"] == "grad_b"] == ["disagree"]
 
 

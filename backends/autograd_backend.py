@@ -50,7 +50,15 @@ _NN = SimpleNamespace(
 
 # array-api-compat's numpy, with autograd's traced real, imag, conj and astype: numpy's own
 # take autograd's boxes as plain objects (np.real of a box is not traced)
-_XP = SimpleNamespace(**{k: getattr(array_api, k) for k in dir(array_api) if k[:2] != "__"})
+# Where autograd wraps the numpy function the namespace names, its wrapper: numpy's own reach a
+# box through object arrays, which keeps the trace for most inputs but not for empty ones (the
+# loss comes back float64, "Output seems independent of input")
+_XP = SimpleNamespace(**{
+    k: getattr(anp, k) if getattr(anp, k, v) is not getattr(np, k, v) else v
+    for k, v in ((k, getattr(array_api, k)) for k in dir(array_api) if k[:2] != "__")
+    if getattr(array_api, k) is getattr(np, k, None)
+} | {k: getattr(array_api, k) for k in dir(array_api)
+     if k[:2] != "__" and getattr(array_api, k) is not getattr(np, k, None)})  # fmt: skip
 _XP.real, _XP.imag, _XP.conj = anp.real, anp.imag, anp.conj
 _XP.astype = lambda a, dtype, /, copy=True: a.astype(dtype)
 

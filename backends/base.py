@@ -49,7 +49,8 @@ class Backend:
     # (reverse mode not compiled), forward (gradients by forward mode), vmap (per-column
     # gradients vmapped over x's batch axis), closed_form (the problem's formula in ``xp``)
     methods: ClassVar[tuple[str, ...]] = ("autodiff", "closed_form")
-    # declared functions' methods: autodiff, jit, forward (a JVP), hvp, value, formula
+    # declared functions' methods: autodiff, jit, forward (a JVP), hvp, value, formula, vmap
+    # (loss and gradients of a batch of two cases, vmapped)
     function_methods: ClassVar[tuple[str, ...]] = ()
     supported: ClassVar[tuple[str, ...]] = DTYPES
     unsupported_reasons: ClassVar[dict[str, str]] = {}
@@ -394,6 +395,9 @@ class Backend:
             )
         xp, to_backend, to_numpy, scope = self.formula_namespace()
         nn = self.nn_namespace()
+        if method == "vmap":  # a batch of two cases: this one and ``extra`` (every input)
+            arrays = {k: np.stack([np.asarray(v), np.asarray(extra[k])]) for k, v in arrays.items()}
+            extra = None
         with scope(dtype):
             # as laid out: the strided regime hands non-contiguous views over
             args = {k: to_backend(v) for k, v in arrays.items()}
@@ -438,6 +442,23 @@ class Backend:
                 loss, grads = self._compiled(("jit", f, wrt), run)(primals, others)
             else:
                 loss, grads = self.reverse(of_wrt, primals)
+            return {"loss": loss, **{f"grad_{k}": g for k, g in zip(wrt, grads, strict=True)}}
+        if method == "vmap":
+            if self.vmap is None:
+                raise Unsupported(f"{self.name} has no vmap")
+            names = tuple(args)
+            idx = tuple(names.index(k) for k in wrt)
+
+            def one(*vals):  # one batch member: every input, the loss and its gradients
+                return self.value_and_grad(
+                    lambda *w: f(**{**dict(zip(names, vals, strict=True)),
+                                    **dict(zip(wrt, w, strict=True))}),
+                    tuple(range(len(wrt))),
+                )(*(vals[i] for i in idx))  # fmt: skip
+
+            loss, grads = self.vmap(one, (0,) * len(names), (0, (0,) * len(wrt)))(
+                *(args[k] for k in names)
+            )
             return {"loss": loss, **{f"grad_{k}": g for k, g in zip(wrt, grads, strict=True)}}
         tangents = tuple(extra[k] for k in wrt)
         if method == "forward":

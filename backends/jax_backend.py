@@ -63,7 +63,7 @@ class JaxBackend(Backend):
     compiles = True
     conj_grads = True  # jax.grad gives conj(dL/dRe + i dL/dIm) for complex inputs
     methods = ("autodiff", "closed_form", "forward", "vmap", "eager")
-    function_methods = ("autodiff", "jit", "forward", "hvp", "formula")
+    function_methods = ("autodiff", "jit", "forward", "hvp", "formula", "vmap")
     hvp_routes = ("fwd_over_rev", "rev_over_rev")
     xp = jnp
     to_backend = staticmethod(_to_jax)

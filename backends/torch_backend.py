@@ -66,7 +66,7 @@ _NN = SimpleNamespace(
 class TorchBackend(Backend):
     name = "torch"
     methods = ("autodiff", "closed_form", "forward", "vmap")
-    function_methods = ("autodiff", "forward", "hvp", "formula")
+    function_methods = ("autodiff", "forward", "hvp", "formula", "vmap")
     hvp_routes = ("fwd_over_rev", "rev_over_rev")
     xp = xp
     to_backend = staticmethod(to_torch)

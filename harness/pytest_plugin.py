@@ -567,7 +567,7 @@ class _FunctionCollector(pytest.Collector):
 
     def collect(self):
         from gradxval.dtypes import parse_dtypes
-        from gradxval.model.sampling import sample
+        from gradxval.model.sampling import can_be_empty, sample
 
         config = self.config
         dtypes = parse_dtypes(_opt(config, "dtypes"))
@@ -575,6 +575,8 @@ class _FunctionCollector(pytest.Collector):
         regimes = None if regimes in (None, "", "all") else tuple(regimes.split(","))
         if dtypes and not set(dtypes) & set(self.function.dtypes):
             return  # declared in none of the dtypes asked for (a complex function, float64)
+        if regimes and set(regimes) == {"empty"} and not can_be_empty(self.function):
+            return  # no size of it may be 0 (det_laplace declares n >= 1)
         cases = sample(self.function, int(_opt(config, "cases")), _resolve_seed(config),
                        dtypes, regimes)  # fmt: skip
         for c in cases:

@@ -439,6 +439,51 @@ def test_emulated_width_one_layer_norm_is_exactly_zero(dtype):
         np.testing.assert_array_equal(r["hvp_x"], np.zeros((5, 1)))
 
 
+def test_an_emulated_jvp_propagates_tangents_forward():
+    """A JVP is rounded tangent by tangent, as forward-mode AD computes it: for
+    sum(P * b) with b broadcast, sum_i round(P_i t) in the dtype, not round(sum P) * t (the
+    inner product of a rounded gradient, which jax.jvp never computes)."""
+    import ml_dtypes
+
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    P = np.random.default_rng(2).standard_normal((6, 1)).astype(bf16).astype(np.float64)
+    b = np.array([0.5])
+    t = np.array([float(np.float64(0.2050781).astype(bf16))])
+
+    def fn(b, P, *, xp, nn):
+        return xp.sum(P * b)
+
+    r = evaluate(fn, {"b": b, "P": P}, ("b",), Emulated("bfloat16", np.random.default_rng(0),
+                 sign=0.0), tangents={"b": t})  # fmt: skip
+
+    def rnd(v):
+        return np.asarray(v, dtype=np.float64).astype(bf16).astype(np.float64)
+
+    forward = rnd(np.sum(rnd(P[:, 0] * t[0])))
+    inner = rnd(rnd(np.sum(P)) * t[0])
+    assert forward != inner  # the case tells the two orders apart
+    assert float(r["jvp"]) == float(forward)
+    # the reference is exact whichever way: the inner product in binary128
+    q = evaluate(fn, {"b": b, "P": P}, ("b",), Quad(), tangents={"b": t})
+    assert float(np.asarray(q["jvp"]).astype(np.float64)) == pytest.approx(np.sum(P) * t[0])
+
+
+def test_wide_runs_keep_the_rounding_and_drop_the_range():
+    """Emulated(wide=True): the dtype's rounding error, float64's range (the spread where
+    every run in the dtype met a non-finite value)."""
+
+    def fn(x, *, xp, nn):
+        return xp.sum(xp.exp(x)) + xp.sum(x * 0.1)
+
+    x = {"x": np.array([12.0, 0.3])}  # e^12 overflows float16
+    narrow = evaluate(fn, x, ("x",), Emulated("float16", np.random.default_rng(0)))
+    wide = evaluate(fn, x, ("x",), Emulated("float16", np.random.default_rng(0), wide=True))
+    assert not np.isfinite(narrow["loss"])
+    true = np.exp(12.0) + np.exp(0.3) + 1.23
+    assert np.isfinite(wide["loss"]) and float(wide["loss"]) != true
+    assert abs(float(wide["loss"]) - true) <= 8 * 2.0**-11 * true
+
+
 # ---------------------------------------------------------------- kinks
 
 

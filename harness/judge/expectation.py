@@ -105,16 +105,33 @@ def expect(
     exceeded = any(r.overflowed for r in runs)
     with np.errstate(all="ignore"):
         f_undefined = not np.isfinite(np.asarray(ref["loss"]).astype(np.float64))
+    wide = None  # the runs with float64's range, computed only where they are needed
     out = {}
     for q, value in ref.items():
         with np.errstate(all="ignore"):
             ref64 = np.asarray(value).astype(np.float64)
         honest = [np.asarray(r[q], dtype=np.float64) for r in runs]
+        spread = honest
+        with np.errstate(all="ignore"):
+            blind = np.isfinite(ref64)
+            for h in honest:
+                blind &= ~np.isfinite(h)
+        if blind.any() and dtype != "float64":
+            # every run met a non-finite value here (p = 0 after an underflow, then 0 / 0 in
+            # xlogy's rule), so none shows how far an honest finite result may stray: one
+            # that avoids the range (a guarded rule) is judged by the dtype's rounding with
+            # float64's range, the same runs, wide
+            if wide is None:
+                wide = [evaluate(function.fn, arrays, function.wrt,
+                                 Emulated(dtype, rng, flush, variants, sign, wide=True), **kw)
+                        for sign in (1.0, -1.0, None)]  # fmt: skip
+            spread = [np.where(blind, np.asarray(w[q], dtype=np.float64), h)
+                      for w, h in zip(wide, honest[:3], strict=True)] + honest[3:]  # fmt: skip
         with np.errstate(all="ignore"):
             dev = np.zeros(ref64.shape)
             # the largest factor a run is off by, where every run kept the reference's sign
             factor = np.zeros(ref64.shape)
-            for h in honest:
+            for h in spread:
                 d = np.abs(h - ref64)
                 dev = np.maximum(dev, np.where(np.isfinite(d), d, 0.0))
                 f = np.abs(np.log(h / ref64))

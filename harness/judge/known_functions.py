@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FAULTS", "explain"]
+__all__ = ["FAULTS", "explain", "explain_error"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class Fault:
     methods: tuple[str, ...]
     # "flush": subnormals flushed to zero; "tangent_dtype": values right, dtype wider;
     # "variant:NAME": the engine with a library's derivative rule NAME (engine.tape), or
-    # several joined by "+" (one library kernel with more than one of them)
+    # several joined by "+" (one library kernel with more than one of them); "raises:TEXT":
+    # an exception whose message holds TEXT where the function has a value
     model: str
     upstream: tuple[str, ...]
     title: str
@@ -31,7 +32,7 @@ FAULTS = (
     Fault(
         "xla-cpu-flush-to-zero",
         ("jax",),
-        ("autodiff", "jit", "forward", "hvp", "formula", "value"),
+        ("autodiff", "jit", "forward", "hvp", "formula", "value", "vmap"),
         "flush",
         ("https://github.com/jax-ml/jax/issues/16200", "https://github.com/jax-ml/jax/issues/4042"),
         "XLA on the CPU flushes subnormal values and intermediates to zero",
@@ -39,7 +40,7 @@ FAULTS = (
     Fault(
         "library-sigmoid-underflows-to-zero",
         ("torch", "autograd", "numpy"),
-        ("autodiff", "forward", "hvp", "value"),
+        ("autodiff", "forward", "hvp", "value", "vmap"),
         "flush",
         ("https://github.com/HIPS/autograd/blob/master/autograd/scipy/special.py",),
         "torch.sigmoid and scipy's expit compute 1 / (1 + exp(-x)): exp(-x) overflows for "
@@ -49,7 +50,7 @@ FAULTS = (
     Fault(
         "logaddexp-vjp-exp-of-rounded-difference",
         ("jax", "autograd"),
-        ("autodiff", "jit", "forward", "hvp"),
+        ("autodiff", "jit", "forward", "hvp", "vmap"),
         "variant:logaddexp_rule",
         ("https://github.com/jax-ml/jax/issues/39794",),
         "softplus as logaddexp(x, 0) differentiates to exp(x - y), which cancels for large x",
@@ -57,7 +58,7 @@ FAULTS = (
     Fault(
         "jax-tanh-vjp-absorbs-other-cotangents",
         ("jax",),
-        ("autodiff", "jit", "hvp"),
+        ("autodiff", "jit", "hvp", "vmap"),
         "variant:jax_tanh_rule",
         ("https://github.com/jax-ml/jax/pull/40319",),
         "jax's tanh rule adds g(1 - y) and g(1 - y) y to the input's cotangent separately: for a "
@@ -67,7 +68,7 @@ FAULTS = (
     Fault(
         "torch-layer-norm-backward-recomputes-normalized-input",
         ("torch",),
-        ("autodiff", "hvp"),
+        ("autodiff", "hvp", "vmap"),
         "variant:torch_layer_norm_backward",
         ("https://github.com/pytorch/pytorch/issues/188375",),
         "torch's CPU LayerNorm backward recomputes the normalized input as rstd * x + "
@@ -80,7 +81,7 @@ FAULTS = (
     Fault(
         "torch-layer-norm-statistics-square-the-input",
         ("torch",),
-        ("autodiff", "forward", "hvp"),
+        ("autodiff", "forward", "hvp", "vmap"),
         "variant:torch_layer_norm_squares+torch_layer_norm_backward",
         ("https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cpu/moments_utils.h",),
         "torch's CPU LayerNorm computes its row statistics from x * x: where that overflows "
@@ -93,7 +94,7 @@ FAULTS = (
     Fault(
         "torch-gelu-backward-cancels-below-minus-five",
         ("torch",),
-        ("autodiff", "hvp"),
+        ("autodiff", "hvp", "vmap"),
         "variant:torch_gelu_rule",
         ("https://github.com/pytorch/pytorch/blob/main/aten/src/ATen/native/cpu/Activation.cpp",),
         "torch's vectorized CPU GELU (erf) backward in float32, bfloat16 and float16 sums two "
@@ -105,7 +106,7 @@ FAULTS = (
     Fault(
         "torch-layer-norm-width-one-inexact-statistics",
         ("torch",),
-        ("autodiff", "forward", "hvp"),
+        ("autodiff", "forward", "hvp", "vmap"),
         "variant:no_exact_ops",
         ("https://github.com/pytorch/pytorch/issues/188375",),
         "torch's CPU LayerNorm statistics are not exact where the formula is (a mean of one "
@@ -126,7 +127,7 @@ FAULTS = (
     Fault(
         "torch-softplus-linear-above-threshold",
         ("torch",),
-        ("autodiff", "forward", "hvp"),
+        ("autodiff", "forward", "hvp", "vmap"),
         "variant:softplus_threshold",
         ("https://docs.pytorch.org/docs/stable/generated/torch.nn.functional.softplus.html",),
         "torch's softplus returns x (derivative 1) for x > threshold = 20, off by log1p(e^-x): "
@@ -136,7 +137,7 @@ FAULTS = (
     Fault(
         "jax-div-jvp-squares-the-divisor",
         ("jax",),
-        ("autodiff", "jit", "forward", "hvp"),
+        ("autodiff", "jit", "forward", "hvp", "vmap"),
         "variant:jax_div_rule",
         ("https://github.com/jax-ml/jax/pull/3140", "https://github.com/jax-ml/jax/issues/40634"),
         "jax differentiates x / y in y as -g * x * y ** -2: y ** -2 underflows or overflows in "
@@ -157,12 +158,26 @@ FAULTS = (
     Fault(
         "jax-broadcast-cotangent-summed-in-bfloat16",
         ("jax",),
-        ("autodiff", "jit", "hvp"),
+        ("autodiff", "jit", "hvp", "vmap"),
         "variant:jax_broadcast_transpose",
         ("https://github.com/jax-ml/jax/blob/main/jax/_src/lax/lax.py",),
         "jax sums the cotangent of a broadcast (a bias's gradient) with reduce_sum in float16 or "
         "bfloat16, where jnp.sum accumulates in float32: 300 terms of 0.01 give 2.94 for 3.00 "
         "(docs/upstream/jax_broadcast_transpose_low_precision.py)",
+    ),
+    Fault(
+        "scipy-softmax-raises-on-empty-axis",
+        ("numpy",),
+        ("value", "formula"),
+        "raises:zero-size array to reduction operation maximum which has no identity",
+        (
+            "https://github.com/scipy/scipy/issues/20399",
+            "https://github.com/scipy/scipy/pull/20511",
+        ),
+        "scipy.special.softmax and log_softmax take np.amax of an empty axis and raise "
+        "ValueError, where the softmax of no entries is no entries (scipy#20399 fixed "
+        "logsumexp alone, which returns -inf; docs/upstream/scipy_softmax_empty_axis.py)",
+        ("softmax", "log_softmax", "cross_entropy"),
     ),
     Fault(
         "torch-forward-ad-scalar-promotes-tangent",
@@ -176,6 +191,16 @@ FAULTS = (
         "forward-mode AD: a Python float times a 0-d tensor gives a float64 tangent",
     ),
 )
+
+
+def explain_error(backend: str, method: str, message: str, used=frozenset()) -> str | None:
+    """The id of the registered fault that raises ``message`` here, or None."""
+    for f in FAULTS:
+        if (f.model.startswith("raises:") and backend in f.backends and method in f.methods
+                and (not f.ops or set(f.ops) & set(used))
+                and f.model.split(":", 1)[1] in message):  # fmt: skip
+            return f.id
+    return None
 
 
 def explain(backend: str, method: str, result, dtype: str, judge_again, model,

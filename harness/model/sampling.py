@@ -16,13 +16,22 @@ from gradxval.dtypes import info
 from gradxval.errors import UsageError, expected
 from gradxval.model.functions import Function
 
-__all__ = ["FunctionCase", "REGIMES", "sample", "draw", "parse_case_id", "check_regimes"]
+__all__ = [
+    "FunctionCase",
+    "REGIMES",
+    "sample",
+    "draw",
+    "parse_case_id",
+    "check_regimes",
+    "can_be_empty",
+]
 
 # normal: N(0, 1); saturated: N(0, 30^2), past the knees of sigmoid, tanh and softmax;
 # extreme: magnitudes spread over the dtype's range; special: a few entries +-inf or NaN;
 # strided: normal values handed over as non-contiguous views (every other element of a
-# buffer), which a backend must read as they are laid out
-REGIMES = ("normal", "saturated", "extreme", "special", "strided")
+# buffer), which a backend must read as they are laid out; empty: normal values with one size
+# 0 (a batch of none, a vector of length 0), where a sum is 0 and a mean or a max is undefined
+REGIMES = ("normal", "saturated", "extreme", "special", "strided", "empty")
 
 _ID = re.compile(r"^(?P<fn>[A-Za-z0-9_.]+):(?P<regime>[a-z]+)-(?P<dtype>[a-z0-9]+)-"
                  r"(?P<sizes>(?:[A-Za-z_]+\d+)*)-s(?P<seed>\d+)$")  # fmt: skip
@@ -68,13 +77,27 @@ def _size(rng: np.random.Generator, lo: int, hi: int) -> int:
     return int(rng.integers(lo, hi + 1))
 
 
+def can_be_empty(function: Function) -> tuple[str, ...]:
+    """The size symbols the empty regime may set to 0: not declared with a lower bound of 1
+    or more (sizes={"n": (1, 8)} says n >= 1), and no label's number of classes."""
+    classes = {i.classes for i in function.inputs.values() if i.domain == "labels"}
+    return tuple(s for s in sorted(function.symbols)
+                 if s not in classes and function.sizes.get(s, (0, 0))[0] == 0)  # fmt: skip
+
+
 def sample(function: Function, count: int, seed: int, dtypes=None, regimes=None) -> list:
     """``count`` cases spread evenly over dtypes x regimes (round robin), sizes drawn."""
     dtypes = tuple(dtypes or function.dtypes)
-    regimes = check_regimes(regimes)
+    asked = check_regimes(regimes)
     dtypes = tuple(d for d in dtypes if d in function.dtypes)
     if not dtypes:
         raise UsageError(f"function {function.name} is checked in {', '.join(function.dtypes)}")
+    zeroable = can_be_empty(function)
+    # a function none of whose sizes may be 0 has no empty cases (docs/functions.md)
+    regimes = tuple(r for r in asked if r != "empty" or zeroable)
+    if not regimes:
+        raise UsageError(f"function {function.name} has no empty cases: every size symbol of "
+                         f"it is declared >= 1 or has none; ask for other --regimes")  # fmt: skip
     rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(function.name.encode())]))
     combos = [(r, d) for r in regimes for d in dtypes]
     out = []
@@ -84,12 +107,16 @@ def sample(function: Function, count: int, seed: int, dtypes=None, regimes=None)
         for sym in sorted(function.symbols):
             lo, hi = function.sizes.get(sym, (1, 24))
             sizes.append((sym, _size(rng, lo, hi)))
+        if regime == "empty":
+            zero = zeroable[int(rng.integers(len(zeroable)))]
+            sizes = [(k, 0 if k == zero else v) for k, v in sizes]
         case_seed = int(np.random.SeedSequence([seed, i + 1]).generate_state(1)[0]) % 10**6
         out.append(FunctionCase(function.name, regime, dtype, tuple(sizes), case_seed))
     return out
 
 
 def _real(rng, shape, regime: str, dt) -> np.ndarray:
+    # the empty regime's values are normal ones (where a size is not 0, they are drawn)
     if regime == "saturated":
         return rng.standard_normal(shape) * 30.0
     if regime == "extreme":

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 from gradxval.errors import GradxvalError, Unsupported, UsageError
 from gradxval.judge.expectation import expect
-from gradxval.judge.known_functions import explain
-from gradxval.judge.verdict import Verdict, judge, judge_parts
+from gradxval.judge.known_functions import explain, explain_error
+from gradxval.judge.verdict import OUTCOMES, Verdict, judge, judge_parts
 from gradxval.model.functions import Function
 from gradxval.model.sampling import FunctionCase, draw
 
@@ -20,12 +21,12 @@ __all__ = ["METHODS", "TIMEOUT", "method_quantities", "load_backends", "check_ca
 
 
 # every method a backend may offer for declared functions (Backend.function_methods)
-METHODS = ("autodiff", "jit", "forward", "hvp", "value", "formula")
+METHODS = ("autodiff", "jit", "forward", "hvp", "value", "formula", "vmap")
 
 
 def method_quantities(method: str, function: Function) -> tuple[str, ...]:
     """The quantities a method computes."""
-    if method in ("autodiff", "jit"):
+    if method in ("autodiff", "jit", "vmap"):
         return function.quantities(1)
     if method == "value":
         return ("loss",)
@@ -61,8 +62,7 @@ def load_backends(spec="all") -> dict:
 TIMEOUT = 120.0
 
 
-def _run_one(backend, method, function, arrays, dtype, directions, timeout=None):
-    extra = directions if method in ("forward", "hvp") else None
+def _run_one(backend, method, function, arrays, dtype, extra, timeout=None):
     hung = getattr(backend, "_gradxval_hung", None)
     if hung:
         return None, ("error", f"not run: this backend {hung}")
@@ -91,47 +91,103 @@ def _run_one(backend, method, function, arrays, dtype, directions, timeout=None)
     raise exc  # KeyboardInterrupt, SystemExit
 
 
+class _Expected:
+    """One input set's expectations: the plain one and a registered fault's model, each
+    computed once and only when a result needs it, and the judging of a result against them."""
+
+    def __init__(self, function, case_id, arrays, directions, dtype, order, seed, jvp):
+        self.function, self.case_id, self.dtype = function, case_id, dtype
+        self.arrays, self.directions = arrays, directions
+        self.order, self.seed, self.jvp = order, seed, jvp
+        self.models: dict = {}
+
+    def model(self, flush=False, variants=frozenset()):
+        key = (flush, variants)
+        if key not in self.models:
+            try:
+                self.models[key] = expect(self.function, self.arrays, self.dtype,
+                                          self.directions, self.order, self.seed,
+                                          tangents=self.jvp, flush=flush,
+                                          variants=variants)  # fmt: skip
+            except (AttributeError, TypeError, ValueError, IndexError, NotImplementedError,
+                    ArithmeticError) as exc:  # fmt: skip
+                # the body uses what the engine's xp and nn lack (docs/functions.md lists
+                # what they have), or returns what is not a real scalar: the user's to fix
+                raise UsageError(
+                    f"function {self.function.name}: the reference engine cannot evaluate it "
+                    f"({self.case_id}): {type(exc).__name__}: {exc}"
+                ) from None
+        return self.models[key]
+
+    def used(self) -> frozenset:
+        """The nn operations the function called, or none where the reference cannot run."""
+        try:
+            exps = self.model()
+        except UsageError:
+            return frozenset()
+        return next(iter(exps.values())).used if exps else frozenset()
+
+    def verdict(self, bname: str, method: str, result, q: str) -> Verdict:
+        """``result`` for quantity ``q`` judged; a disagreement a registered fault's model
+        reproduces element by element (an overflow, kink or NaN somewhere in the model's runs
+        excuses nothing as a whole) is ``known``."""
+        exps = self.model()
+        dtype = self.dtype
+        if f"{q}.re" in exps:  # a complex quantity: judged by its parts
+
+            def passes(r, e):
+                e = exps if e is None else e
+                return judge_parts(r, e, q, dtype, strict=True).outcome in ("agree", "overflow")
+
+            v, used = judge_parts(result, exps, q, dtype), exps[f"{q}.re"].used
+        elif q not in exps:
+            return Verdict("error", note=f"no reference for {q}")
+        else:
+
+            def passes(r, e):
+                e = exps if e is None else e
+                return judge(r, e[q], dtype, strict=True).outcome in ("agree", "overflow")
+
+            v, used = judge(result, exps[q], dtype), exps[q].used
+        if v.outcome == "disagree":
+            fault = explain(bname, method, result, dtype, passes, self.model, used)
+            if fault:
+                v.outcome, v.note = "known", fault
+        return v
+
+
+def _sibling(case: FunctionCase) -> FunctionCase:
+    """The vmap batch's second member: another draw of the same sizes, regime and dtype."""
+    from dataclasses import replace
+
+    return replace(case, seed=(case.seed + 1) % 10**6)
+
+
 def check_case(function: Function, case: FunctionCase, backends: dict, methods, order: int,
                timeout: float | None = None):  # fmt: skip
     """The records of one case on every backend and method."""
     arrays, directions = draw(function, case)
-    models: dict = {}
-
-    def model(flush=False, variants=frozenset()):
-        """The expectations (model() the plain one, else a fault's model), each computed
-        once and only when a result needs it."""
-        key = (flush, variants)
-        if key not in models:
-            try:
-                models[key] = expect(function, arrays, case.dtype, directions, order,
-                                     case.seed, flush=flush, variants=variants)  # fmt: skip
-            except (AttributeError, TypeError, ValueError, IndexError, NotImplementedError) as exc:
-                # the body uses what the engine's xp and nn lack (docs/functions.md lists
-                # what they have), or returns what is not a real scalar: the user's to fix
-                raise UsageError(
-                    f"function {function.name}: the reference engine cannot evaluate it "
-                    f"({case.id}): {type(exc).__name__}: {exc}"
-                ) from None
-        return models[key]
-
-    def passes(result, q, exps=None) -> bool:
-        """Whether a fault's model reproduces ``result``: element by element (an overflow,
-        kink or NaN somewhere in the model's runs does not excuse the whole result)."""
-        if exps is None:
-            exps = model()
-        return judge(result, exps[q], case.dtype, strict=True).outcome in ("agree", "overflow")
-
-    def passes_parts(result, q, exps=None) -> bool:
-        """passes() for a complex quantity: both parts, element by element."""
-        exps = model() if exps is None else exps
-        return judge_parts(result, exps, q, case.dtype, strict=True).outcome in (
-            "agree", "overflow",
-        )  # fmt: skip
+    # the JVP's honest runs propagate tangents (a second pass): only where one is judged
+    jvp = any(
+        "forward" in own and "forward" in (methods or own)
+        for own in (getattr(b, "function_methods", ()) for b in backends.values())
+    )
+    this = _Expected(function, case.id, arrays, directions, case.dtype, order, case.seed, jvp)
+    other = None  # the vmap batch's second member, drawn when a vmap result needs it
 
     def record(bname, method, quantity, **fields):
         return {"case": case.id, "function": function.name, "dtype": case.dtype,
                 "regime": case.regime, "backend": bname, "method": method,
                 "quantity": quantity, **fields}  # fmt: skip
+
+    # an empty input (a size 0) where the body cannot run (the max of no elements, 1 / sqrt(0)
+    # in the body's own Python): the function has no value there, whatever a backend does
+    undefined = None
+    if any(np.asarray(a).size == 0 for a in arrays.values()):
+        try:
+            this.model()
+        except UsageError as exc:
+            undefined = str(exc).split(f"({case.id}): ", 1)[-1]
 
     out = []
     for bname, backend in backends.items():
@@ -145,8 +201,27 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                 continue
             if method not in own:
                 continue
-            got, failure = _run_one(backend, method, function, arrays, case.dtype, directions,
+            extra = directions if method in ("forward", "hvp") else None
+            if method == "vmap":
+                if other is None:
+                    sib = _sibling(case)
+                    sib_arrays, sib_dirs = draw(function, sib)
+                    other = _Expected(function, sib.id, sib_arrays, sib_dirs, case.dtype, order,
+                                      sib.seed, False)  # fmt: skip
+                extra = other.arrays
+            got, failure = _run_one(backend, method, function, arrays, case.dtype, extra,
                                     timeout)  # fmt: skip
+            if undefined and (not failure or failure[0] == "error"):
+                note = f"no value at this empty input (the reference: {undefined})"
+                if failure:
+                    note += f"; {bname} raised {failure[1]}"
+                out.append(record(bname, method, "*", outcome="undefined", note=note))
+                continue
+            if failure and failure[0] == "error":
+                # a registered library fault that raises where the function has a value
+                fault = explain_error(bname, method, failure[1], this.used())
+                if fault:
+                    failure = ("known", fault)
             if failure:
                 out.append(record(bname, method, "*", outcome=failure[0], note=failure[1]))
                 continue
@@ -161,30 +236,27 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                         out.append(record(bname, method, q, outcome="error",
                                           note=f"{method} returned no {q}"))  # fmt: skip
                     continue
-                exps = model()
-                if f"{q}.re" in exps:  # a complex quantity: judged by its parts
-                    v = judge_parts(got[q], exps, q, case.dtype)
-                    if v.outcome == "disagree":
-                        fault = explain(bname, method, got[q], case.dtype,
-                                        lambda r, e, q=q: passes_parts(r, q, e), model,
-                                        exps[f"{q}.re"].used)  # fmt: skip
-                        if fault:
-                            v.outcome, v.note = "known", fault
-                    out.append(record(bname, method, q, **v.as_dict()))
+                if method != "vmap":
+                    out.append(record(bname, method, q, **this.verdict(bname, method, got[q], q)
+                                      .as_dict()))  # fmt: skip
                     continue
-                if q not in exps:
-                    missing = Verdict("error", note=f"no reference for {q}")
-                    out.append(record(bname, method, q, **missing.as_dict()))
-                    continue
-                v = judge(got[q], exps[q], case.dtype)
-                if v.outcome == "disagree":
-                    fault = explain(bname, method, got[q], case.dtype,
-                                    lambda r, e, q=q: passes(r, q, e), model,
-                                    exps[q].used)  # fmt: skip
-                    if fault:
-                        v.outcome, v.note = "known", fault
-                out.append(record(bname, method, q, **v.as_dict()))
+                v, member = _batched(bname, got[q], q, (this, other))
+                # the batch member the verdict is about, where it is the sibling draw
+                extra_fields = {"member": member} if member else {}
+                out.append(record(bname, method, q, **v.as_dict(), **extra_fields))
             for q in set(got) - set(wanted):
                 out.append(record(bname, method, q, outcome="error",
                                   note=f"{method} returned {q!r}; expected {wanted}"))  # fmt: skip
     return out
+
+
+def _batched(bname: str, result, q: str, members) -> tuple[Verdict, str | None]:
+    """A vmap result: one slice per batch member, each judged against its own expectation;
+    the worst member's verdict, and that member's case id where it is not the first."""
+    result = np.asarray(result)
+    if result.shape[:1] != (len(members),):
+        note = f"shape {result.shape}: no batch axis of {len(members)} members"
+        return Verdict("disagree", note=note), None
+    verdicts = [(m.verdict(bname, "vmap", result[i], q), i) for i, m in enumerate(members)]
+    v, i = max(verdicts, key=lambda p: (OUTCOMES.index(p[0].outcome), p[0].ratio))
+    return v, (members[i].case_id if i and v.outcome != "agree" else None)

@@ -53,7 +53,13 @@ def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) ->
         out = tape.lift(out)
         if out.shape:
             raise ValueError(f"the function returned shape {out.shape}; it must return a scalar")
-        grads = tape.grad(out, leaves)
+        # the output's cotangent as a leaf: the gradient is linear in it, so differentiating
+        # <gradient, tangents> by it runs every derivative rule transposed, from the inputs to
+        # the output, which is forward mode (autograd's make_jvp is this construction); an
+        # honest run then rounds a JVP as forward-mode AD does (jax.jvp, torch.func.jvp),
+        # tangent by tangent, not as the inner product of a rounded gradient
+        seed = tape.Var(arith.const(1.0))
+        grads = tape.grad(out, leaves, cotangent=seed)
         # a complex quantity comes back as its parts: grad_NAME.re and grad_NAME.im
         res = Evaluation(loss=out.value)
         for key, g in grads.items():
@@ -70,8 +76,15 @@ def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) ->
                     s = s + tape.sum_(grads[name] * arith.const(vec))
             return s
 
-        if tangents:
+        if tangents and arith.exact:  # the reference: exact either way, the cheaper way
             res["jvp"] = along(tangents).value
+        elif tangents:
+            # comparisons in the transposed rules are not the function's branches: the run's
+            # branch log must match the reference's, which has no such pass
+            logged, ties = len(arith.branches), arith.ties
+            res["jvp"] = tape.grad(along(tangents), {"seed": seed})["seed"].value
+            del arith.branches[logged:]
+            arith.ties = ties
         if directions:
             second = tape.grad(along(directions), leaves)
             for key, h in second.items():

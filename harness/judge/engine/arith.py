@@ -105,8 +105,13 @@ class Emulated:
     exact = False
 
     def __init__(self, dtype: str, rng: np.random.Generator, flush: bool = False,
-                 variants: frozenset = frozenset(), sign: float | None = None) -> None:  # fmt: skip
+                 variants: frozenset = frozenset(), sign: float | None = None,
+                 wide: bool = False) -> None:  # fmt: skip
         from gradxval.dtypes import info
+
+        # wide: the dtype's rounding error with float64's range (no overflow, no underflow to
+        # 0): the spread where every run in the dtype met a non-finite value
+        self.wide = wide
 
         # variants: derivative rules of a registered fault's model, in place of the engine's
         self.variants = frozenset(variants)
@@ -132,7 +137,7 @@ class Emulated:
     def _round(self, v) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)
         with np.errstate(all="ignore"):
-            if self.target != np.float64:
+            if self.target != np.float64 and not self.wide:
                 w = v.astype(self.target).astype(np.float64)
                 if not self.overflowed and np.any(np.isinf(w) & np.isfinite(v)):
                     self.overflowed = True
@@ -161,7 +166,8 @@ class Emulated:
             if self.target != np.float64 and "no_exact_ops" not in self.variants:
                 # a float64 result the dtype holds exactly came from an exact operation
                 # (x - x, x * 1, a one-term sum): IEEE arithmetic makes no error there
-                out = np.where(self._round(v) == v, v, out)
+                held = v.astype(self.target).astype(np.float64) if self.wide else self._round(v)
+                out = np.where(held == v, v, out)
             return out
 
     def reduced(self, v, n: int, absval) -> np.ndarray:

@@ -223,9 +223,12 @@ def div(a, b) -> Var:
     a, b = lift(a), lift(b)
     out = _make(a.value / b.value)
     if "jax_div_rule" in current().variants:
-        # jax's JVP for the divisor, (-g * a) * integer_pow(b, -2), which XLA lowers as
-        # 1 / (b * b): b * b overflows float16 where the quotient's derivative is in range
-        rule_b = lambda g: unbroadcast(-(g * a) * (1.0 / (b * b)), b.shape)  # noqa: E731
+        # jax's JVP for the divisor is (-t * a) * integer_pow(b, -2), which XLA lowers as
+        # 1 / (b * b): b * b overflows float16 where the quotient's derivative is in range.
+        # jax's VJP is that rule transposed, -((g * b**-2) * a); written so, this rule run
+        # transposed (the engine's forward mode) is the JVP's order again, where -t * a can
+        # overflow before the product with 1 / inf = 0 makes it NaN
+        rule_b = lambda g: unbroadcast(-((g * (1.0 / (b * b))) * a), b.shape)  # noqa: E731
     elif "autograd_div_rule" in current().variants:
         # autograd's VJP for the divisor, -g * x / y**2: g * x and y**2 overflow (or y**2
         # underflows) where the quotient's derivative is in range (known_functions)
@@ -476,13 +479,21 @@ def logsumexp(a, axis=-1, keepdims=False) -> Var:
     a = lift(a)
     ar = current()
     axes = _axes(axis, a.ndim)
-    m = np.max(a.value, axis=axes, keepdims=True)
+    if all(a.shape[i] for i in axes):
+        m = np.max(a.value, axis=axes, keepdims=True)
+    else:  # no terms: log 0 = -inf (softmax of nothing is nothing), with no max to shift by
+        kept_shape = tuple(1 if i in axes else n for i, n in enumerate(a.shape))
+        m = np.broadcast_to(ar.const(-np.inf), kept_shape).copy()
     if ar.exact:
         # the reference guards an infinite shift (the limit: +inf for an entry of +inf); the
         # honest runs do not, as log_softmax and cross_entropy kernels do not: x - max is
         # inf - inf = NaN there, an outcome an honest library may return
         m = np.where(np.isfinite(m.astype(np.float64)), m, ar.const(0.0))
-    kept = np.log(np.sum(np.exp(a.value - m), axis=axes, keepdims=True)) + m
+    if a.value.size:
+        total = np.sum(np.exp(a.value - m), axis=axes, keepdims=True)
+    else:  # binary128's add has no identity for numpy (sum_)
+        total = np.broadcast_to(ar.const(0.0), m.shape).copy()
+    kept = np.log(total) + m
     value = kept if keepdims else kept.reshape(np.squeeze(kept, axis=axes).shape)
     out = _make(np.asarray(value))
     out.parents = (

@@ -53,12 +53,17 @@ _NN = SimpleNamespace(
 # Where autograd wraps the numpy function the namespace names, its wrapper: numpy's own reach a
 # box through object arrays, which keeps the trace for most inputs but not for empty ones (the
 # loss comes back float64, "Output seems independent of input")
-_XP = SimpleNamespace(**{
-    k: getattr(anp, k) if getattr(anp, k, v) is not getattr(np, k, v) else v
-    for k, v in ((k, getattr(array_api, k)) for k in dir(array_api) if k[:2] != "__")
-    if getattr(array_api, k) is getattr(np, k, None)
-} | {k: getattr(array_api, k) for k in dir(array_api)
-     if k[:2] != "__" and getattr(array_api, k) is not getattr(np, k, None)})  # fmt: skip
+# (functions only: numpy's types, np.int64 or np.integer, stay numpy's for isinstance and
+# issubdtype)
+def _traced(k: str, v):
+    wrapped = getattr(anp, k, v)
+    if v is getattr(np, k, None) and wrapped is not v and callable(v) and not isinstance(v, type):
+        return wrapped
+    return v
+
+
+_XP = SimpleNamespace(**{k: _traced(k, getattr(array_api, k)) for k in dir(array_api)
+                         if k[:2] != "__"})  # fmt: skip
 _XP.real, _XP.imag, _XP.conj = anp.real, anp.imag, anp.conj
 _XP.astype = lambda a, dtype, /, copy=True: a.astype(dtype)
 

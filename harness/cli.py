@@ -204,8 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     ck.add_argument("target", help="FILE.py:NAME, package.module:NAME, suite or suite:NAME")
     ck.add_argument("--backends", default="all", help="comma list or 'all' (default: all)")
     ck.add_argument("--dtypes", help="comma list of dtype names (default: the function's)")
-    ck.add_argument("--regimes", help="comma list of normal, saturated, extreme, special")
-    ck.add_argument("--methods", help="comma list of autodiff, jit, forward, hvp, value, formula")
+    ck.add_argument(
+        "--regimes", help="comma list of normal, saturated, extreme, special, strided, empty"
+    )
+    ck.add_argument(
+        "--methods", help="comma list of autodiff, jit, forward, hvp, value, formula, vmap"
+    )
     ck.add_argument("--cases", type=int, default=12, help="cases per function (default: 12)")
     ck.add_argument("--seed", type=int, default=0)
     ck.add_argument("--order", type=int, choices=(1, 2), help="2 adds Hessian-vector products")

@@ -209,3 +209,17 @@ def test_an_older_plugin_keeps_its_library_and_autodiff_hooks():
     assert calls == ["tanh"]
     np.testing.assert_allclose(got["loss"], 4 * want["loss"], rtol=1e-14)  # phi doubled
     np.testing.assert_allclose(got["grad_x"], 4 * want["grad_x"], rtol=1e-14)
+
+
+def test_autograds_array_namespace_keeps_numpys_types():
+    """autograd's xp takes autograd.numpy's wrapped functions (traced on empty arrays too) but
+    numpy's own types, so isinstance and issubdtype in a body mean what they mean in numpy."""
+    from gradxval.backends import load
+
+    xp = load("autograd").xp
+    labels = np.array([1, 2], dtype=np.int64)
+    assert xp.issubdtype(labels.dtype, xp.integer)
+    assert isinstance(np.int64(3), xp.int64)
+    import autograd.numpy as anp
+
+    assert xp.where is anp.where and xp.sum is anp.sum

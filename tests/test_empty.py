@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradxval.errors import UsageError
-from gradxval.model.functions import function
+from gradxval.model.functions import Input, function
 from gradxval.model.sampling import FunctionCase, can_be_empty, draw, parse_case_id, sample
 from gradxval.run.check_case import check_case
 from gradxval.suite import BY_NAME
@@ -124,3 +124,47 @@ def test_the_check_command_runs_the_empty_regime_over_the_suite(tmp_path):
     assert "det_laplace" not in names and "least_squares" in names
     with pytest.raises(UsageError, match="regimes"):
         plan([BY_NAME["det_laplace"], BY_NAME["ode_rk4"]], 2, 1, None, ("empty",))
+
+
+def test_a_broken_body_at_an_empty_input_is_still_a_usage_error():
+    """Undefined is for bodies that cannot run only because a size is 0: one that fails with
+    the sizes made 1 too (an operation the engine lacks, a non-scalar return) is the user's."""
+    from gradxval.backends import load
+
+    @function(x="n")
+    def lacks_op(x, *, xp, nn):
+        return xp.sum(xp.nonexistent_op(x))
+
+    @function(x="n")
+    def not_scalar(x, *, xp, nn):
+        return x * 2.0
+
+    case = FunctionCase("f", "empty", "float64", (("n", 0),), 3)
+    for f in (lacks_op, not_scalar):
+        with pytest.raises(UsageError, match="reference engine cannot evaluate"):
+            check_case(f, case, {"numpy": load("numpy")}, None, 1)
+
+
+def test_the_same_message_from_outside_scipys_softmax_is_not_the_fault():
+    """The fault is named where scipy's softmax raised, not wherever its message appears: a
+    function that calls softmax on 0 rows of 3 (which scipy handles) and a backend that raises
+    the message from numpy's own max are an error."""
+    from gradxval.backends import load
+
+    @function(x="m c", P=Input("m c", diff=False))
+    def rows(x, P, *, xp, nn):
+        return xp.sum(nn.softmax(x, axis=-1) * P)
+
+    numpy = load("numpy")
+
+    class RaisesAlike(type(numpy)):
+        name = "numpy"
+
+        def run_function(self, method, function, arrays, dtype, extra=None):
+            np.max(np.zeros(0))
+            return super().run_function(method, function, arrays, dtype, extra)
+
+    case = FunctionCase("rows", "empty", "float32", (("c", 3), ("m", 0)), 4)
+    assert {r["outcome"] for r in check_case(rows, case, {"numpy": numpy}, None, 1)} == {"agree"}
+    recs = check_case(rows, case, {"numpy": RaisesAlike()}, None, 1)
+    assert {r["outcome"] for r in recs} == {"error"}, recs

@@ -409,6 +409,22 @@ def test_emulated_overflows_where_the_dtype_does():
     assert float(r["loss"]) == 0.0
 
 
+def test_a_float64_product_past_the_range_inside_a_matmul_counts_as_overflow():
+    """1e300 x 1e10 - 1e300 x 1e10: the products leave float64's range and the matmul is
+    inf - inf = NaN, not inf; the run has still overflowed (held-out seed 8's LSTM gate at
+    1e600, whose honest float64 runs are NaN and jax's result +inf-driven)."""
+
+    def fn(W, x, *, xp, nn):
+        return xp.sum(nn.sigmoid(W @ x))
+
+    W, x = np.array([[1e300, -1e300]]), np.array([1e10, 1e10])
+    run = evaluate(fn, {"W": W, "x": x}, ("x",), Emulated("float64", np.random.default_rng(0)))
+    assert np.isnan(run["loss"]) and run.overflowed
+    fine = evaluate(fn, {"W": W / 1e300, "x": x}, ("x",),
+                    Emulated("float64", np.random.default_rng(0)))  # fmt: skip
+    assert not fine.overflowed
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 def test_emulated_exact_operations_stay_exact(dtype):
     rng = np.random.default_rng(4)

@@ -59,3 +59,14 @@ def test_a_backend_without_vmap_says_so():
     recs = check_case(BY_NAME["least_squares"], parse_case_id(
         "least_squares:normal-float64-m3n2-s5"), {"a": AskedAnyway()}, ("vmap",), 1)  # fmt: skip
     assert [(r["outcome"], r["note"]) for r in recs] == [("unsupported", "asked_anyway has no vmap")]
+
+
+def test_a_strided_input_gives_a_strided_batch():
+    from gradxval.backends.base import _batch
+
+    a = np.arange(12.0).reshape(3, 4)[:, ::2]  # a view: non-contiguous
+    b = -np.arange(6.0).reshape(3, 2)
+    batch = _batch(a, b)
+    assert not batch.flags.c_contiguous
+    np.testing.assert_array_equal(batch, np.stack([a, b]))
+    assert _batch(np.ones(3), np.zeros(3)).flags.c_contiguous

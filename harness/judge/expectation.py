@@ -102,7 +102,9 @@ def expect(
             for sign in signs]  # fmt: skip
     jitter = evaluate(function.fn, arrays, function.wrt, QuadJitter(rng), **kw)
     kink = ref.ties > 0 or any(not _same_branches(ref.branches, r.branches) for r in runs)
-    exceeded = any(r.overflowed for r in runs)
+    # an honest run overflowed inside: in the pass that computes the quantity, or before it
+    exceeded = {"": any(r.overflowed for r in runs), "jvp": any(r.jvp_overflowed for r in runs),
+                "hvp": any(r.hvp_overflowed for r in runs)}  # fmt: skip
     with np.errstate(all="ignore"):
         f_undefined = not np.isfinite(np.asarray(ref["loss"]).astype(np.float64))
     wide = None  # the runs with float64's range, computed only where they are needed
@@ -116,7 +118,7 @@ def expect(
             blind = np.isfinite(ref64)
             for h in honest:
                 blind &= ~np.isfinite(h)
-        if blind.any() and dtype != "float64":
+        if blind.any() and dt.np_real != np.float64:
             # every run met a non-finite value here (p = 0 after an underflow, then 0 / 0 in
             # xlogy's rule), so none shows how far an honest finite result may stray: one
             # that avoids the range (a guarded rule) is judged by the dtype's rounding with
@@ -146,7 +148,8 @@ def expect(
             # result of the reference's sign within SPREAD times the runs' largest log-ratio
             # passes as well (judge); it never admits a sign change
             ratio = np.where(np.isfinite(factor) & (ref64 != 0), SPREAD * factor, -1.0)
-        out[q] = Expectation(np.asarray(value), ref64, honest, tol, kink, exceeded,
+        out[q] = Expectation(np.asarray(value), ref64, honest, tol, kink,
+                             exceeded["jvp" if q == "jvp" else "hvp" if q[:4] == "hvp_" else ""],
                              f_undefined and q != "loss", frozenset(ref.used),
                              ratio)  # fmt: skip
     return out

@@ -26,6 +26,9 @@ class Fault:
     upstream: tuple[str, ...]
     title: str
     ops: tuple[str, ...] = ()  # named only where the function called one of these nn operations
+    # "raises:" faults: the exception must come through one of these "path/file.py:function"
+    # frames (the library's own code, not the same message from elsewhere)
+    frames: tuple[str, ...] = ()
 
 
 FAULTS = (
@@ -178,6 +181,7 @@ FAULTS = (
         "ValueError, where the softmax of no entries is no entries (scipy#20399 fixed "
         "logsumexp alone, which returns -inf; docs/upstream/scipy_softmax_empty_axis.py)",
         ("softmax", "log_softmax", "cross_entropy"),
+        ("scipy/special/_logsumexp.py:softmax", "scipy/special/_logsumexp.py:log_softmax"),
     ),
     Fault(
         "torch-forward-ad-scalar-promotes-tangent",
@@ -193,12 +197,18 @@ FAULTS = (
 )
 
 
-def explain_error(backend: str, method: str, message: str, used=frozenset()) -> str | None:
-    """The id of the registered fault that raises ``message`` here, or None."""
+def explain_error(backend: str, method: str, exc: BaseException, used=frozenset()) -> str | None:
+    """The id of the registered fault that raised ``exc`` here, or None: its message, and a
+    frame of the library function the fault is in."""
+    import traceback
+
+    frames = {f"{fr.filename.replace(chr(92), '/')}:{fr.name}"
+              for fr in traceback.extract_tb(exc.__traceback__)}  # fmt: skip
     for f in FAULTS:
         if (f.model.startswith("raises:") and backend in f.backends and method in f.methods
                 and (not f.ops or set(f.ops) & set(used))
-                and f.model.split(":", 1)[1] in message):  # fmt: skip
+                and f.model.split(":", 1)[1] in str(exc)
+                and any(fr.endswith(want) for fr in frames for want in f.frames)):  # fmt: skip
             return f.id
     return None
 

@@ -107,10 +107,10 @@ def sample(function: Function, count: int, seed: int, dtypes=None, regimes=None)
         for sym in sorted(function.symbols):
             lo, hi = function.sizes.get(sym, (1, 24))
             sizes.append((sym, _size(rng, lo, hi)))
-        if regime == "empty":
-            zero = zeroable[int(rng.integers(len(zeroable)))]
-            sizes = [(k, 0 if k == zero else v) for k, v in sizes]
         case_seed = int(np.random.SeedSequence([seed, i + 1]).generate_state(1)[0]) % 10**6
+        if regime == "empty":  # which size is 0: from the case's seed, not the shared stream
+            zero = zeroable[case_seed % len(zeroable)]
+            sizes = [(k, 0 if k == zero else v) for k, v in sizes]
         out.append(FunctionCase(function.name, regime, dtype, tuple(sizes), case_seed))
     return out
 

@@ -8,6 +8,7 @@ call runs in a thread with a timeout; a backend past it is not called again in t
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 from gradxval.errors import GradxvalError, Unsupported, UsageError
@@ -87,7 +88,7 @@ def _run_one(backend, method, function, arrays, dtype, extra, timeout=None):
     if isinstance(exc, Unsupported):
         return None, ("unsupported", str(exc))
     if isinstance(exc, Exception):  # a backend that raises: recorded, the run goes on
-        return None, ("error", f"{type(exc).__name__}: {exc}")
+        return None, ("error", f"{type(exc).__name__}: {exc}", exc)
     raise exc  # KeyboardInterrupt, SystemExit
 
 
@@ -158,8 +159,6 @@ class _Expected:
 
 def _sibling(case: FunctionCase) -> FunctionCase:
     """The vmap batch's second member: another draw of the same sizes, regime and dtype."""
-    from dataclasses import replace
-
     return replace(case, seed=(case.seed + 1) % 10**6)
 
 
@@ -187,6 +186,12 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
         try:
             this.model()
         except UsageError as exc:
+            # unless the body fails with every size 0 made 1 too: then it is broken (an
+            # operation the engine lacks, a non-scalar return), the user's to fix
+            filled = replace(case, sizes=tuple((k, v or 1) for k, v in case.sizes))
+            filled_arrays, filled_dirs = draw(function, filled)
+            _Expected(function, filled.id, filled_arrays, filled_dirs, case.dtype, order,
+                      filled.seed, False).model()  # fmt: skip
             undefined = str(exc).split(f"({case.id}): ", 1)[-1]
 
     out = []
@@ -217,11 +222,10 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                     note += f"; {bname} raised {failure[1]}"
                 out.append(record(bname, method, "*", outcome="undefined", note=note))
                 continue
-            if failure and failure[0] == "error":
+            if failure and len(failure) > 2:
                 # a registered library fault that raises where the function has a value
-                fault = explain_error(bname, method, failure[1], this.used())
-                if fault:
-                    failure = ("known", fault)
+                fault = explain_error(bname, method, failure[2], this.used())
+                failure = ("known", fault) if fault else failure[:2]
             if failure:
                 out.append(record(bname, method, "*", outcome=failure[0], note=failure[1]))
                 continue

@@ -76,6 +76,9 @@ def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) ->
                     s = s + tape.sum_(grads[name] * arith.const(vec))
             return s
 
+        # an overflow in a later pass is that quantity's range, not the value's or gradient's
+        first = getattr(arith, "overflowed", False)
+        res.overflowed = res.jvp_overflowed = res.hvp_overflowed = first
         if tangents and arith.exact:  # the reference: exact either way, the cheaper way
             res["jvp"] = along(tangents).value
         elif tangents:
@@ -85,12 +88,15 @@ def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) ->
             res["jvp"] = tape.grad(along(tangents), {"seed": seed})["seed"].value
             del arith.branches[logged:]
             arith.ties = ties
+            res.jvp_overflowed, arith.overflowed = arith.overflowed, first
         if directions:
             second = tape.grad(along(directions), leaves)
             for key, h in second.items():
                 res[f"hvp_{key}"] = h.value
+            res.hvp_overflowed = getattr(arith, "overflowed", False)
+            if hasattr(arith, "overflowed"):
+                arith.overflowed = first
         res.branches = arith.branches
         res.ties = arith.ties
         res.used = set(arith.used)
-        res.overflowed = getattr(arith, "overflowed", False)
         return res

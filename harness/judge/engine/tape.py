@@ -455,6 +455,17 @@ def _expand_back(g: Var, shape, axes, keepdims: bool) -> Var:
     return broadcast_to(g, shape)
 
 
+def _overflow_inside(ar, absval, *operands) -> None:
+    """A sum or product of finite operands whose terms leave the range: the result can be
+    inf - inf = NaN, which the rounding's own inf check does not see (a float64 matmul of
+    1e300-scale entries), so the run is marked as having overflowed here."""
+    if ar.overflowed:
+        return
+    with np.errstate(all="ignore"):
+        if not np.all(np.isfinite(absval)) and all(np.all(np.isfinite(o)) for o in operands):
+            ar.overflowed = True
+
+
 def sum_(a, axis=None, keepdims=False) -> Var:
     a = lift(a)
     axes = _axes(axis, a.ndim)
@@ -467,7 +478,9 @@ def sum_(a, axis=None, keepdims=False) -> Var:
         )
     value = np.sum(a.value, axis=axes, keepdims=keepdims)
     if not ar.exact and (n > 1 or "no_exact_ops" in ar.variants):
-        value = ar.reduced(value, n, np.sum(np.abs(a.value), axis=axes, keepdims=keepdims))
+        absval = np.sum(np.abs(a.value), axis=axes, keepdims=keepdims)
+        _overflow_inside(ar, absval, a.value)
+        value = ar.reduced(value, n, absval)
     if not isinstance(value, np.ndarray):
         value = np.asarray(value, dtype=a.value.dtype)
     return Var(value, ((a, lambda g: _expand_back(g, a.shape, axes, keepdims)),))
@@ -562,7 +575,9 @@ def matmul(a, b) -> Var:
     value = _matmul_value(a.value, b.value)
     n = a.shape[-1] if a.ndim else 1
     if not ar.exact:
-        value = ar.reduced(value, n, _matmul_value(np.abs(a.value), np.abs(b.value)))
+        absval = _matmul_value(np.abs(a.value), np.abs(b.value))
+        _overflow_inside(ar, absval, a.value, b.value)
+        value = ar.reduced(value, n, absval)
     if not isinstance(value, np.ndarray):
         value = np.asarray(value)
 

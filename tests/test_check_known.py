@@ -195,6 +195,85 @@ def test_torch_layer_norm_square_overflow_is_known():
     assert {r["outcome"] for r in recs} <= {"known", "agree"}, recs
 
 
+def _suite_case(case_id):
+    from gradxval.model.sampling import parse_case_id
+    from gradxval.suite import BY_NAME
+
+    case = parse_case_id(case_id)
+    return BY_NAME[case.function], case
+
+
+def _jax_jvp(case_id, plant):
+    """jax's forward-mode JVP record on ``case_id``, and the record of jax with ``plant``
+    applied to its JVP."""
+    pytest.importorskip("jax")
+    from gradxval.backends import load
+
+    f, case = _suite_case(case_id)
+    jax = load("jax")
+    out = []
+    for backend in (jax, _altered(jax, lambda q, v: plant(v) if q == "jvp" else v)):
+        recs = check_case(f, case, {"jax": backend}, ("forward",), 1)
+        out += [r for r in recs if r["quantity"] == "jvp"]
+    return out
+
+
+def test_jax_forward_division_overflow_is_known_by_the_forward_model():
+    """Cosine similarity in float16 (held-out seed 7): jax's JVP of x / y is
+    (-t * x) * integer_pow(y, -2); -t * x overflows, y**-2 is 1 / inf = 0, and the JVP is NaN.
+    The fault's model reproduces it only propagated forward, in jax's order."""
+    # planted: a finite wrong JVP, no overflow the model makes
+    jvp, planted = _jax_jvp("cosine_similarity:saturated-float16-n5-s604896", np.ones_like)
+    assert jvp["outcome"] == "known", jvp
+    assert jvp["note"] == "jax-div-jvp-squares-the-divisor"
+    assert planted["outcome"] == "disagree"
+
+
+def test_a_forward_mode_jvp_gets_forward_mode_rounding():
+    """Width-1 LayerNorm in bfloat16 (held-out seed 8): the JVP is sum_i P_i t_b, rounded
+    product by product in forward mode; jax's is 8 % from the reference and honest (it was a
+    false alarm while the honest runs rounded the inner product <gradient, t>)."""
+    jvp, planted = _jax_jvp("layer_norm_width1:strided-bfloat16-k6-s429955",
+                            lambda v: v * np.asarray(8, v.dtype))  # fmt: skip
+    assert jvp["outcome"] == "agree", jvp
+    assert planted["outcome"] == "disagree"  # same sign, 8x: no longer noise (docs/functions.md)
+
+
+def test_a_finite_result_where_every_honest_run_is_nan_is_judged_by_the_wide_runs():
+    """Entropy of a float32 softmax (held-out seed 10): one probability underflows to 0 and
+    xlogy's rule 0 / 0 makes every honest run NaN; autograd's rule stays finite, 8e-4 off at
+    the element that cancels (-log p + sum p log p with p ~ 1), which float32 allows. The
+    runs with float64's range give the spread there; a result 1 % off is still wrong."""
+    from gradxval.backends import load
+
+    f, case = _suite_case("entropy_softmax:saturated-float32-n17-s760659")
+    autograd = load("autograd")
+    recs = check_case(f, case, {"autograd": autograd}, ("autodiff",), 1)
+    assert {r["outcome"] for r in recs} == {"agree"}, recs
+    planted = _altered(autograd, lambda q, v: v * np.float32(1.01) if q == "grad_x" else v)
+    recs = check_case(f, case, {"autograd": planted}, ("autodiff",), 1)
+    assert [r["outcome"] for r in recs if r["quantity"] == "grad_x"] == ["disagree"]
+
+
+def test_an_overflow_in_the_tangent_pass_excuses_no_gradient():
+    """The forward-mode runs overflow in float16 where the value and gradient passes do not
+    (an LSTM step, saturated): that is the JVP's range, and a gradient 1.5x off is still a
+    disagreement whether or not a forward result is judged beside it."""
+    pytest.importorskip("torch")
+    from gradxval.backends import load
+
+    f, case = _suite_case("lstm_step:saturated-float16-m4n4-s329833")
+    wrong = _altered(load("torch"), lambda q, v: v * np.float16(1.5) if q.startswith("grad")
+                     else v)  # fmt: skip
+    verdicts = []
+    for methods in (("autodiff",), ("autodiff", "forward")):
+        recs = check_case(f, case, {"torch": wrong}, methods, 1)
+        verdicts.append({r["quantity"]: r["outcome"] for r in recs
+                         if r["quantity"].startswith("grad")})  # fmt: skip
+    assert verdicts[0] == verdicts[1]
+    assert "disagree" in verdicts[0].values() and "overflow" not in verdicts[0].values()
+
+
 def test_declared_functions_become_pytest_items(pytester):
     # no torch import here: pytester drops modules a test imported, and torch cannot load twice
     pytester.makepyfile(

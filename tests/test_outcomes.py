@@ -212,6 +212,18 @@ SECOND_ORDER_CONVENTIONS = [
 ]
 
 
+def _torch_bf16_nan_leaks() -> bool:
+    """Whether this CPU's torch bfloat16 matmul leaks a NaN to the previous row
+    (docs/upstream/torch_bfloat16_matmul_nan_leak.py's probe)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(1000, 257, generator=g).to(torch.bfloat16)
+    s = torch.rand(257, generator=g).to(torch.bfloat16)
+    A[329, 5] = float("nan")
+    return bool(torch.isnan((A @ s)[328]))
+
+
 @pytest.mark.parametrize(
     "case_id, backend, method, entry",
     SECOND_ORDER_CONVENTIONS,
@@ -231,6 +243,11 @@ def test_library_second_order_rules_are_known_with_their_own_values(
     problem = load_problem(case.problem)
     got = load(backend).evaluate_hvp(problem, method, inputs.A, inputs.x, inputs.v, case.dtype)
     v = judge(case, backend, method, "hvp_x", got, ref, load_registry())
+    if entry == "torch-bfloat16-matmul-nan-leaks-to-previous-row" and not _torch_bf16_nan_leaks():
+        # the leak is a vectorised kernel's (AVX-512 builds); on a CPU without it torch's
+        # bfloat16 matmul is right, and so is its H v
+        assert v.verdict == "agree", v.message
+        return
     assert v.verdict == "known" and entry in v.classification.split("+"), v.message
     # the same values from a closed form, which no derivative rule excuses, disagree
     v = judge(case, "numpy", "closed_form", "hvp_x", got, ref, load_registry())

@@ -46,8 +46,8 @@ def test_a_vmap_that_mixes_batch_members_disagrees_and_names_the_member():
 def test_a_backend_without_vmap_says_so():
     from gradxval.backends import load
 
-    recs = check_case(BY_NAME["least_squares"], parse_case_id(
-        "least_squares:normal-float64-m3n2-s5"), {"numpy": load("numpy")}, ("vmap",), 1)  # fmt: skip
+    case = parse_case_id("least_squares:normal-float64-m3n2-s5")
+    recs = check_case(BY_NAME["least_squares"], case, {"numpy": load("numpy")}, ("vmap",), 1)
     assert recs == []  # numpy does not offer vmap: nothing is judged, nothing claimed
 
     autograd = load("autograd")
@@ -56,9 +56,10 @@ def test_a_backend_without_vmap_says_so():
         name = "asked_anyway"
         function_methods = (*type(autograd).function_methods, "vmap")
 
-    recs = check_case(BY_NAME["least_squares"], parse_case_id(
-        "least_squares:normal-float64-m3n2-s5"), {"a": AskedAnyway()}, ("vmap",), 1)  # fmt: skip
-    assert [(r["outcome"], r["note"]) for r in recs] == [("unsupported", "asked_anyway has no vmap")]
+    recs = check_case(BY_NAME["least_squares"], case, {"a": AskedAnyway()}, ("vmap",), 1)
+    assert [(r["outcome"], r["note"]) for r in recs] == [
+        ("unsupported", "asked_anyway has no vmap")
+    ]
 
 
 def test_a_strided_input_gives_a_strided_batch():

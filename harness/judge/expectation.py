@@ -54,9 +54,6 @@ class Expectation:
     # derivative
     undefined: bool = False
     used: frozenset = frozenset()  # the nn operations the function called
-    # per element: the largest |log(result / reference)| a result of the reference's sign may
-    # have (SPREAD times the runs' largest); negative where the runs changed sign or hit zero
-    log_ratio: np.ndarray | None = None
 
     @property
     def overflow(self) -> np.ndarray:
@@ -131,25 +128,15 @@ def expect(
                       for w, h in zip(wide, honest[:3], strict=True)] + honest[3:]  # fmt: skip
         with np.errstate(all="ignore"):
             dev = np.zeros(ref64.shape)
-            # the largest factor a run is off by, where every run kept the reference's sign
-            factor = np.zeros(ref64.shape)
             for h in spread:
                 d = np.abs(h - ref64)
                 dev = np.maximum(dev, np.where(np.isfinite(d), d, 0.0))
-                f = np.abs(np.log(h / ref64))
-                factor = np.maximum(factor, np.where(np.isfinite(f), f, np.inf))
             mag = np.abs(np.where(np.isfinite(ref64), ref64, 0.0))
             # the reference's own error, from its jittered run (binary128 cancels too)
             own = np.abs(np.asarray(jitter[q]).astype(np.float64) - ref64)
             own = np.where(np.isfinite(own), own, 0.0)
             tol = SPREAD * (dev + own) + FLOOR_ULPS * 2 * dt.u * mag + dt.eta
-            # the spread extrapolated multiplicatively too, where every run kept the sign: an
-            # error an exponential amplifies (exp of a rounded score) grows as a power, so a
-            # result of the reference's sign within SPREAD times the runs' largest log-ratio
-            # passes as well (judge); it never admits a sign change
-            ratio = np.where(np.isfinite(factor) & (ref64 != 0), SPREAD * factor, -1.0)
         out[q] = Expectation(np.asarray(value), ref64, honest, tol, kink,
                              exceeded["jvp" if q == "jvp" else "hvp" if q[:4] == "hvp_" else ""],
-                             f_undefined and q != "loss", frozenset(ref.used),
-                             ratio)  # fmt: skip
+                             f_undefined and q != "loss", frozenset(ref.used))  # fmt: skip
     return out

@@ -223,3 +223,23 @@ def test_autograds_array_namespace_keeps_numpys_types():
     import autograd.numpy as anp
 
     assert xp.where is anp.where and xp.sum is anp.sum
+
+
+def test_problem_methods_open_a_triaged_method_to_every_problem():
+    """torch lists forward in problem_methods (its results on tanh, softplus and logsigmoid
+    explained): they run there and equal reverse mode; jax's forward is not listed."""
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    from gradxval.backends import load
+
+    rng = np.random.default_rng(3)
+    A, x = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    torch = load("torch")
+    for name in ("tanh", "softplus", "logsigmoid"):
+        p = load_problem(name)
+        fwd = torch.evaluate_problem(p, "forward", A, x, "float64")
+        rev = torch.evaluate_problem(p, "autodiff", A, x, "float64")
+        for q in ("loss", "grad_x", "grad_A"):
+            np.testing.assert_allclose(fwd[q], rev[q], rtol=1e-12, err_msg=f"{name} {q}")
+    with pytest.raises(Unsupported, match="runs the logistic problem only"):
+        load("jax").evaluate_problem(load_problem("tanh"), "forward", A, x, "float64")

@@ -226,8 +226,8 @@ def test_autograds_array_namespace_keeps_numpys_types():
 
 
 def test_problem_methods_open_a_triaged_method_to_every_problem():
-    """torch lists forward in problem_methods (its results on tanh, softplus and logsigmoid
-    explained): they run there and equal reverse mode; jax's forward is not listed."""
+    """torch and jax list forward in problem_methods (their results on tanh, softplus and
+    logsigmoid explained): it runs there and equals reverse mode; jax's eager is not listed."""
     pytest.importorskip("torch")
     pytest.importorskip("jax")
     from gradxval.backends import load
@@ -242,4 +242,4 @@ def test_problem_methods_open_a_triaged_method_to_every_problem():
         for q in ("loss", "grad_x", "grad_A"):
             np.testing.assert_allclose(fwd[q], rev[q], rtol=1e-12, err_msg=f"{name} {q}")
     with pytest.raises(Unsupported, match="runs the logistic problem only"):
-        load("jax").evaluate_problem(load_problem("tanh"), "forward", A, x, "float64")
+        load("jax").evaluate_problem(load_problem("tanh"), "eager", A, x, "float64")

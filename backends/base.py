@@ -44,14 +44,11 @@ def _overrides(obj, name: str) -> bool:
 def _batch(a, b) -> np.ndarray:
     """a and b stacked on a new leading axis, laid out as ``a`` is: a non-contiguous input
     (the strided regime) gives a non-contiguous batch."""
-    a, b = np.asarray(a), np.asarray(b)
-    batch = np.stack([a, b])
-    if a.ndim == 0 or a.size == 0 or a.flags.c_contiguous:
-        return batch
-    buf = np.zeros(batch.shape[:-1] + (2 * batch.shape[-1],), dtype=batch.dtype)
-    view = buf[..., ::2]
-    view[...] = batch
-    return view
+    from gradxval.model.sampling import strided_view
+
+    a = np.asarray(a)
+    batch = np.stack([a, np.asarray(b)])
+    return batch if a.flags.c_contiguous else strided_view(batch)
 
 
 class Backend:

@@ -17,7 +17,7 @@ from pathlib import Path
 from gradxval.errors import UsageError, expected
 from gradxval.judge.verdict import FAILING
 from gradxval.model.functions import Function
-from gradxval.model.sampling import can_be_empty, check_regimes, parse_case_id, sample
+from gradxval.model.sampling import check_regimes, has_cases, parse_case_id, sample
 from gradxval.model.targets import load_target
 from gradxval.output.check_report import (
     REPORT_FILES,
@@ -117,13 +117,9 @@ def plan(functions, cases, seed, dtypes, regimes, case_id=None, shard=None) -> l
             if c.function == f.name:
                 _check_case_id(f, c, case_id)
                 pairs.append((f, c))
-        elif len(functions) == 1 or (
-            (not dtypes or set(dtypes) & set(f.dtypes))
-            and (not regimes or set(regimes) != {"empty"} or can_be_empty(f))
-        ):
-            # of several functions, one declared in none of the dtypes asked for is left out
-            # (complex functions under --dtypes float32), as is one with no empty cases under
-            # --regimes empty; one function alone says so
+        elif len(functions) == 1 or has_cases(f, dtypes, regimes):
+            # of several functions, one without cases in what was asked is left out; one
+            # function alone says why
             pairs += [(f, c) for c in sample(f, cases, seed, dtypes, regimes)]
     if dtypes and not case_id and not pairs and functions:
         raise UsageError(f"no function of this target is checked in {', '.join(dtypes)}")

@@ -567,16 +567,14 @@ class _FunctionCollector(pytest.Collector):
 
     def collect(self):
         from gradxval.dtypes import parse_dtypes
-        from gradxval.model.sampling import can_be_empty, sample
+        from gradxval.model.sampling import has_cases, sample
 
         config = self.config
         dtypes = parse_dtypes(_opt(config, "dtypes"))
         regimes = _opt(config, "regimes")
         regimes = None if regimes in (None, "", "all") else tuple(regimes.split(","))
-        if dtypes and not set(dtypes) & set(self.function.dtypes):
-            return  # declared in none of the dtypes asked for (a complex function, float64)
-        if regimes and set(regimes) == {"empty"} and not can_be_empty(self.function):
-            return  # no size of it may be 0 (det_laplace declares n >= 1)
+        if not has_cases(self.function, dtypes, regimes):
+            return  # a complex function under float64, det_laplace under empty
         cases = sample(self.function, int(_opt(config, "cases")), _resolve_seed(config),
                        dtypes, regimes)  # fmt: skip
         for c in cases:

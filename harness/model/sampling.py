@@ -24,6 +24,8 @@ __all__ = [
     "parse_case_id",
     "check_regimes",
     "can_be_empty",
+    "has_cases",
+    "strided_view",
 ]
 
 # normal: N(0, 1); saturated: N(0, 30^2), past the knees of sigmoid, tanh and softmax;
@@ -85,6 +87,15 @@ def can_be_empty(function: Function) -> tuple[str, ...]:
                  if s not in classes and function.sizes.get(s, (0, 0))[0] == 0)  # fmt: skip
 
 
+def has_cases(function: Function, dtypes=None, regimes=None) -> bool:
+    """Whether ``sample`` has cases of ``function`` in the dtypes and regimes asked for (of
+    several functions, one without any is left out: a complex function under --dtypes float32,
+    one whose sizes may not be 0 under --regimes empty)."""
+    if dtypes and not set(dtypes) & set(function.dtypes):
+        return False
+    return not regimes or set(regimes) != {"empty"} or bool(can_be_empty(function))
+
+
 def sample(function: Function, count: int, seed: int, dtypes=None, regimes=None) -> list:
     """``count`` cases spread evenly over dtypes x regimes (round robin), sizes drawn."""
     dtypes = tuple(dtypes or function.dtypes)
@@ -126,7 +137,7 @@ def _real(rng, shape, regime: str, dt) -> np.ndarray:
     return rng.standard_normal(shape)
 
 
-def _strided(a: np.ndarray) -> np.ndarray:
+def strided_view(a: np.ndarray) -> np.ndarray:
     """The same values as a view of every other element of a larger buffer (read-only)."""
     if a.ndim == 0 or a.size == 0:
         return a
@@ -167,7 +178,7 @@ def draw(function: Function, case: FunctionCase):
             v = np.where(v > 0, v, np.asarray(dt.tiny, dt.np_real)).astype(dt.np_real)
         arrays[name] = v
     if case.regime == "strided":
-        arrays = {k: _strided(v) for k, v in arrays.items()}
+        arrays = {k: strided_view(v) for k, v in arrays.items()}
     directions = {}
     for k in function.wrt:
         d = rng.standard_normal(arrays[k].shape)

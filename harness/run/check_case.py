@@ -133,25 +133,22 @@ class _Expected:
         reproduces element by element (an overflow, kink or NaN somewhere in the model's runs
         excuses nothing as a whole) is ``known``."""
         exps = self.model()
-        dtype = self.dtype
-        if f"{q}.re" in exps:  # a complex quantity: judged by its parts
-
-            def passes(r, e):
-                e = exps if e is None else e
-                return judge_parts(r, e, q, dtype, strict=True).outcome in ("agree", "overflow")
-
-            v, used = judge_parts(result, exps, q, dtype), exps[f"{q}.re"].used
-        elif q not in exps:
+        parts = f"{q}.re" in exps  # a complex quantity: judged by its parts
+        if not parts and q not in exps:
             return Verdict("error", note=f"no reference for {q}")
-        else:
 
-            def passes(r, e):
-                e = exps if e is None else e
-                return judge(r, e[q], dtype, strict=True).outcome in ("agree", "overflow")
+        def judged(r, e, strict=False) -> Verdict:
+            if parts:
+                return judge_parts(r, e, q, self.dtype, strict=strict)
+            return judge(r, e[q], self.dtype, strict=strict)
 
-            v, used = judge(result, exps[q], dtype), exps[q].used
+        def passes(r, e) -> bool:
+            return judged(r, exps if e is None else e, True).outcome in ("agree", "overflow")
+
+        v = judged(result, exps)
+        used = exps[f"{q}.re" if parts else q].used
         if v.outcome == "disagree":
-            fault = explain(bname, method, result, dtype, passes, self.model, used)
+            fault = explain(bname, method, result, self.dtype, passes, self.model, used)
             if fault:
                 v.outcome, v.note = "known", fault
         return v

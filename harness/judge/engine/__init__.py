@@ -77,7 +77,7 @@ def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) ->
             return s
 
         # an overflow in a later pass is that quantity's range, not the value's or gradient's
-        first = getattr(arith, "overflowed", False)
+        first = arith.overflowed
         res.overflowed = res.jvp_overflowed = res.hvp_overflowed = first
         if tangents and arith.exact:  # the reference: exact either way, the cheaper way
             res["jvp"] = along(tangents).value
@@ -93,9 +93,7 @@ def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) ->
             second = tape.grad(along(directions), leaves)
             for key, h in second.items():
                 res[f"hvp_{key}"] = h.value
-            res.hvp_overflowed = getattr(arith, "overflowed", False)
-            if hasattr(arith, "overflowed"):
-                arith.overflowed = first
+            res.hvp_overflowed, arith.overflowed = arith.overflowed, first
         res.branches = arith.branches
         res.ties = arith.ties
         res.used = set(arith.used)

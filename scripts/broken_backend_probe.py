@@ -8,7 +8,8 @@ applies).  Five suite functions, 12 cases each (seed 3), methods autodiff, forwa
     python scripts/broken_backend_probe.py
 
 Prints the outcome counts per backend and plant, then every result the plant got `known`
-with, and any it got `agree` or `known` with under another name.
+with (marked where the plant left the library's result as it was: a NaN planted on a NaN,
+float64 widened to float64), and how many got `known` under another name.
 """
 
 from __future__ import annotations
@@ -32,9 +33,19 @@ PLANTS = {
 
 def planted(backend, name, alter):
     class Planted(type(backend)):
+        # method -> quantity -> whether the plant changed the library's result (a NaN
+        # planted where the library returns NaN is the library's own result)
+        changed: dict = {}
+
         def run_function(self, method, function, arrays, dtype, extra=None):
             out = super().run_function(method, function, arrays, dtype, extra)
-            return {q: alter(q, np.asarray(v)) for q, v in out.items()}
+            alt = {q: alter(q, np.asarray(v)) for q, v in out.items()}
+            self.changed[method] = {
+                q: a.dtype != np.asarray(out[q]).dtype
+                or not np.array_equal(a, np.asarray(out[q]), equal_nan=True)
+                for q, a in alt.items()
+            }
+            return alt
 
     Planted.name = name
     return Planted()
@@ -55,7 +66,9 @@ def main() -> None:
                                 continue  # the loss is not planted there
                             counts[(name, pname, r["outcome"])] += 1
                             if name == be and r["outcome"] == "known":
-                                known[(be, pname, r["method"], r["quantity"], r["note"])] += 1
+                                same = not b.changed[r["method"]].get(r["quantity"], True)
+                                note = r["note"] + (" (the library's own result)" if same else "")
+                                known[(be, pname, r["method"], r["quantity"], note)] += 1
                             if name != be and r["outcome"] == "known":
                                 renamed[(name, pname, r["method"], r["quantity"])] += 1
     for k, v in sorted(counts.items()):

@@ -229,6 +229,82 @@ def test_jax_forward_division_overflow_is_known_by_the_forward_model():
     assert planted["outcome"] == "disagree"
 
 
+def test_a_model_explains_only_what_it_predicts():
+    """A fault's model explains an element only where its prediction is specific.  Cosine
+    similarity in float16: jax's division rule gives -0.02124 where the JVP is -0.01272, and
+    the model's runs cluster there; a planted zero JVP lay inside 8x the model's distance
+    from the reference and was labelled known, now it is a disagreement."""
+    jvp, planted = _jax_jvp("cosine_similarity:saturated-float16-n6-s4709", np.zeros_like)
+    assert jvp["outcome"] == "known", jvp
+    assert jvp["note"] == "jax-div-jvp-squares-the-divisor"
+    assert planted["outcome"] == "disagree", planted
+
+
+@pytest.mark.parametrize(
+    "case_id",
+    [
+        "layer_norm_width1:normal-bfloat16-k1-s329833",
+        "layer_norm_width1:saturated-bfloat16-k4-s926514",
+    ],
+)
+def test_a_model_whose_runs_scatter_claims_nothing(case_id):
+    """Width-1 LayerNorm in bfloat16: the model of torch's kernel (rstd * x - rstd * mean)
+    scatters from -4192 to 9e8 over its perturbed runs, around a JVP of 16; torch itself is
+    right here.  A planted zero JVP is inside that scatter, and is a disagreement: a model
+    that admits everything explains nothing."""
+    pytest.importorskip("torch")
+    from gradxval.backends import load
+
+    f, case = _suite_case(case_id)
+    torch = load("torch")
+    zero = _altered(torch, lambda q, v: np.zeros_like(v) if q == "jvp" else v)
+    outcomes = []
+    for backend in (torch, zero):
+        recs = check_case(f, case, {"torch": backend}, ("forward",), 1)
+        outcomes += [r["outcome"] for r in recs if r["quantity"] == "jvp"]
+    assert outcomes == ["agree", "disagree"]
+
+
+def test_a_non_finite_result_is_explained_by_a_model_whose_runs_are_all_non_finite():
+    """Width-1 LayerNorm JVP in float16: torch's forward mode is NaN.  One of the seven runs
+    of the statistics model is NaN (a variance that rounds below 0), every run of the
+    forward-mode rsqrt model is: that model is the one named."""
+    pytest.importorskip("torch")
+    from gradxval.backends import load
+
+    f, case = _suite_case("layer_norm_width1:normal-float16-k9-s190280")
+    recs = check_case(f, case, {"torch": load("torch")}, ("forward",), 1)
+    (jvp,) = [r for r in recs if r["quantity"] == "jvp"]
+    assert (jvp["outcome"], jvp["note"]) == (
+        "known", "torch-layer-norm-forward-ad-rsqrt-cubed-overflows"), jvp  # fmt: skip
+
+
+def test_xla_keeps_float16_subnormals_and_jax_xlogy_rule_overflows():
+    """Width-1 LayerNorm in float16: eps = 1e-5 is a float16 subnormal that XLA keeps (it
+    computes float16 in float32), jax's weight.grad is 0 and right; a planted NaN there was
+    labelled flush-to-zero while the flush model flushed float16 subnormals.  The entropy of
+    a float16 softmax whose smallest probability is 1.2e-7: jax's gradient is NaN and inf,
+    from xlogy's transposed rule (g / y) * x, and that fault's model is the one named."""
+    pytest.importorskip("jax")
+    from gradxval.backends import load
+
+    jax = load("jax")
+    f, case = _suite_case("layer_norm_width1:normal-float16-k9-s190280")
+    nan = _altered(jax, lambda q, v: np.full_like(v, np.nan) if q == "grad_w" else v)
+    outcomes = []
+    for backend in (jax, nan):
+        recs = check_case(f, case, {"jax": backend}, ("autodiff",), 1)
+        outcomes += [r["outcome"] for r in recs if r["quantity"] == "grad_w"]
+    assert outcomes == ["agree", "disagree"]
+
+    f, case = _suite_case("entropy_softmax:extreme-float16-n6-s317433")
+    recs = check_case(f, case, {"jax": jax}, ("autodiff", "forward"), 1)
+    by_q = {r["quantity"]: r for r in recs}
+    assert (by_q["grad_x"]["outcome"], by_q["grad_x"]["note"]) == (
+        "known", "jax-xlogy-vjp-divides-the-cotangent-first"), by_q["grad_x"]  # fmt: skip
+    assert by_q["jvp"]["outcome"] == "agree"  # forward mode computes (t * x) / y
+
+
 def test_a_forward_mode_jvp_gets_forward_mode_rounding():
     """Width-1 LayerNorm in bfloat16 (held-out seed 8): the JVP is sum_i P_i t_b, rounded
     product by product in forward mode; jax's is 8 % from the reference and honest (it was a

@@ -148,6 +148,18 @@ FAULTS = (
         "(docs/upstream/jax_div_jvp_integer_pow.py)",
     ),
     Fault(
+        "jax-xlogy-vjp-divides-the-cotangent-first",
+        ("jax",),
+        ("autodiff", "jit", "hvp", "vmap"),
+        "variant:jax_xlogy_rule",
+        ("https://github.com/jax-ml/jax/blob/main/jax/_src/scipy/special.py",),
+        "jax.scipy.special.xlogy's JVP in y is y_dot * x / y; reverse mode transposes it to "
+        "(g / y) * x, and g / y overflows float16 for y below 1.5e-5, where x / y is 1: the "
+        "gradient of xlogy(p, p) at p = 1.9e-6 is inf, of an entropy NaN "
+        "(docs/upstream/jax_xlogy_vjp_float16.py)",
+        ("xlogy",),
+    ),
+    Fault(
         "autograd-div-vjp-squares-the-divisor",
         ("autograd",),
         ("autodiff", "hvp"),

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from gradxval.dtypes import info
-from gradxval.judge.expectation import Expectation
+from gradxval.judge.expectation import FLOOR_ULPS, NEAREST, SPREAD, Expectation
 
-__all__ = ["Verdict", "judge", "judge_parts", "OUTCOMES", "FAILING"]
+__all__ = ["Verdict", "judge", "judge_parts", "reproduces", "OUTCOMES", "FAILING"]
 
 OUTCOMES = ("agree", "overflow", "known", "undefined", "kink", "disagree", "error", "unsupported")
 FAILING = ("disagree", "error")
@@ -51,6 +51,24 @@ def _ulp(ref: np.ndarray, dtype: str) -> np.ndarray:
         return np.exp2(np.floor(np.log2(mag))) * (2 * dt.u)
 
 
+def _elementwise(result: np.ndarray, exp: Expectation):
+    """The error of every element against binary128, where each is acceptable, and where
+    that is by an honest overflow."""
+    r = result.astype(np.float64)
+    ref = exp.ref64
+    with np.errstate(all="ignore"):
+        # the error measured against binary128, so that float64 results are judged exactly
+        err = np.abs(r.astype(exp.ref.dtype) - exp.ref).astype(np.float64)
+        nonfinite_ok = exp.overflow & ~np.isfinite(r)
+        same_inf = np.isinf(ref) & (r == ref)
+        within = np.isfinite(r) & np.isfinite(ref) & (err <= exp.tol)
+        ok = within | same_inf | nonfinite_ok | np.isnan(ref)
+        # an infinite reference reached through an honest NaN (inf - inf inside the rules)
+        for h in exp.honest:
+            ok |= np.isinf(ref) & np.isnan(r) & np.isnan(h)
+    return err, ok, nonfinite_ok
+
+
 def judge(result, exp: Expectation, dtype: str, strict: bool = False) -> Verdict:
     """Judge ``result`` (numpy, any dtype) against ``exp``.
 
@@ -66,17 +84,7 @@ def judge(result, exp: Expectation, dtype: str, strict: bool = False) -> Verdict
     ref = exp.ref64
     if not strict and (exp.undefined or (ref.size and np.all(np.isnan(ref)))):
         return Verdict("undefined")
-    undefined = np.isnan(ref)
-    with np.errstate(all="ignore"):
-        # the error measured against binary128, so that float64 results are judged exactly
-        err = np.abs(result.astype(np.float64).astype(exp.ref.dtype) - exp.ref).astype(np.float64)
-        nonfinite_ok = exp.overflow & ~np.isfinite(r)
-        same_inf = np.isinf(ref) & (r == ref)
-        within = np.isfinite(r) & np.isfinite(ref) & (err <= exp.tol)
-        ok = within | same_inf | nonfinite_ok | undefined
-        # an infinite reference reached through an honest NaN (inf - inf inside the rules)
-        for h in exp.honest:
-            ok |= np.isinf(ref) & np.isnan(r) & np.isnan(h)
+    err, ok, nonfinite_ok = _elementwise(result, exp)
     if ok.all():
         return Verdict("overflow" if nonfinite_ok.any() else "agree", bad=0)
     bad = ~ok
@@ -117,3 +125,53 @@ def judge_parts(result, exps: dict, quantity: str, dtype: str, strict: bool = Fa
     if v.outcome != "agree":
         v.note = f"{name} part" + (f"; {v.note}" if v.note else "")
     return v
+
+
+def reproduces(result, plain: Expectation, model: Expectation, dtype: str) -> bool:
+    """Whether a fault's model explains every element of ``result`` that ``plain`` does not
+    accept.
+
+    The model's runs (the library's rule in the dtype, perturbed as the honest runs are) give
+    its prediction at each element: their midpoint, with ``SPREAD`` times their half-range as
+    the tolerance; or its run rounded to nearest, within ``FLOOR_ULPS`` (the library's
+    formulation in IEEE order: a cancellation residue reproduced to the bit).  An element is
+    explained only where a prediction is specific: finite and clear of the correct result's
+    own tolerance (a model whose runs scatter around the reference claims nothing there), or
+    every run non-finite where the result is."""
+    dt = info(dtype)
+    result = np.asarray(result)
+    if result.shape != plain.ref64.shape or result.dtype != dt.np_real:
+        return False
+    _, ok, _ = _elementwise(result, plain)
+    if ok.all():
+        return True
+    r = result.astype(np.float64)
+    runs = np.stack([np.broadcast_to(h, r.shape) for h in model.honest])
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(runs).all(axis=0)
+        lo, hi = runs.min(axis=0), runs.max(axis=0)
+        mid, half = (lo + hi) / 2, (hi - lo) / 2
+        tol = SPREAD * half + FLOOR_ULPS * 2 * dt.u * np.abs(mid) + dt.eta
+        clear = np.abs(mid - plain.ref64) > tol + plain.tol
+        near = finite & clear & np.isfinite(r) & (np.abs(r - mid) <= tol)
+        # the run rounded to nearest, where the perturbed runs scatter (a residue)
+        ieee = runs[NEAREST]
+        tol = FLOOR_ULPS * 2 * dt.u * np.abs(ieee) + dt.eta
+        clear = np.abs(ieee - plain.ref64) > tol + plain.tol
+        near |= np.isfinite(ieee) & clear & np.isfinite(r) & (np.abs(r - ieee) <= tol)
+        nonfinite = ~np.isfinite(runs).any(axis=0) & ~np.isfinite(r)
+        nonfinite &= np.where(np.isnan(r), np.isnan(runs).any(axis=0), (runs == r).any(axis=0))
+    return bool((ok | near | nonfinite).all())
+
+
+def reproduces_parts(result, plain: dict, model: dict, quantity: str, dtype: str) -> bool:
+    """``reproduces`` for a complex quantity, part by part."""
+    result = np.asarray(result)
+    if result.dtype != info(dtype).np:
+        return False
+    return all(
+        reproduces(
+            np.ascontiguousarray(part), plain[f"{quantity}.{k}"], model[f"{quantity}.{k}"], dtype
+        )  # fmt: skip
+        for part, k in ((result.real, "re"), (result.imag, "im"))
+    )

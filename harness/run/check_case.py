@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 from gradxval.errors import GradxvalError, Unsupported, UsageError
+from gradxval.judge import verdict
 from gradxval.judge.expectation import expect
 from gradxval.judge.known_functions import explain, explain_error
 from gradxval.judge.verdict import OUTCOMES, Verdict, judge, judge_parts
@@ -143,7 +144,13 @@ class _Expected:
             return judge(r, e[q], self.dtype, strict=strict)
 
         def passes(r, e) -> bool:
-            return judged(r, exps if e is None else e, True).outcome in ("agree", "overflow")
+            """``r`` within the plain expectation, element by element, or (``e``: a fault's
+            model) each element it is not explained by the model's specific prediction"""
+            if e is None:
+                return judged(r, exps, True).outcome in ("agree", "overflow")
+            if parts:
+                return verdict.reproduces_parts(r, exps, e, q, self.dtype)
+            return verdict.reproduces(r, exps[q], e[q], self.dtype)
 
         v = judged(result, exps)
         used = exps[f"{q}.re" if parts else q].used

@@ -147,7 +147,9 @@ def _torch_layer_norm_backward(x, weight, bias, eps):
 
     parents = [(x, rule_x)]
     if weight is not None:
-        xhat = a * x + (-(a * mean))
+        # vectorized: fmadd(x, a, b), the product x * a unrounded; with b = -a * mean rounded,
+        # x = mean leaves exactly that rounding error (the residue pytorch#188375 shows)
+        xhat = t.fma(a, x, -(a * mean))
         parents.append((w, lambda g: t.unbroadcast(g * xhat, w.shape)))
     if bias is not None:
         b = t.lift(bias)

@@ -219,6 +219,17 @@ def mul(a, b) -> Var:
     )
 
 
+def fma(a, b, c) -> Var:
+    """a * b + c rounded once: a fused multiply-add, as vectorized CPU kernels compute it."""
+    a, b, c = lift(a), lift(b), lift(c)
+    return _make(
+        a.value * b.value + c.value,
+        (a, lambda g: unbroadcast(g * b, a.shape)),
+        (b, lambda g: unbroadcast(g * a, b.shape)),
+        (c, lambda g: unbroadcast(g, c.shape)),
+    )
+
+
 def div(a, b) -> Var:
     a, b = lift(a), lift(b)
     out = _make(a.value / b.value)
@@ -246,11 +257,13 @@ def xlogy(a, b) -> Var:
     zero = current().const(0.0)
     safe = np.where(a.value == zero, current().const(1.0), b.value)
     value = np.where(a.value == zero, zero, a.value * np.log(safe))
-    return _make(
-        value,
-        (a, lambda g: unbroadcast(g * log(b), a.shape)),
-        (b, lambda g: unbroadcast(g * a / b, b.shape)),
-    )
+    if "jax_xlogy_rule" in current().variants:
+        # jax's JVP in y is (y_dot * x) / y; its transpose divides the cotangent by y first,
+        # (g / y) * x, and g / y overflows float16 for y < 1.5e-5 where x / y is 1
+        rule_b = lambda g: unbroadcast((g / b) * a, b.shape)  # noqa: E731
+    else:
+        rule_b = lambda g: unbroadcast(g * a / b, b.shape)  # noqa: E731
+    return _make(value, (a, lambda g: unbroadcast(g * log(b), a.shape)), (b, rule_b))
 
 
 def neg(a) -> Var:

@@ -29,6 +29,7 @@ __all__ = [
     "Arb",
     "current",
     "using",
+    "opmath",
     "quad_dtype",
     "split3",
     "join3",
@@ -70,7 +71,7 @@ class Quad:
     def logaddexp(self, a, b):
         return np.logaddexp(a, b)
 
-    def reduced(self, v, n: int, absval) -> np.ndarray:
+    def reduced(self, v, n: int, absval, terms=None) -> np.ndarray:
         return v
 
     def to_float64(self, v) -> np.ndarray:
@@ -174,7 +175,15 @@ class Emulated:
                 out = np.where(held == v, v, out)
             return out
 
-    def reduced(self, v, n: int, absval) -> np.ndarray:
+    def fused(self, a, b, c) -> np.ndarray:
+        """a * b + c with the product unrounded (a fused multiply-add), in float64 storage:
+        computed in binary128, where a product of two doubles is exact."""
+        q = quad_dtype()
+        with np.errstate(all="ignore"):
+            exact = np.asarray(a).astype(q) * np.asarray(b).astype(q) + np.asarray(c).astype(q)
+            return exact.astype(np.float64)
+
+    def reduced(self, v, n: int, absval, terms=None) -> np.ndarray:
         v = np.asarray(v, dtype=np.float64)
         c = max(1, math.ceil(math.log2(max(n, 1)))) if n > 1 else 0
         u_acc = self.u_acc
@@ -182,6 +191,15 @@ class Emulated:
             # jax sums a broadcast's cotangent with reduce_sum in the dtype itself (jnp.sum
             # upcasts, the transpose rule does not): n terms, each with the dtype's error
             c, u_acc = n, self.u
+            if self.sign == 0.0 and terms is not None:
+                # the run rounded to nearest sums as XLA's CPU reduce does, one term after
+                # another in the dtype (jax 0.10: lax.reduce of 23 float16 terms equals
+                # np.cumsum(dtype=float16)[-1], row for row)
+                a, axes = terms
+                moved = np.moveaxis(a, axes, tuple(range(-len(axes), 0)))
+                flat = moved.reshape(*moved.shape[: a.ndim - len(axes)], -1).astype(self.target)
+                seq = np.cumsum(flat, axis=-1, dtype=self.target)[..., -1]
+                return self._round(seq.astype(np.float64).reshape(v.shape))
         r = self._r(v.shape)
         with np.errstate(all="ignore"):
             pert = v * (1.0 + self.u * r)
@@ -281,3 +299,22 @@ def using(arith):
         _CURRENT.pop()
         if prec is not None:
             arith.flint.ctx.prec = old
+
+
+@contextlib.contextmanager
+def opmath():
+    """Operations inside round to float32 where the dtype is float16 or bfloat16: a library
+    kernel that computes in its opmath type and rounds its outputs (torch's mixed-type
+    LayerNorm); elsewhere, and in the exact arithmetics, nothing changes."""
+    from gradxval.dtypes import info
+
+    ar = current()
+    if getattr(ar, "target", None) not in (np.float16, ml_dtypes.bfloat16):
+        yield
+        return
+    saved = ar.target, ar.u
+    ar.target, ar.u = np.dtype(np.float32).type, info("float32").u
+    try:
+        yield
+    finally:
+        ar.target, ar.u = saved

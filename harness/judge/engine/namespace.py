@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import ml_dtypes
 import numpy as np
 from gradxval.judge.engine import tape as t
-from gradxval.judge.engine.arith import current
+from gradxval.judge.engine.arith import current, opmath
 from gradxval.judge.engine.complex import CXP
 from gradxval.model.nn import (
     OPS,
@@ -120,22 +120,39 @@ def _torch_layer_norm_backward(x, weight, bias, eps):
     """LayerNorm whose reverse-mode rules are torch's CPU kernel's (layer_norm_kernel.cpp,
     layer_norm_backward_frame): the forward value as usual (its statistics are exact where
     the formula is), but the backward recomputes the normalized input as a * x + b with
-    a = rstd and b = -a * mean, two products rounded apart, rather than (x - mean) * rstd; and
-    dx = a * dy * w + B * x + C with B = (db * mean - ds) a^3 / N, C = -B * mean - db * a / N.
-    Where x equals its mean (width 1) the exact normalized input is 0 and these leave a
-    rounding residue, times dy (pytorch#188375: weight.grad 1.1e20 for an exact 0)."""
+    a = rstd and b = -a * mean, fused (the product a * x unrounded), rather than
+    (x - mean) * rstd; and dx = a * dy * w + B * x + C with B = (db * mean - ds) a^3 / N,
+    C = -B * mean - db * a / N.  Where x equals its mean (width 1) the exact normalized input
+    is 0 and these leave a rounding residue, times dy (pytorch#188375: weight.grad 1.1e20 for
+    an exact 0).  float16 and bfloat16 compute all of it in float32 and round the outputs."""
+    low = getattr(current(), "target", None) in (np.float16, ml_dtypes.bfloat16)
     y = _PLAIN_LAYER_NORM(x, weight, bias, eps)
     n = x.shape[-1]
-    mean = t.mean(x, -1, keepdims=True)
-    d = x - mean
-    a = 1.0 / t.sqrt(t.mean(d * d, -1, keepdims=True) + eps)
     w = t.lift(1.0) if weight is None else t.lift(weight)
-    if getattr(current(), "target", None) in (np.float16, ml_dtypes.bfloat16):
-        # float16 and bfloat16 (layer_norm_kernel_mixed_type): the forward too normalizes as
-        # x * rstd + (-rstd * mean), in float32
-        fwd = a * x + (-(a * mean))
-        fwd = fwd if weight is None else fwd * w
-        y = fwd if bias is None else fwd + bias
+    with opmath():
+        mean = t.mean(x, -1, keepdims=True)
+        d = x - mean
+        a = 1.0 / t.sqrt(t.mean(d * d, -1, keepdims=True) + eps)
+        # vectorized: fmadd(x, a, b), the product x * a unrounded; with b = -a * mean rounded,
+        # x = mean leaves exactly that rounding error (the residue pytorch#188375 shows)
+        xhat = t.fma(a, x, -(a * mean))
+        if low:
+            # float16 and bfloat16 (layer_norm_kernel_mixed_type): the forward too normalizes
+            # this way, then rounds y to the dtype
+            fwd = xhat if weight is None else xhat * w
+            fwd = fwd if bias is None else fwd + bias
+    if low:
+        y = fwd * 1.0
+
+    def rounded(rule):
+        """``rule`` computed in the kernel's precision, its output rounded to the dtype."""
+
+        def run(g):
+            with opmath():
+                out = rule(g)
+            return out * 1.0 if low else out
+
+        return run
 
     def rule_x(g):
         dyw = g * w
@@ -145,15 +162,12 @@ def _torch_layer_norm_backward(x, weight, bias, eps):
         big_c = -(big_b * mean) - db * a * (1.0 / n)
         return a * g * w + big_b * x + big_c
 
-    parents = [(x, rule_x)]
+    parents = [(x, rounded(rule_x))]
     if weight is not None:
-        # vectorized: fmadd(x, a, b), the product x * a unrounded; with b = -a * mean rounded,
-        # x = mean leaves exactly that rounding error (the residue pytorch#188375 shows)
-        xhat = t.fma(a, x, -(a * mean))
-        parents.append((w, lambda g: t.unbroadcast(g * xhat, w.shape)))
+        parents.append((w, rounded(lambda g: t.unbroadcast(g * xhat, w.shape))))
     if bias is not None:
         b = t.lift(bias)
-        parents.append((b, lambda g: t.unbroadcast(g, b.shape)))
+        parents.append((b, rounded(lambda g: t.unbroadcast(g, b.shape))))
     return t.Var(y.value, tuple((p, r) for p, r in parents if isinstance(p, t.Var)))
 
 
@@ -164,7 +178,8 @@ def _layer_norm(x, weight=None, bias=None, eps=1e-5):
         # row's rstd is NaN, though x - mean does not overflow (0 at width 1); 0 * sum(x^2)
         # is 0 where x^2 is finite, NaN where it overflowed (known_functions)
         x = t.lift(x)
-        x = x + t.sum_(x * x, -1, keepdims=True) * 0.0
+        with opmath():  # float16 and bfloat16 square in float32
+            x = x + t.sum_(x * x, -1, keepdims=True) * 0.0
         if "torch_layer_norm_backward" in variants:
             return _torch_layer_norm_backward(x, weight, bias, eps)
         return _PLAIN_LAYER_NORM(x, weight, bias, eps)

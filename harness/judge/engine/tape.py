@@ -222,8 +222,9 @@ def mul(a, b) -> Var:
 def fma(a, b, c) -> Var:
     """a * b + c rounded once: a fused multiply-add, as vectorized CPU kernels compute it."""
     a, b, c = lift(a), lift(b), lift(c)
+    fused = getattr(current(), "fused", None)  # float64 storage: the product in binary128
     return _make(
-        a.value * b.value + c.value,
+        fused(a.value, b.value, c.value) if fused else a.value * b.value + c.value,
         (a, lambda g: unbroadcast(g * b, a.shape)),
         (b, lambda g: unbroadcast(g * a, b.shape)),
         (c, lambda g: unbroadcast(g, c.shape)),
@@ -493,7 +494,7 @@ def sum_(a, axis=None, keepdims=False) -> Var:
     if not ar.exact and (n > 1 or "no_exact_ops" in ar.variants):
         absval = np.sum(np.abs(a.value), axis=axes, keepdims=keepdims)
         _overflow_inside(ar, absval, a.value)
-        value = ar.reduced(value, n, absval)
+        value = ar.reduced(value, n, absval, (a.value, axes))
     if not isinstance(value, np.ndarray):
         value = np.asarray(value, dtype=a.value.dtype)
     return Var(value, ((a, lambda g: _expand_back(g, a.shape, axes, keepdims)),))

@@ -219,14 +219,11 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     if ref.embedding is None or ref.sigma is None:
         return None
     di = info(case.dtype)
-    # subnormal in the precision the CPU computes in: float16 is computed in float32 by XLA
-    # and torch, and its subnormals are kept (engine.arith.Emulated says the same)
-    tiny = info("float32").tiny if case.dtype == "float16" else di.tiny
     # tanh' = 4 e / (1 + e)^2 with e = exp(-2|x|): e is flushed already where tanh' < 4 tiny
     # (tanh:extreme-float32-m2n329k6-s310481, jax's closed form: tanh' = 2.4e-38 became 0)
-    below = 4 * tiny if getattr(ref.activation, "name", "") == "tanh" else tiny
+    below = 4 * di.tiny if getattr(ref.activation, "name", "") == "tanh" else di.tiny
     with np.errstate(all="ignore"):
-        s = _flush(ref.sigma, tiny)
+        s = _flush(ref.sigma, di.tiny)
         sp = _flush(ref.sigma_prime, below)
         spp = None if ref.sigma_second is None else _flush(ref.sigma_second, below)
         want_ref = np.asarray(ref.values[quantity])
@@ -244,7 +241,7 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
         # flushing cannot make an undefined element defined: where the reference is NaN the
         # model is too (its real embedding would say inf there, and diagnose an inf as a flush)
         alt = np.where(_nan_parts(want_ref), want_ref, alt)
-        alt = _flush(alt, 2 * tiny, where_zero=np.asarray(actual))
+        alt = _flush(alt, 2 * di.tiny, where_zero=np.asarray(actual))
         want = expected_dtype(case, quantity)
         m = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di, want)
         if m.mismatch:
@@ -267,11 +264,11 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
             lost = np.zeros_like(SP)
             for c in range(SP.shape[1]):
                 term = SP[None, :, c] * R  # (M, n)
-                flushed = term < tiny
-                lost[:, c] = 2 * tiny * (flushed.T.astype(float) @ Z[:, c])
+                flushed = term < di.tiny
+                lost[:, c] = 2 * di.tiny * (flushed.T.astype(float) @ Z[:, c])
                 # and each product 2 z_i (sigma'_j A_ij) that is itself subnormal loses up to
                 # tiny (saturated-float32-m146n1-s21230, jax forward: 2.9e-6 relative)
-                lost[:, c] += tiny * np.count_nonzero(2 * Z[:, c, None] * term < tiny, axis=0)
+                lost[:, c] += di.tiny * np.count_nonzero(2 * Z[:, c, None] * term < di.tiny, axis=0)
             reproduced |= within(lost)
         # H v = 2 phi'' (R^T R s) v + 2 phi' (R^T R w), w = phi' v: every product inside the
         # two normal-matrix products (R_ij t_j, then R_ij z_i) may be subnormal and flushed
@@ -284,16 +281,16 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
             SPP = np.abs(ref.sigma_second.reshape(S.shape))
             V = np.abs(ref.v.reshape(S.shape))
             W = SP * V
-            lost = 2 * SPP * V * _normal_flush_loss(R, S, tiny)
-            flushed_w = (R.T @ (R @ (W < tiny))) * tiny
-            lost += 2 * SP * (_normal_flush_loss(R, W, tiny) + flushed_w)
-            lost += 4 * tiny  # either term itself subnormal, flushed before the two are added
+            lost = 2 * SPP * V * _normal_flush_loss(R, S, di.tiny)
+            flushed_w = (R.T @ (R @ (W < di.tiny))) * di.tiny
+            lost += 2 * SP * (_normal_flush_loss(R, W, di.tiny) + flushed_w)
+            lost += 4 * di.tiny  # either term itself subnormal, flushed before the two are added
             # 2 phi'' back v in either order: phi'' v (or phi'' back) subnormal and flushed loses
             # up to tiny times the other factor (extreme-complex64-m65n815k8-s326641, jax
             # fwd_over_rev: 0.84 relative on a 5.5e-36 element)
             B = np.abs(np.asarray(ref.back)).reshape(S.shape)
             live = SPP > 0
-            lost += 2 * tiny * live * (B * (SPP * V < tiny) + V * (SPP * B < tiny))
+            lost += 2 * di.tiny * live * (B * (SPP * V < di.tiny) + V * (SPP * B < di.tiny))
             reproduced |= within(lost)
         # grad_A = 2 sum_c z_ic s_jc: each term whose s_jc is subnormal may be flushed on its
         # own path or survive (a float16 subnormal is normal inside float32 ops), so any subset
@@ -311,7 +308,7 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
         if quantity == "loss":
             S = s.reshape(case.n, case.k or 1)
             sq = np.square(ref.embedding @ S)
-            dropped = np.float64(np.sum(np.where(sq < tiny, 0.0, sq)))
+            dropped = np.float64(np.sum(np.where(sq < di.tiny, 0.0, sq)))
             m2 = measure(actual, dropped, ref.scale[quantity], ref.under[quantity], di, want)
             reproduced |= (not m2.mismatch) & (m2.e <= tol)
     # flushing cannot make an undefined (NaN) element defined

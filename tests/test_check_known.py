@@ -305,6 +305,25 @@ def test_xla_keeps_float16_subnormals_and_jax_xlogy_rule_overflows():
     assert by_q["jvp"]["outcome"] == "agree"  # forward mode computes (t * x) / y
 
 
+def test_jax_float16_sigmoid_zero_is_the_sigmoid_fault_not_a_flush():
+    """jax computes float16's logistic as 1 / (1 + exp(-x)) in float16: exp(-x) overflows
+    below x = -11.1 and sigma is 0 where it is a subnormal (6e-6 at x = -12).  The flush model
+    no longer flushes float16 (XLA keeps its subnormals); the sigmoid's own model explains it,
+    and the same zeros from another backend are not explained."""
+    pytest.importorskip("jax")
+    from gradxval.backends import load
+
+    f, case = _suite_case("sq_norm_a_sigmoid:saturated-float16-m6n10-s734477")
+    jax = load("jax")
+    recs = check_case(f, case, {"jax": jax}, ("autodiff",), 1)
+    by_q = {r["quantity"]: r for r in recs}
+    assert (by_q["grad_x"]["outcome"], by_q["grad_x"]["note"]) == (
+        "known", "library-sigmoid-underflows-to-zero"), by_q["grad_x"]  # fmt: skip
+    other = _altered(jax, lambda q, v: v)
+    recs = check_case(f, case, {"other": other}, ("autodiff",), 1)
+    assert [r["outcome"] for r in recs if r["quantity"] == "grad_x"] == ["disagree"]
+
+
 def test_a_forward_mode_jvp_gets_forward_mode_rounding():
     """Width-1 LayerNorm in bfloat16 (held-out seed 8): the JVP is sum_i P_i t_b, rounded
     product by product in forward mode; jax's is 8 % from the reference and honest (it was a

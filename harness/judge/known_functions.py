@@ -42,12 +42,13 @@ FAULTS = (
     ),
     Fault(
         "library-sigmoid-underflows-to-zero",
-        ("torch", "autograd", "numpy"),
-        ("autodiff", "forward", "hvp", "value", "vmap"),
-        "flush",
+        ("torch", "autograd", "numpy", "jax"),
+        ("autodiff", "jit", "forward", "hvp", "value", "vmap"),
+        "variant:sigmoid_exp_overflow",
         ("https://github.com/HIPS/autograd/blob/master/autograd/scipy/special.py",),
-        "torch.sigmoid and scipy's expit compute 1 / (1 + exp(-x)): exp(-x) overflows for "
-        "x < -88 in float32 and sigma is 0 where it is a representable subnormal",
+        "torch.sigmoid, scipy's expit and jax's float16 logistic compute 1 / (1 + exp(-x)): "
+        "exp(-x) overflows for x < -88.7 in float32 (x < -11.1 in float16, where jax stays "
+        "in float16) and sigma is 0 where it is a representable subnormal",
         ("sigmoid", "silu"),
     ),
     Fault(

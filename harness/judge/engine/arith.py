@@ -127,9 +127,9 @@ class Emulated:
         # float32's; accumulating in the dtype itself is outside the tolerance
         self.u_acc = min(self.u, info("float32").u)
         # flush: subnormal inputs and results become 0 (flush-to-zero, denormals-are-zero),
-        # subnormal in the precision the CPU computes in: XLA and torch compute float16 in
-        # float32, where float16's subnormals are normal numbers, and keep them (jax 0.10:
-        # jit(x * 2) of float16 1e-5 is 2e-5; of float32 1e-39 is 0)
+        # float16's subnormals are kept: normal numbers in float32, which torch computes
+        # float16 in, and XLA's flush mode does not touch them (jax 0.10: jit(x * 2) of
+        # float16 1e-5 is 2e-5; of float32 1e-39 is 0); the threshold is float32's
         compute = "float32" if dtype == "float16" else dtype
         self.tiny = info(compute).tiny if flush else 0.0
         self.rng = rng

@@ -376,7 +376,13 @@ def sigmoid(a) -> Var:
     if current().exact:
         # the reference: sigma(x) sigma(-x), where y (1 - y) cancels for x > 78 in binary128
         return _unary(one / (one + np.exp(-a.value)), a, lambda g, y: g * (y * sigmoid(-a)))
-    return _unary(one / (one + np.exp(-a.value)), a, lambda g, y: g * (y * (1.0 - y)))
+    e = np.exp(-a.value)
+    if "sigmoid_exp_overflow" in current().variants:
+        # torch's and jax's kernels: exp(-x) rounded to the dtype first, so where it overflows
+        # (x < -88.7 in float32; x < -11.1 in float16, which jax computes in float16) sigma
+        # is 1 / inf = 0 where it is a representable subnormal
+        e = current().op(e)
+    return _unary(one / (one + e), a, lambda g, y: g * (y * (1.0 - y)))
 
 
 def softplus(a) -> Var:

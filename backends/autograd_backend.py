@@ -85,6 +85,9 @@ class AutogradBackend(Backend):
     name = "autograd"
     conj_grads = True  # autograd gives conj(dL/dRe + i dL/dIm) for complex inputs
     methods = ("autodiff", "closed_form", "forward")
+    # forward on every problem: its findings there are forward mode's NaN from a non-finite
+    # input and its tanh JVP g / cosh(x)**2, both registered
+    problem_methods = ("forward",)
     function_methods = ("autodiff", "hvp", "formula")
     hvp_routes = ("fwd_over_rev", "rev_over_rev")
     hvp_route = "rev_over_rev"  # fwd_over_rev needs forward rules autograd lacks (expit)

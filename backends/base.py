@@ -204,9 +204,8 @@ class Backend:
             return self.autodiff(problem.autodiff_loss(self._nn_or_none(problem)), A, x, dtype)
         if method not in ("autodiff", "closed_form", *self.problem_methods):
             # forward, vmap and eager run on other problems too, but a backend's results there
-            # are judged only once triaged (problem_methods): a 160-case run of all four
-            # problems (2026-12-07) left NaN patterns of autograd's forward mode and of
-            # float16 vmap, and jax eager on tanh at extreme inputs, unexplained
+            # are judged only once triaged (problem_methods): a plug-in's forward mode may
+            # meet a problem's saturation in ways its registry does not know yet
             raise Unsupported(f"{self.name}/{method} runs the {DEFAULT_PROBLEM} problem only")
         return self._run_problem(problem, method, A, x, dtype)
 

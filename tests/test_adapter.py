@@ -226,8 +226,9 @@ def test_autograds_array_namespace_keeps_numpys_types():
 
 
 def test_problem_methods_open_a_triaged_method_to_every_problem():
-    """torch and jax list forward in problem_methods (their results on tanh, softplus and
-    logsigmoid explained): it runs there and equals reverse mode; jax's eager is not listed."""
+    """The built-ins list their run methods in problem_methods (their results on tanh,
+    softplus and logsigmoid explained): forward and jax's eager run there and equal reverse
+    mode; a backend that lists none (a plug-in not yet triaged) runs the logistic only."""
     pytest.importorskip("torch")
     pytest.importorskip("jax")
     from gradxval.backends import load
@@ -241,5 +242,14 @@ def test_problem_methods_open_a_triaged_method_to_every_problem():
         rev = torch.evaluate_problem(p, "autodiff", A, x, "float64")
         for q in ("loss", "grad_x", "grad_A"):
             np.testing.assert_allclose(fwd[q], rev[q], rtol=1e-12, err_msg=f"{name} {q}")
+    jax = load("jax")
+    eager = jax.evaluate_problem(load_problem("tanh"), "eager", A, x, "float64")
+    rev = jax.evaluate_problem(load_problem("tanh"), "autodiff", A, x, "float64")
+    np.testing.assert_allclose(eager["grad_x"], rev["grad_x"], rtol=1e-12)
+
+    class Untriaged(type(torch)):
+        name = "untriaged"
+        problem_methods = ()
+
     with pytest.raises(Unsupported, match="runs the logistic problem only"):
-        load("jax").evaluate_problem(load_problem("tanh"), "eager", A, x, "float64")
+        Untriaged().evaluate_problem(load_problem("tanh"), "forward", A, x, "float64")

@@ -298,3 +298,58 @@ def test_no_flush_diagnosis_for_an_infinity_where_the_reference_is_undefined():
     di = info(case.dtype)
     ms = measure(got, want, ref.scale["loss"], ref.under["loss"], di, "float64")
     assert "subnormal_flush" not in diagnose(case, "loss", got, ref, ms, 20.8)
+
+
+def test_jax_eager_tanh_vjp_in_transposed_order_is_known():
+    """jax's eager VJP runs the tanh rule transposed: a = g (1 - y), then a + a y.  Near
+    y = -1 that rounds differently from (g + g y)(1 - y); in float64 it is 5e-9 off the
+    truth (tanh:saturated-complex128-m1n3-s0).  The model in that order explains it, for jax;
+    the same values from torch, or 1 % off, are not explained."""
+    cid = "tanh:saturated-complex128-m1n3-s0"
+    case, inputs, ref = _ref(cid)
+    g = 2 * np.asarray(ref.back, dtype=np.float64)
+    y = ref.sigma
+    with np.errstate(all="ignore"):
+        a = g * (1 - y)
+        transposed = a + a * y
+    v = _judge(cid, "jax", "eager", "grad_x", transposed)
+    assert v.verdict == "known", v.message
+    assert "jax-tanh-jvp-nan-for-infinite-cotangent" in v.classification
+    assert _judge(cid, "torch", "autodiff", "grad_x", transposed).verdict == "disagree"
+    assert _judge(cid, "jax", "eager", "grad_x", transposed * 1.01).verdict == "disagree"
+
+
+def test_a_per_column_sum_that_overflows_in_float16_makes_nan_an_outcome():
+    """vmap over the batch columns sums one outer product per column in the dtype: in
+    logsigmoid:extreme-float16-m1n5k2-s5 column 0 gives -5.0e5 at (0, 1), -inf in float16,
+    and column 1 +inf (x holds -inf): NaN there is an honest overflow, where grad_A is +inf.
+    NaN at an element whose partials all stay in range is not."""
+    cid = "logsigmoid:extreme-float16-m1n5k2-s5"
+    case, inputs, ref = _ref(cid)
+    want = np.asarray(ref.values["grad_A"]).astype(np.float16)
+    got = want.copy()
+    got[0, 1] = np.nan
+    assert _judge(cid, "torch", "vmap", "grad_A", got).verdict == "overflow"
+    got = want.copy()
+    got[0, 0] = np.nan  # 2 z_0 phi_00 = -7.8e-18: nothing overflows there
+    assert _judge(cid, "torch", "vmap", "grad_A", got).verdict == "disagree"
+
+
+def test_autograd_forward_mode_faults_are_the_registered_ones():
+    """autograd's forward mode (make_jvp, one basis tangent at a time): NaN everywhere from a
+    non-finite input, as jax's and torch's jacfwd; and its tanh JVP g / cosh(x)**2, 0 where
+    cosh(x)**2 overflows (tanh:extreme-float64-m4n252-s591467: 0 where -8.1e-308 is right)."""
+    cid = "tanh:special-float32-m23n8k2-s155471"
+    case, inputs, ref = _ref(cid)
+    nan = np.full(case.x_shape, np.nan, dtype=np.float32)
+    v = _judge(cid, "autograd", "forward", "grad_x", nan)
+    assert v.verdict == "known" and v.classification == "forward-mode-nan-from-nonfinite-input"
+    assert _judge(cid, "autograd", "autodiff", "grad_x", nan).verdict == "disagree"
+
+    cid = "tanh:extreme-float64-m4n252-s591467"
+    case, inputs, ref = _ref(cid)
+    with np.errstate(all="ignore"):
+        model = 2 * ref.back / np.cosh(ref.x) ** 2
+    model = np.where(np.isfinite(ref.values["grad_x"]) & (model != 0), ref.values["grad_x"], model)
+    v = _judge(cid, "autograd", "forward", "grad_x", model)
+    assert v.verdict == "known" and v.classification == "autograd-tanh-vjp-cosh-squared-overflows"

@@ -207,9 +207,14 @@ def _honest_outcomes(ms: Measure, actual, ref: Reference, quantity: str, di, wan
         other = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di, want)
         if not other.mismatch:
             e = np.where(mask, np.minimum(e, other.e), e)
-    # a non-finite result accepted where the reference is finite: an intermediate overflowed
-    r = np.asarray(ref.values[quantity])
-    over = bool(np.any(mask & ~np.isfinite(np.asarray(actual)) & np.isfinite(r) & (e == 0)))
+    # a non-finite result accepted where the reference is finite, or where an intermediate
+    # overflows the dtype (NaN for +inf): an overflow; complex infinities of another form are
+    # the conventions of complex arithmetic, and agree
+    r, a = np.asarray(ref.values[quantity]), np.asarray(actual)
+    overflowing = ref.overflowing.get(quantity, False)
+    with np.errstate(all="ignore"):
+        other = np.isfinite(r) | (overflowing & ~((a == r) | (np.isnan(a) & np.isnan(r))))
+    over = bool(np.any(mask & ~np.isfinite(a) & other & (e == 0)))
     return Measure(e, ms.overflow or over, None)
 
 

@@ -48,6 +48,9 @@ class Reference:
     # quantity -> (mask, values): where mask holds, other values an IEEE-correct evaluation
     # may give (complex infinities: docs/tolerance.md, "Outcome sets"), judged as the reference
     honest: dict = field(default_factory=dict)
+    # quantity -> where an intermediate that evaluations form overflows the dtype (a subset of
+    # honest's mask): a non-finite result there is the overflow outcome
+    overflowing: dict = field(default_factory=dict)
     # what judging computes from the reference alone, kept for the next result (compare.py)
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -198,7 +201,8 @@ def compute_reference(
         if q in honest:
             mask, alts = honest[q]
             honest[q] = (mask.reshape(shape), [a.reshape(shape) for a in alts])
-    _intermediate_overflow(honest, vals, z, back, di.max, second, case.m if di.is_complex else 0)
+    overflowing = _intermediate_overflow(honest, vals, z, back, di.max, second,
+                                         case.m if di.is_complex else 0, s)  # fmt: skip
     return Reference(
         values=vals,
         scale=scale,
@@ -214,16 +218,18 @@ def compute_reference(
         v=V.reshape(shape) if second else None,
         sigma_second=spp.reshape(shape) if second else None,
         honest=honest,
+        overflowing=overflowing,
     )
 
 
-def _intermediate_overflow(honest, vals, z, back, dmax, second, m_complex) -> None:
+def _intermediate_overflow(honest, vals, z, back, dmax, second, m_complex, s=None) -> dict:
     """Where an intermediate that evaluations form in the case's dtype overflows it, ±inf and
     NaN are honest outcomes too (docs/tolerance.md, "Outcome sets"): the cotangent 2 z,
     z = A phi(x), for its row of grad_A and its column of grad_x; 2 Re(A^H z), the cotangent of
     phi(x), for its column of grad_x; and for hvp_x, whose routes double that once more (the
     derivative of 2 z), 4 Re(A^H z).  Seen in float16 cases whose A^H z nears 2 * 10^4: torch and
     jax give NaN where the closed forms, which form z and A^H z alone, stay finite."""
+    overflowing: dict = {}
     with np.errstate(all="ignore"):
         # finite in exact arithmetic and too large for the dtype: an infinite input makes them
         # infinite by mathematics, and then the reference's own outcome stands
@@ -235,12 +241,34 @@ def _intermediate_overflow(honest, vals, z, back, dmax, second, m_complex) -> No
                 ref = vals[q]
                 mask = np.broadcast_to(cols, (back.shape[0], cols.size)).reshape(ref.shape)
                 _add_outcomes(honest, q, mask, ref, _NON_FINITE)
+                overflowing[q] = mask
     rows = zrows.any(axis=1)
     if m_complex:
         rows = rows[:m_complex] | rows[m_complex:]
-    if rows.any():
+    mask = np.broadcast_to(rows[:, None], vals["grad_A"].shape)
+    if s is not None and z.shape[1] > 1:
+        # grad_A sums one outer product 2 z_k phi_k^T per batch column; a method that forms
+        # them apart (vmap over the columns, then a sum in the dtype) rounds each to the dtype:
+        # one finite but too large for it is +-inf there, and inf - inf = NaN where another
+        # column's is infinite by mathematics (logsigmoid:extreme-float16-m1n5k2-s5: -5.0e5
+        # and +inf, jax and torch vmap give NaN where the sum is +inf)
+        with np.errstate(all="ignore"):
+            za, sa = (
+                np.abs(np.where(np.isfinite(z), z, 0.0)),
+                np.abs(np.where(np.isfinite(s), s, 0.0)),
+            )
+            if (2 * za.max(initial=0.0) * sa.max(initial=0.0)) > dmax:
+                part = np.zeros((z.shape[0], s.shape[0]), dtype=bool)
+                for c in range(z.shape[1]):
+                    part |= 2 * np.outer(za[:, c], sa[:, c]) > dmax
+                if m_complex:
+                    part = part[:m_complex] | part[m_complex:]
+                mask = mask | part
+    if mask.any():
         ref = vals["grad_A"]
-        _add_outcomes(honest, "grad_A", np.broadcast_to(rows[:, None], ref.shape), ref, _NON_FINITE)
+        _add_outcomes(honest, "grad_A", mask, ref, _NON_FINITE)
+        overflowing["grad_A"] = mask
+    return overflowing
 
 
 _NON_FINITE = (np.nan, np.inf, -np.inf)

@@ -227,11 +227,12 @@ def explain_error(backend: str, method: str, exc: BaseException, used=frozenset(
 
 
 def explain(backend: str, method: str, result, dtype: str, judge_again, model,
-            used=frozenset()) -> str | None:  # fmt: skip
+            used=frozenset(), specific: bool = True) -> str | None:  # fmt: skip
     """The id of the registered fault whose model reproduces ``result``, or None.
 
-    ``judge_again(result, expectations)`` re-judges; ``model(flush=, variants=)`` gives the
-    expectations under a fault's model (computed only when asked for, then cached)."""
+    ``judge_again(result, expectations, specific)`` re-judges; ``model(flush=, variants=)``
+    gives the expectations under a fault's model (computed only when asked for, then cached).
+    ``specific=False``: the first fault whose model merely admits the result (a note)."""
     from gradxval.dtypes import info
 
     for f in FAULTS:
@@ -243,12 +244,12 @@ def explain(backend: str, method: str, result, dtype: str, judge_again, model,
             r = np.asarray(result)
             if r.dtype == np.float64 and dtype != "float64":
                 with np.errstate(all="ignore"):
-                    if judge_again(r.astype(info(dtype).np_real), None):
+                    if judge_again(r.astype(info(dtype).np_real), None, specific):
                         return f.id
-        elif f.model == "flush" and judge_again(result, model(flush=True)):
+        elif f.model == "flush" and judge_again(result, model(flush=True), specific):
             return f.id
         elif f.model.startswith("variant:") and judge_again(
-            result, model(variants=frozenset(f.model.split(":", 1)[1].split("+")))
+            result, model(variants=frozenset(f.model.split(":", 1)[1].split("+"))), specific
         ):
             return f.id
     return None

@@ -132,7 +132,8 @@ def judge_parts(result, exps: dict, quantity: str, dtype: str, strict: bool = Fa
 NEAREST_ULPS = 16.0
 
 
-def reproduces(result, plain: Expectation, model: Expectation, dtype: str) -> bool:
+def reproduces(result, plain: Expectation, model: Expectation, dtype: str,
+               specific: bool = True) -> bool:  # fmt: skip
     """Whether a fault's model explains every element of ``result`` that ``plain`` does not
     accept.
 
@@ -142,7 +143,11 @@ def reproduces(result, plain: Expectation, model: Expectation, dtype: str) -> bo
     formulation in IEEE order: a cancellation residue reproduced to the bit).  An element is
     explained only where a prediction is specific: finite and clear of the correct result's
     own tolerance (a model whose runs scatter around the reference claims nothing there), or
-    every run non-finite where the result is."""
+    every run non-finite where the result is.
+
+    ``specific=False``: whether the model merely admits the result, each wrong element inside
+    its runs' band (their midpoint, widened by ``SPREAD`` times their half-range) or
+    non-finite where a run is: a hint for a note, never a label."""
     dt = info(dtype)
     result = np.asarray(result)
     if result.shape != plain.ref64.shape or result.dtype != dt.np_real:
@@ -157,6 +162,10 @@ def reproduces(result, plain: Expectation, model: Expectation, dtype: str) -> bo
         lo, hi = runs.min(axis=0), runs.max(axis=0)
         mid, half = (lo + hi) / 2, (hi - lo) / 2
         tol = SPREAD * half + FLOOR_ULPS * 2 * dt.u * np.abs(mid) + dt.eta
+        if not specific:
+            inside = finite & np.isfinite(r) & (np.abs(r - mid) <= tol)
+            some = ~np.isfinite(runs).all(axis=0) & ~np.isfinite(r)
+            return bool((ok | inside | some).all())
         clear = np.abs(mid - plain.ref64) > tol + plain.tol
         near = finite & clear & np.isfinite(r) & (np.abs(r - mid) <= tol)
         # the run rounded to nearest, where the perturbed runs scatter (a residue)
@@ -169,14 +178,19 @@ def reproduces(result, plain: Expectation, model: Expectation, dtype: str) -> bo
     return bool((ok | near | nonfinite).all())
 
 
-def reproduces_parts(result, plain: dict, model: dict, quantity: str, dtype: str) -> bool:
+def reproduces_parts(result, plain: dict, model: dict, quantity: str, dtype: str,
+                     specific: bool = True) -> bool:  # fmt: skip
     """``reproduces`` for a complex quantity, part by part."""
     result = np.asarray(result)
     if result.dtype != info(dtype).np:
         return False
     return all(
         reproduces(
-            np.ascontiguousarray(part), plain[f"{quantity}.{k}"], model[f"{quantity}.{k}"], dtype
+            np.ascontiguousarray(part),
+            plain[f"{quantity}.{k}"],
+            model[f"{quantity}.{k}"],
+            dtype,
+            specific,
         )  # fmt: skip
         for part, k in ((result.real, "re"), (result.imag, "im"))
     )

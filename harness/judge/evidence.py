@@ -741,6 +741,36 @@ def _model_explains(case, quantity, actual, alt, ref, ms, tol) -> np.ndarray | N
     return _explained(reproduced, model_e, ms, tol)
 
 
+# XLA's CPU float64 tanh (xla/codegen/intrinsic/tanh.cc, EmitFastTanhF64) clamps its argument
+# at 17.714196154005176 (the bound of Eigen's rational approximation evaluated without fma),
+# but the rational is evaluated with contracted multiply-adds, and there it gives 1 - 7 * 2^-53;
+# it returns +-1 only from |x| = 20.  jax 0.10: jnp.tanh(19.877130465494965) is
+# 0.9999999999999992 where tanh is 1 - 1.1e-17 (7 ulps off, XLA's own budget is 4).
+_XLA_TANH_CLAMP, _XLA_TANH_ONE = 17.714196154005176, 20.0
+_XLA_TANH_PLATEAU = 1.0 - 7.0 * 2.0**-53
+
+
+def _xla_tanh_plateau(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """loss and grad_A equal the closed form with tanh(x) = +-(1 - 7 * 2^-53) where
+    17.714 <= |x| < 20 (XLA's float64 tanh there), the reference's tanh elsewhere; the result
+    must fail where the model does."""
+    from gradxval.judge.reference import evaluate_plain
+
+    if (quantity not in ("loss", "grad_A") or getattr(ref.activation, "name", "") != "tanh"
+            or ref.x is None or ref.embedding is None
+            or info(case.dtype).np_real != np.float64):  # fmt: skip
+        return None
+    x = np.asarray(ref.x, dtype=np.float64).reshape(np.shape(ref.sigma))
+    plateau = (np.abs(x) >= _XLA_TANH_CLAMP) & (np.abs(x) < _XLA_TANH_ONE)
+    if not plateau.any():
+        return None
+    s = np.where(plateau, np.sign(x) * _XLA_TANH_PLATEAU, ref.sigma)
+    di = info(case.dtype)
+    with np.errstate(all="ignore"):
+        alt = evaluate_plain(ref.embedding, s, ref.sigma_prime, case.m, di.is_complex)
+    return _model_explains(case, quantity, actual, alt[quantity], ref, ms, tol)
+
+
 def _products_accumulated_in_dtype(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     """float16/bfloat16: z = A phi(x) summed one product at a time in the case's own dtype
     (every library accumulates half-precision products in float32), the rest of the quantity
@@ -871,6 +901,7 @@ EVIDENCE: dict[str, Callable] = {
     "rewrite_cancellation": _rewrite_cancellation,
     "products_accumulated_in_dtype": _products_accumulated_in_dtype,
     "constant_factor": _constant_factor,
+    "xla_tanh_plateau": _xla_tanh_plateau,
 }
 # evidence for results of the wrong dtype: (case, quantity, actual, ref, tol) -> bool
 DTYPE_EVIDENCE: dict[str, Callable] = {"promoted_dtype": _promoted_dtype}
@@ -897,6 +928,8 @@ DIAGNOSES = {
     "limit_at_infinite_x": "finite where x is infinite: phi''(x) times an infinite back taken "
     "as its limit 0 instead of 0 * inf",
     "promoted_dtype": "a wider dtype than the case's, right once rounded (a promoting scalar?)",
+    "xla_tanh_plateau": "equals the closed form with tanh(x) = 1 - 7 * 2^-53 for 17.714 <= |x| < "
+    "20 (XLA's float64 tanh)",
     "computed_in_float32": "float32 numbers within float32's tolerance of the reference: the "
     "float64 computation ran in float32 and was cast back",
     "constant_factor": "equals a constant c != 1 times the reference at every element (a factor "

@@ -369,3 +369,28 @@ def test_xla_float64_tanh_plateau_is_known_for_jax_only():
     assert _judge(cid, "torch", "autodiff", "loss", np.array(loss)).verdict == "disagree"
     worse = ref.values["loss"] + 2 * (loss - ref.values["loss"])
     assert _judge(cid, "jax", "autodiff", "loss", np.array(worse)).verdict == "disagree"
+
+
+def test_autograd_forward_over_reverse_tanh_nan_is_its_rule_op_by_op():
+    """autograd's forward over reverse differentiates its tanh VJP g / cosh(x)**2 op by op:
+    dg / c2 + ((-dc2) g) / c2**2; at x = 353.2 both (-dc2) g and c2**2 overflow and H v is
+    inf / inf = NaN where the truth is -7e-305.  That model explains autograd's NaN; a NaN
+    elsewhere (where nothing overflows) is a disagreement."""
+    cid = "tanh:extreme-float64-m4n252-s591467"
+    case = Case.from_id(cid)
+    inputs = case.inputs()
+    ref = reference_for(case, inputs, True)
+    pytest.importorskip("autograd")
+    from gradxval.backends import load
+    from gradxval.model.problems import load_problem
+
+    got = load("autograd").evaluate_hvp(
+        load_problem("tanh"), "fwd_over_rev", inputs.A, inputs.x, inputs.v, case.dtype
+    )
+    assert np.isnan(got).any()
+    v = judge(case, "autograd", "fwd_over_rev", "hvp_x", got, ref, load_registry())
+    assert v.verdict == "known" and v.classification == "autograd-tanh-vjp-cosh-squared-overflows"
+    wrong = np.array(got, copy=True)
+    wrong[np.flatnonzero(np.abs(ref.x) < 5)[:1]] = np.nan
+    v = judge(case, "autograd", "fwd_over_rev", "hvp_x", wrong, ref, load_registry())
+    assert v.verdict == "disagree"

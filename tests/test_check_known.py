@@ -351,6 +351,25 @@ def test_torch_half_precision_layer_norm_bias_grad_is_known_by_its_accumulation(
     assert [r["outcome"] for r in recs if r["quantity"] == "grad_b"] == ["disagree"]
 
 
+def test_torch_width_one_layer_norm_input_grad_residue_is_its_kernel_order():
+    """Width-1 LayerNorm in float32 (held-out seed 9): torch's x.grad is 0.25 at one row, where
+    0 is exact: the kernel's own order (B = fma(db, mean, -ds) a^3, dx = fma(B, x, a dy w) + C)
+    leaves that residue, and the model run in that order reproduces it to the bit; 0.5 there
+    (a residue the order does not give) is a disagreement."""
+    pytest.importorskip("torch")
+    from gradxval.backends import load
+
+    f, case = _suite_case("layer_norm_width1:saturated-float32-k14-s592771")
+    torch = load("torch")
+    recs = check_case(f, case, {"torch": torch}, ("autodiff",), 1)
+    grad_x = [r for r in recs if r["quantity"] == "grad_x"][0]
+    assert (grad_x["outcome"], grad_x["note"]) == (
+        "known", "torch-layer-norm-backward-recomputes-normalized-input"), grad_x  # fmt: skip
+    doubled = _altered(torch, lambda q, v: v * v.dtype.type(2) if q == "grad_x" else v)
+    recs = check_case(f, case, {"torch": doubled}, ("autodiff",), 1)
+    assert [r["outcome"] for r in recs if r["quantity"] == "grad_x"] == ["disagree"]
+
+
 def test_a_forward_mode_jvp_gets_forward_mode_rounding():
     """Width-1 LayerNorm in bfloat16 (held-out seed 8): the JVP is sum_i P_i t_b, rounded
     product by product in forward mode; jax's is 8 % from the reference and honest (it was a

@@ -155,6 +155,15 @@ def _torch_layer_norm_backward(x, weight, bias, eps):
         return run
 
     def rule_x(g):
+        if n == 1:
+            # width 1, where the exact result is 0 and the residue is everything: the kernel's
+            # own order (layer_norm_backward_frame, measured bit for bit on 2,000 extreme rows
+            # and 142 random ones per dtype): ds = (dy x) w, db = dy w,
+            # B = fma(db, mean, -ds) a a a, C = fma(-B, mean, -(db a)), dx = fma(B, x, (a dy) w) + C
+            ds, db = (g * x) * w, g * w
+            big_b = t.fma(db, mean, -ds) * a * a * a
+            big_c = t.fma(-big_b, mean, -(db * a))
+            return t.fma(big_b, x, (a * g) * w) + big_c
         dyw = g * w
         ds = t.sum_(dyw * x, -1, keepdims=True)
         db = t.sum_(dyw, -1, keepdims=True)

@@ -88,7 +88,7 @@ class AutogradBackend(Backend):
     # forward on every problem: its findings there are forward mode's NaN from a non-finite
     # input and its tanh JVP g / cosh(x)**2, both registered
     problem_methods = ("forward",)
-    function_methods = ("autodiff", "hvp", "formula")
+    function_methods = ("autodiff", "vjp", "hvp", "formula")
     hvp_routes = ("fwd_over_rev", "rev_over_rev")
     hvp_route = "rev_over_rev"  # fwd_over_rev needs forward rules autograd lacks (expit)
     supported = ("float32", "float64", "complex64", "complex128")
@@ -111,6 +111,10 @@ class AutogradBackend(Backend):
 
     def value_and_grad(self, f, argnums):
         return autograd.value_and_grad(f, argnums)
+
+    def vjp(self, f, primals, cotangent):
+        pull, out = autograd.make_vjp(f, tuple(range(len(primals))))(*primals)
+        return pull(np.asarray(cotangent, dtype=np.asarray(out).dtype))
 
     def jvp(self, f, primals, tangents):
         n = tuple(range(len(primals)))

@@ -117,6 +117,11 @@ class Backend:
     def jvp(self, f, primals, tangents):
         raise Unsupported(f"{self.name} has no forward-mode autodiff")
 
+    def vjp(self, f, primals, cotangent):
+        """The gradients of the scalar ``f(*primals)`` seeded with the output cotangent
+        ``cotangent`` (a scalar of the output's dtype): the framework's VJP as users call it."""
+        raise Unsupported(f"{self.name} has no VJP with a given cotangent")
+
     def reverse(self, f, primals):
         """(value, gradients) of ``f(*primals)`` by reverse mode as users call it: the "autodiff"
         method.  A framework whose usual path is not the functional one overrides it (torch)."""
@@ -422,12 +427,16 @@ class Backend:
                     raise Unsupported(f"function {function.name} has no gradient formula")
                 out = dict(function.formula(**args, xp=xp, nn=nn))
             else:
-                ex = None if extra is None else {k: to_backend(v) for k, v in extra.items()}
+                ex = (
+                    None
+                    if extra is None
+                    else {k: v if k == "cotangent" else to_backend(v) for k, v in extra.items()}
+                )
                 out = self._differentiate(method, f, args, function.wrt, ex)
             # complex inputs' gradients and HVPs in torch's convention (conj_grads)
             conj = self.conj_grads and method != "formula"
             return {
-                q: self._out(to_numpy, v, conj and q[:4] in ("grad", "hvp_"))
+                q: self._out(to_numpy, v, conj and q[:4] in ("grad", "hvp_", "vjp_"))
                 for q, v in out.items()
             }
 
@@ -473,6 +482,9 @@ class Backend:
                 *(args[k] for k in names)
             )
             return {"loss": loss, **{f"grad_{k}": g for k, g in zip(wrt, grads, strict=True)}}
+        if method == "vjp":
+            grads = self.vjp(of_wrt, primals, extra["cotangent"])
+            return {f"vjp_{k}": g for k, g in zip(wrt, grads, strict=True)}
         tangents = tuple(extra[k] for k in wrt)
         if method == "forward":
             return {"jvp": self.jvp(of_wrt, primals, tangents)[1]}

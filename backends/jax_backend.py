@@ -63,7 +63,7 @@ class JaxBackend(Backend):
     compiles = True
     conj_grads = True  # jax.grad gives conj(dL/dRe + i dL/dIm) for complex inputs
     methods = ("autodiff", "closed_form", "forward", "vmap", "eager")
-    function_methods = ("autodiff", "jit", "forward", "hvp", "formula", "vmap")
+    function_methods = ("autodiff", "jit", "forward", "vjp", "hvp", "formula", "vmap")
     # every method on tanh, softplus and logsigmoid too: once triaged, no finding there that
     # the registry does not explain (forward 2026-12-07; eager and vmap 2026-12-08: eager's
     # tanh VJP in transposed order, vmap's per-column sums overflowing in float16)
@@ -82,6 +82,10 @@ class JaxBackend(Backend):
 
     def version(self) -> str:
         return jax.__version__
+
+    def vjp(self, f, primals, cotangent):
+        out, pull = jax.vjp(f, *primals)
+        return pull(jnp.asarray(cotangent, dtype=out.dtype))
 
     def scope(self, dtype):
         return jax.enable_x64(dtype in ("float64", "complex128"))

@@ -66,7 +66,7 @@ _NN = SimpleNamespace(
 class TorchBackend(Backend):
     name = "torch"
     methods = ("autodiff", "closed_form", "forward", "vmap")
-    function_methods = ("autodiff", "forward", "hvp", "formula", "vmap")
+    function_methods = ("autodiff", "forward", "vjp", "hvp", "formula", "vmap")
     # every method on tanh, softplus and logsigmoid too: forward's only findings were
     # softplus's threshold, registered (torch-softplus-linear-above-threshold); vmap's, the
     # per-column sums overflowing in float16 (an honest outcome)
@@ -98,6 +98,15 @@ class TorchBackend(Backend):
         return loss, tuple(
             torch.zeros_like(p) if g is None else g for p, g in zip(leaves, grads, strict=True)
         )
+
+    def vjp(self, f, primals, cotangent):
+        # the autograd engine with a given output gradient: loss.backward(c)
+        leaves = [p.detach().requires_grad_(True) for p in primals]
+        loss = f(*leaves)
+        c = torch.tensor(cotangent, dtype=loss.dtype)
+        grads = torch.autograd.grad(loss, leaves, grad_outputs=c, allow_unused=True)
+        return tuple(torch.zeros_like(p) if g is None else g
+                     for p, g in zip(leaves, grads, strict=True))  # fmt: skip
 
     def value_and_grad(self, f, argnums):
         grad = tf.grad_and_value(f, argnums=argnums)

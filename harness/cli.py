@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
         "--regimes", help="comma list of normal, saturated, extreme, special, strided, empty"
     )
     ck.add_argument(
-        "--methods", help="comma list of autodiff, jit, forward, hvp, value, formula, vmap"
+        "--methods", help="comma list of autodiff, jit, forward, vjp, hvp, value, formula, vmap"
     )
     ck.add_argument("--cases", type=int, default=12, help="cases per function (default: 12)")
     ck.add_argument("--seed", type=int, default=0)

@@ -83,13 +83,15 @@ def expect(
     tangents: bool = True,
     flush: bool = False,
     variants: frozenset = frozenset(),
+    cotangent=None,
 ) -> dict[str, Expectation]:
     """The expectation of every quantity of ``function`` at ``arrays`` in ``dtype``.
 
     ``flush``: the honest runs flush subnormals to zero (a known fault's model)."""
     dt = info(dtype)
     kw = {"tangents": directions if tangents else None,
-          "directions": directions if order >= 2 else None}  # fmt: skip
+          "directions": directions if order >= 2 else None,
+          "cotangent": cotangent}  # fmt: skip
     ref = evaluate(function.fn, arrays, function.wrt, Quad(), **kw)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     # two runs at the envelope (every rounding pushed up, then down), one rounded to nearest

@@ -23,7 +23,7 @@ __all__ = ["METHODS", "TIMEOUT", "method_quantities", "load_backends", "check_ca
 
 
 # every method a backend may offer for declared functions (Backend.function_methods)
-METHODS = ("autodiff", "jit", "forward", "hvp", "value", "formula", "vmap")
+METHODS = ("autodiff", "jit", "forward", "vjp", "hvp", "value", "formula", "vmap")
 
 
 def method_quantities(method: str, function: Function) -> tuple[str, ...]:
@@ -34,6 +34,8 @@ def method_quantities(method: str, function: Function) -> tuple[str, ...]:
         return ("loss",)
     if method == "forward":
         return ("jvp",)
+    if method == "vjp":
+        return tuple(f"vjp_{k}" for k in function.wrt)
     if method == "hvp":
         return tuple(f"hvp_{k}" for k in function.wrt)
     return function.quantities(2)  # formula: whatever it returns of these
@@ -97,20 +99,26 @@ class _Expected:
     """One input set's expectations: the plain one and a registered fault's model, each
     computed once and only when a result needs it, and the judging of a result against them."""
 
-    def __init__(self, function, case_id, arrays, directions, dtype, order, seed, jvp):
+    def __init__(self, function, case_id, arrays, directions, dtype, order, seed, jvp,
+                 cotangent=None):  # fmt: skip
         self.function, self.case_id, self.dtype = function, case_id, dtype
         self.arrays, self.directions = arrays, directions
         self.order, self.seed, self.jvp = order, seed, jvp
+        # a VJP's expectations: reverse mode seeded with this cotangent, quantities vjp_NAME
+        self.cotangent = cotangent
         self.models: dict = {}
 
     def model(self, flush=False, variants=frozenset()):
         key = (flush, variants)
         if key not in self.models:
             try:
-                self.models[key] = expect(self.function, self.arrays, self.dtype,
-                                          self.directions, self.order, self.seed,
-                                          tangents=self.jvp, flush=flush,
-                                          variants=variants)  # fmt: skip
+                exps = expect(self.function, self.arrays, self.dtype, self.directions,
+                              self.order if self.cotangent is None else 1, self.seed,
+                              tangents=self.jvp, flush=flush, variants=variants,
+                              cotangent=self.cotangent)  # fmt: skip
+                if self.cotangent is not None:  # grad_NAME[.re|.im] seeded with c: vjp_NAME
+                    exps = {"vjp" + q[4:]: e for q, e in exps.items() if q.startswith("grad_")}
+                self.models[key] = exps
             except (AttributeError, TypeError, ValueError, IndexError, NotImplementedError,
                     ArithmeticError) as exc:  # fmt: skip
                 # the body uses what the engine's xp and nn lack (docs/functions.md lists
@@ -154,6 +162,8 @@ class _Expected:
 
         v = judged(result, exps)
         used = exps[f"{q}.re" if parts else q].used
+        # a VJP runs the reverse-mode kernels: the faults registered for autodiff apply
+        method = "autodiff" if method == "vjp" else method
         if v.outcome == "disagree":
             fault = explain(bname, method, result, self.dtype, passes, self.model, used)
             if fault:
@@ -167,6 +177,16 @@ class _Expected:
                     v.note = (f"consistent with registered fault {hint}, whose model scatters "
                               "here and does not predict this value")  # fmt: skip
         return v
+
+
+def cotangent(case: FunctionCase) -> float:
+    """The VJP's output cotangent for a case: a random scalar of either sign over eight
+    binades, in the case's dtype, from the case's own seed (it reproduces alone)."""
+    from gradxval.dtypes import info
+
+    rng = np.random.default_rng(np.random.SeedSequence([case.seed, 11]))
+    c = rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 2.0) * 2.0 ** int(rng.integers(-4, 4))
+    return float(np.asarray(c).astype(info(case.dtype).np_real))
 
 
 def _sibling(case: FunctionCase) -> FunctionCase:
@@ -185,6 +205,7 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
     )
     this = _Expected(function, case.id, arrays, directions, case.dtype, order, case.seed, jvp)
     other = None  # the vmap batch's second member, drawn when a vmap result needs it
+    along = None  # the VJP's expectations, computed when a vjp result needs them
 
     def record(bname, method, quantity, **fields):
         return {"case": case.id, "function": function.name, "dtype": case.dtype,
@@ -219,6 +240,11 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
             if method not in own:
                 continue
             extra = directions if method in ("forward", "hvp") else None
+            if method == "vjp":
+                if along is None:
+                    along = _Expected(function, case.id, arrays, directions, case.dtype, 1,
+                                      case.seed, False, cotangent(case))  # fmt: skip
+                extra = {"cotangent": along.cotangent}
             if method == "vmap":
                 if other is None:
                     sib = _sibling(case)
@@ -253,7 +279,8 @@ def check_case(function: Function, case: FunctionCase, backends: dict, methods, 
                                           note=f"{method} returned no {q}"))  # fmt: skip
                     continue
                 if method != "vmap":
-                    out.append(record(bname, method, q, **this.verdict(bname, method, got[q], q)
+                    exp = along if method == "vjp" else this
+                    out.append(record(bname, method, q, **exp.verdict(bname, method, got[q], q)
                                       .as_dict()))  # fmt: skip
                     continue
                 v, member = _batched(bname, got[q], q, (this, other))

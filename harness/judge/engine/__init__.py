@@ -23,11 +23,14 @@ class Evaluation(dict):
     ties: int
 
 
-def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) -> Evaluation:
+def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None,
+             cotangent=None) -> Evaluation:  # fmt: skip
     """Value and gradients of ``fn(**arrays, xp=, nn=)`` for the inputs named in ``wrt``.
 
     ``tangents`` (name -> array) adds "jvp", the directional derivative; ``directions`` adds
-    "hvp_<name>" for each differentiated input, the Hessian applied to the directions.
+    "hvp_<name>" for each differentiated input, the Hessian applied to the directions;
+    ``cotangent`` (a scalar) seeds reverse mode with it instead of 1: the gradients are then
+    the VJP along it, rounded as reverse mode rounds that product.
     """
     with using(arith):
         args = {}
@@ -58,7 +61,7 @@ def evaluate(fn, arrays: dict, wrt, arith, *, tangents=None, directions=None) ->
         # the output, which is forward mode (autograd's make_jvp is this construction); an
         # honest run then rounds a JVP as forward-mode AD does (jax.jvp, torch.func.jvp),
         # tangent by tangent, not as the inner product of a rounded gradient
-        seed = tape.Var(arith.const(1.0))
+        seed = tape.Var(arith.const(1.0 if cotangent is None else cotangent))
         grads = tape.grad(out, leaves, cotangent=seed)
         # a complex quantity comes back as its parts: grad_NAME.re and grad_NAME.im
         res = Evaluation(loss=out.value)

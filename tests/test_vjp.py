@@ -1,0 +1,61 @@
+"""The VJP method: reverse mode seeded with a random output cotangent, judged against the
+engine seeded with the same cotangent."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradxval.model.sampling import sample
+from gradxval.run.check_case import check_case, cotangent
+from gradxval.suite import BY_NAME
+
+
+def _backends():
+    from gradxval.backends import load
+
+    out = {}
+    for name in ("jax", "torch", "autograd"):
+        pytest.importorskip(name)
+        out[name] = load(name)
+    return out
+
+
+@pytest.mark.parametrize("name", ["softmax_xent", "sq_norm_complex_a_tanh"])
+def test_every_framework_vjp_agrees_and_the_cotangent_is_the_cases(name):
+    f = BY_NAME[name]
+    backends = _backends()
+    cases = sample(f, 4, 3)
+    outcomes = set()
+    for case in cases:
+        c = cotangent(case)
+        assert c == cotangent(case) and c != 1.0  # the case's own draw: it reproduces alone
+        for r in check_case(f, case, backends, ("vjp",), 1):
+            # "*": the whole method, where the backend lacks the dtype
+            assert r["quantity"] in {"*"} | {f"vjp_{k}" for k in f.wrt}, r
+            outcomes.add(r["outcome"])
+            assert r["outcome"] in ("agree", "overflow", "undefined", "unsupported"), r
+    assert "agree" in outcomes
+
+
+def test_a_vjp_that_ignores_the_cotangent_is_a_disagreement():
+    """A VJP that returns the plain gradient (the cotangent dropped, or taken as 1) differs by
+    the factor c, drawn from +-[2^-4, 2^4): a disagreement, on the backend that did it."""
+    from gradxval.backends import load
+
+    pytest.importorskip("torch")
+    torch = load("torch")
+
+    class Dropped(type(torch)):
+        name = "dropped"
+
+        def vjp(self, f, primals, cotangent):
+            return super().vjp(f, primals, 1.0)
+
+    f = BY_NAME["softmax_xent"]
+    case = next(c for c in sample(f, 12, 3) if c.regime == "normal" and c.dtype == "float64")
+    recs = check_case(f, case, {"torch": torch, "dropped": Dropped()}, ("vjp",), 1)
+    by = {(r["backend"], r["quantity"]): r["outcome"] for r in recs}
+    assert {v for (b, _), v in by.items() if b == "torch"} == {"agree"}
+    assert {v for (b, _), v in by.items() if b == "dropped"} == {"disagree"}
+    c = cotangent(case)
+    assert 2.0**-4 <= abs(c) < 2.0**4 and np.isfinite(c)

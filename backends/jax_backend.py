@@ -85,7 +85,7 @@ class JaxBackend(Backend):
 
     def vjp(self, f, primals, cotangent):
         out, pull = jax.vjp(f, *primals)
-        return pull(jnp.asarray(cotangent, dtype=out.dtype))
+        return pull(jnp.asarray(cotangent, dtype=jnp.result_type(out)))
 
     def scope(self, dtype):
         return jax.enable_x64(dtype in ("float64", "complex128"))

@@ -88,3 +88,22 @@ def test_an_operation_complex_arrays_lack_is_a_usage_error(tmp_path):
     )
     with pytest.raises(UsageError, match="function bad: the reference engine cannot evaluate"):
         check(f"{path}:bad", backends="numpy", cases=1)
+
+
+def test_a_complex_scalar_input_keeps_its_shape_when_judged_by_parts():
+    """A declared function of a complex 0-d input: its exact gradient 2 z was judged
+    "shape (1,), expected ()" (the parts were made at least 1-d); it agrees."""
+    import numpy as np
+    from gradxval.judge.expectation import expect
+    from gradxval.judge.verdict import judge_parts
+    from gradxval.model.functions import Input, function
+
+    @function(z=Input((), complex=True))
+    def abs2(z, *, xp, nn):
+        return xp.real(z * xp.conj(z))
+
+    z = np.asarray(0.75 - 1.25j, dtype=np.complex128)
+    exps = expect(abs2, {"z": z}, "complex128", {"z": z}, 1, 0)
+    v = judge_parts(2 * z, exps, "grad_z", "complex128")
+    assert v.outcome == "agree", v
+    assert judge_parts(3 * z, exps, "grad_z", "complex128").outcome == "disagree"

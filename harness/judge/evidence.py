@@ -226,7 +226,9 @@ def _subnormal_flush(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
         s = _flush(ref.sigma, di.tiny)
         sp = _flush(ref.sigma_prime, below)
         spp = None if ref.sigma_second is None else _flush(ref.sigma_second, below)
-        if getattr(ref.activation, "name", "") == "tanh" and ref.x is not None:
+        # (not float16: XLA keeps float16's subnormals, engine.arith.Emulated)
+        if (getattr(ref.activation, "name", "") == "tanh" and ref.x is not None
+                and case.dtype != "float16"):  # fmt: skip
             # tanh'' = -2 tanh tanh' is formed from the same e: where e itself is subnormal
             # (|x| > -ln(tiny) / 2) both are 0, though tanh'' reaches 8 tiny there
             # (tanh:extreme-complex64-m1000n257-s325394, jax's closed form: H v = 0 at x = 43.79)
@@ -545,7 +547,7 @@ def _cosh_squared_second_order(case, actual, ref, ms, tol) -> np.ndarray | None:
                 di,
                 expected_dtype(case, "hvp_x"),
             )
-            if not m.mismatch:  # a candidate with another NaN pattern explains nothing
+            if not m.mismatch:  # (a mismatch is a wrong shape or dtype: no candidate fits)
                 out = out | (m.e <= tol)
     return out
 

@@ -118,7 +118,7 @@ def judge_parts(result, exps: dict, quantity: str, dtype: str, strict: bool = Fa
     if result.dtype != dt.np:
         return Verdict("disagree", note=f"dtype {result.dtype}, expected {dtype}")
     verdicts = [
-        (judge(np.ascontiguousarray(part), exps[f"{quantity}.{key}"], dtype, strict), name)
+        (judge(np.array(part), exps[f"{quantity}.{key}"], dtype, strict), name)
         for part, key, name in ((result.real, "re", "real"), (result.imag, "im", "imaginary"))
     ]
     v, name = max(verdicts, key=lambda p: (OUTCOMES.index(p[0].outcome), p[0].ratio))
@@ -189,7 +189,7 @@ def reproduces_parts(result, plain: dict, model: dict, quantity: str, dtype: str
         return False
     return all(
         reproduces(
-            np.ascontiguousarray(part),
+            np.array(part),  # a copy of the part, 0-d kept 0-d
             plain[f"{quantity}.{k}"],
             model[f"{quantity}.{k}"],
             dtype,

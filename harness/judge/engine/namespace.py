@@ -227,6 +227,8 @@ def _torch_half_row_sums(terms: np.ndarray, dtype) -> np.ndarray:
     3 and 5 threads (float16 and bfloat16; a float32 sum matches 12-15 %)."""
     rows = np.asarray(terms, dtype=np.float64).reshape(-1, terms.shape[-1])
     m = rows.shape[0]
+    if m == 0 or rows.shape[1] == 0:  # no rows: nothing summed
+        return np.zeros(terms.shape[-1:])
     threads = min(_torch_threads(), m)
     chunk = -(-m // max(threads, 1))
     total = np.zeros(rows.shape[1], dtype=np.float32)

@@ -377,11 +377,17 @@ def sigmoid(a) -> Var:
         # the reference: sigma(x) sigma(-x), where y (1 - y) cancels for x > 78 in binary128
         return _unary(one / (one + np.exp(-a.value)), a, lambda g, y: g * (y * sigmoid(-a)))
     e = np.exp(-a.value)
-    if "sigmoid_exp_overflow" in current().variants:
-        # torch's and jax's kernels: exp(-x) rounded to the dtype first, so where it overflows
-        # (x < -88.7 in float32; x < -11.1 in float16, which jax computes in float16) sigma
-        # is 1 / inf = 0 where it is a representable subnormal
+    if "sigmoid_exp_overflow_in_dtype" in current().variants:
+        # jax's float16 logistic: exp(-x) in float16, which overflows below x = -11.1, and
+        # sigma is 1 / inf = 0 where it is a representable subnormal
         e = current().op(e)
+    elif "sigmoid_exp_overflow" in current().variants:
+        # torch's and scipy's kernels: exp(-x) rounded to the type they compute in (float32
+        # for float16 and bfloat16) first: 0 below x = -88.7 in float32
+        from gradxval.judge.engine.arith import opmath
+
+        with opmath():
+            e = current().op(e)
     return _unary(one / (one + e), a, lambda g, y: g * (y * (1.0 - y)))
 
 

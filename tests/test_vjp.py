@@ -59,3 +59,27 @@ def test_a_vjp_that_ignores_the_cotangent_is_a_disagreement():
     assert {v for (b, _), v in by.items() if b == "dropped"} == {"disagree"}
     c = cotangent(case)
     assert 2.0**-4 <= abs(c) < 2.0**4 and np.isfinite(c)
+
+
+def test_a_vjp_computed_as_the_cotangent_times_the_gradient_agrees():
+    """torch's float16 norm VJP rounds x / |x| to a subnormal, then multiplies by c = 7.56:
+    2 % off the engine's order (c x) / |x| at that element (held-out seed 8).  c times an
+    acceptable gradient is as honest; a VJP off by the factor c is still a disagreement."""
+    from gradxval.backends import load
+    from gradxval.model.sampling import parse_case_id
+
+    pytest.importorskip("torch")
+    torch = load("torch")
+    case = parse_case_id("l2_norm:extreme-float16-m4n5-s765005")
+    f = BY_NAME[case.function]
+    (rec,) = check_case(f, case, {"torch": torch}, ("vjp",), 1)
+    assert rec["outcome"] == "agree" and rec["note"].endswith("times the gradient"), rec
+
+    class Twice(type(torch)):
+        name = "twice"
+
+        def vjp(self, f, primals, cotangent):
+            return super().vjp(f, primals, 2 * cotangent)
+
+    (rec,) = check_case(f, case, {"twice": Twice()}, ("vjp",), 1)
+    assert rec["outcome"] == "disagree"

@@ -394,3 +394,22 @@ def test_autograd_forward_over_reverse_tanh_nan_is_its_rule_op_by_op():
     wrong[np.flatnonzero(np.abs(ref.x) < 5)[:1]] = np.nan
     v = judge(case, "autograd", "fwd_over_rev", "hvp_x", wrong, ref, load_registry())
     assert v.verdict == "disagree"
+
+
+def test_no_rows_make_every_derivative_zero_and_nan_its_honest_chain_rule():
+    """A with no rows: the loss is 0 whatever x is, so grad_x is 0 even where x is NaN
+    (forward mode gives 0); reverse mode's phi'(NaN) * 0 = NaN is honest there and agrees.
+    A NaN where x is finite, or a nonzero value, is a disagreement."""
+    cid = "special-float64-m0n994-s162872"
+    case, inputs, ref = _ref(cid)
+    x = np.asarray(inputs.x, dtype=np.float64)
+    assert not np.isfinite(x).all()
+    assert np.all(ref.values["grad_x"] == 0)
+    chain = np.where(np.isfinite(x), 0.0, np.nan)
+    assert _judge(cid, "torch", "autodiff", "grad_x", chain).verdict == "agree"
+    assert _judge(cid, "torch", "forward", "grad_x", np.zeros_like(x)).verdict == "agree"
+    wrong = np.where(np.isfinite(x), np.nan, 0.0)
+    assert _judge(cid, "torch", "autodiff", "grad_x", wrong).verdict == "disagree"
+    one = np.zeros_like(x)
+    one[0] = 1.0
+    assert _judge(cid, "torch", "autodiff", "grad_x", one).verdict == "disagree"

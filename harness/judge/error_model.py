@@ -214,6 +214,8 @@ def _honest_outcomes(ms: Measure, actual, ref: Reference, quantity: str, di, wan
     overflowing = ref.overflowing.get(quantity, False)
     with np.errstate(all="ignore"):
         other = np.isfinite(r) | (overflowing & ~((a == r) | (np.isnan(a) & np.isnan(r))))
+        if quantity in ref.conventions:
+            other = other & ~ref.conventions[quantity]
     over = bool(np.any(mask & ~np.isfinite(a) & other & (e == 0)))
     return Measure(e, ms.overflow or over, None)
 

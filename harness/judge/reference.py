@@ -51,6 +51,9 @@ class Reference:
     # quantity -> where an intermediate that evaluations form overflows the dtype (a subset of
     # honest's mask): a non-finite result there is the overflow outcome
     overflowing: dict = field(default_factory=dict)
+    # quantity -> where NaN is the chain rule's honest 0 * NaN for a derivative that is 0 by
+    # mathematics (no rows of A): accepted, and no overflow
+    conventions: dict = field(default_factory=dict)
     # what judging computes from the reference alone, kept for the next result (compare.py)
     memo: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -201,6 +204,21 @@ def compute_reference(
         if q in honest:
             mask, alts = honest[q]
             honest[q] = (mask.reshape(shape), [a.reshape(shape) for a in alts])
+    conventions: dict = {}
+    if case.m == 0:
+        # no rows: the loss is 0 whatever x is, and so is its derivative; the chain rule's
+        # phi'(x) * 0 is NaN where x is NaN or infinite, an honest IEEE outcome, not the truth
+        # (special-float64-m0n994-s162872: forward mode gives 0, reverse mode NaN)
+        for q in ("grad_x", "hvp_x") if second else ("grad_x",):
+            bad = ~np.isfinite(np.asarray(vals[q]))
+            if bad.any():
+                zero = np.zeros_like(vals[q])
+                _add_outcomes(honest, q, bad, zero, (np.nan,))
+                conventions[q] = bad
+                vals[q] = np.where(bad, zero, vals[q])
+                with np.errstate(all="ignore"):
+                    scale[q] = np.where(bad, 0.0, scale[q])
+                    under[q] = np.where(bad, 1.0, under[q])
     overflowing = _intermediate_overflow(honest, vals, z, back, di.max, second,
                                          case.m if di.is_complex else 0, s)  # fmt: skip
     return Reference(
@@ -219,6 +237,7 @@ def compute_reference(
         sigma_second=spp.reshape(shape) if second else None,
         honest=honest,
         overflowing=overflowing,
+        conventions=conventions,
     )
 
 

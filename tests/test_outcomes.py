@@ -73,12 +73,18 @@ def test_jax_tanh_jvp_nan_is_known_in_jax_only():
     assert _judge(cid, "jax", "autodiff", "grad_x", wrong).verdict == "disagree"
 
 
+def _cosh_squared_model(ref):
+    """autograd's tanh rule g / cosh(x)**2 where it is 0 (cosh^2 overflows), the reference
+    elsewhere."""
+    with np.errstate(all="ignore"):
+        model = 2 * ref.back / np.cosh(ref.x) ** 2
+    return np.where(np.isfinite(ref.values["grad_x"]) & (model != 0), ref.values["grad_x"], model)
+
+
 def test_autograd_tanh_cosh_overflow_is_known_in_autograd_only():
     cid = "tanh:extreme-complex128-m1000n257-s883039"
     case, inputs, ref = _ref(cid)
-    with np.errstate(all="ignore"):
-        model = 2 * ref.back / np.cosh(ref.x) ** 2
-    model = np.where(np.isfinite(ref.values["grad_x"]) & (model != 0), ref.values["grad_x"], model)
+    model = _cosh_squared_model(ref)
     v = _judge(cid, "autograd", "autodiff", "grad_x", model)
     assert v.verdict == "known" and v.classification == "autograd-tanh-vjp-cosh-squared-overflows"
     assert _judge(cid, "torch", "autodiff", "grad_x", model).verdict == "disagree"
@@ -348,9 +354,7 @@ def test_autograd_forward_mode_faults_are_the_registered_ones():
 
     cid = "tanh:extreme-float64-m4n252-s591467"
     case, inputs, ref = _ref(cid)
-    with np.errstate(all="ignore"):
-        model = 2 * ref.back / np.cosh(ref.x) ** 2
-    model = np.where(np.isfinite(ref.values["grad_x"]) & (model != 0), ref.values["grad_x"], model)
+    model = _cosh_squared_model(ref)
     v = _judge(cid, "autograd", "forward", "grad_x", model)
     assert v.verdict == "known" and v.classification == "autograd-tanh-vjp-cosh-squared-overflows"
 

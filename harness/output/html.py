@@ -156,88 +156,122 @@ def _findings(summary: dict) -> list[str]:
     return parts
 
 
-def _svg(fig) -> str:
+def _svg(fig, tight: bool = True) -> str:
+    """The figure as inline SVG; ``tight`` fits the page to what was drawn, which costs a
+    second draw (a figure laid out by hand does without)."""
     import matplotlib
 
     buf = io.StringIO()
     # no date, fixed ids: the same run gives the same bytes (a merged run equals an unsharded one)
-    matplotlib.rcParams["svg.hashsalt"] = "gradxval"
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    with matplotlib.rc_context({"svg.hashsalt": "gradxval"}):
+        fig.savefig(
+            buf, format="svg", bbox_inches="tight" if tight else None, metadata={"Date": None}
+        )
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
 
-def _horizontal(matplotlib) -> dict:
-    """Horizontal boxes: ``orientation`` from matplotlib 3.10, ``vert`` (deprecated) before."""
-    major, minor = (int(p) for p in matplotlib.__version__.split(".")[:2])
-    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+def _figure(**kw):
+    """A Figure with no pyplot: no process-wide backend switch, no figure registry to close,
+    and about half of pyplot's import time (each `gradxval run --out` is a fresh process)."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kw)
+
+
+def _text_width(texts, size: float) -> float:
+    """Inches the widest of ``texts`` takes in matplotlib's default font at ``size`` points."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    font, measure = FontProperties(size=size), TextToPath()
+    return max(measure.get_text_width_height_descent(t, font, ismath=False)[0] for t in texts) / 72
+
+
+_X_RANGE = (1e-4, 1e6)  # the tightness plot's axis: error/tolerance from far inside to far out
+
+
+def _boxes(ax, stats: list[dict], pos: list[int]) -> None:
+    """Horizontal box plots drawn as four collections (whiskers, caps, boxes, medians), not
+    bxp's half a dozen artists per box: the same picture, drawn in a fraction of the time
+    (each run with --out draws it once; benchmarks/report_render.py).  Values are clipped to
+    the axis: a zero error has no place on a log scale."""
+    from matplotlib.collections import PolyCollection
+
+    lo, hi = _X_RANGE
+
+    def col(key):
+        return [min(max(s[key], lo), hi) for s in stats]
+
+    whislo, q1, med, q3, whishi = (col(k) for k in ("whislo", "q1", "med", "q3", "whishi"))
+    ax.hlines(pos, whislo, q1, color="k", lw=0.8)
+    ax.hlines(pos, q3, whishi, color="k", lw=0.8)
+    ax.vlines(whislo + whishi, [p - 0.15 for p in pos] * 2, [p + 0.15 for p in pos] * 2,
+              color="k", lw=0.8)  # fmt: skip
+    boxes = [[(a, p - 0.3), (b, p - 0.3), (b, p + 0.3), (a, p + 0.3)]
+             for p, a, b in zip(pos, q1, q3, strict=True)]  # fmt: skip
+    ax.add_collection(PolyCollection(boxes, facecolor="none", edgecolor="k", lw=0.8))
+    ax.vlines(med, [p - 0.3 for p in pos], [p + 0.3 for p in pos], color="C1", lw=1.2)
 
 
 def _tightness_plot(tally) -> str | None:
     """Per dtype, error_u / tolerance_u of every judged result per backend x method (log):
     boxes from the streaming summary's sketches (output.tally.Tally.box_stats)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     data = tally.box_stats()
     dtypes = [d for d in DTYPES if d in data]
     if not dtypes:
         return None
     rows = sorted({w for d in dtypes for w in data[d]})
-    fig, axes = plt.subplots(
-        1, len(dtypes), figsize=(2.3 * len(dtypes) + 2, 0.32 * len(rows) + 1.4), sharey=True
+    title = (
+        "error_u / tolerance_u per result (box: 1st-99th percentile; dot: worst; dashed: the "
+        "tolerance)"
     )
+    fig = _figure(figsize=(1, 1))
+    # laid out by hand in inches (one draw, not bbox_inches="tight"'s two): row labels on the
+    # left, panels 2.3 wide and 0.35 apart (room for the tick labels at their ends), the title on top, tick labels and the axis label below
+    left = _text_width(rows, 7) + 0.3
+    width = left + 2.3 * len(dtypes) + 0.35 * (len(dtypes) - 1) + 0.25
+    width = max(width, _text_width([title], 9) + 0.3)
+    height = 0.32 * len(rows) + 1.1
+    fig.set_size_inches(width, height)
+    fig.subplots_adjust(left=left / width, right=1 - 0.25 / width, bottom=0.5 / height,
+                        top=1 - 0.6 / height, wspace=0.35 / 2.3)  # fmt: skip
+    axes = fig.subplots(1, len(dtypes), sharey=True)
     axes = [axes] if len(dtypes) == 1 else list(axes)
     for ax, d in zip(axes, dtypes, strict=True):
         series = [data[d].get(w) for w in rows]
         pos = [i for i, s in enumerate(series) if s]
-        ax.bxp(
-            [{k: v for k, v in series[i].items() if k != "max"} for i in pos],
-            positions=pos,
-            **_horizontal(matplotlib),
-            showfliers=False,
-            widths=0.6,
-        )
+        _boxes(ax, [series[i] for i in pos], pos)
         worst = [series[i]["max"] for i in pos]
         ax.scatter(worst, pos, s=10, color="#c33", zorder=3, label="worst")
         ax.axvline(1.0, color="#c33", lw=1, ls="--")
         ax.set_xscale("log")
-        ax.set_xlim(1e-4, 1e6)
+        ax.set_xlim(*_X_RANGE)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
         ax.set_title(d, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels(rows, fontsize=7)
         ax.set_xlabel("error / tolerance", fontsize=7)
-    fig.suptitle(
-        "error_u / tolerance_u per result (box: 1st-99th percentile; dot: worst; dashed: the "
-        "tolerance)",
-        fontsize=9,
-    )
-    return _svg(fig)
+    fig.suptitle(title, fontsize=9)
+    return _svg(fig, tight=False)
 
 
 def _profile_plot(summary: dict) -> str | None:
     """Worst relative error of grad_x against |x| (saturated and extreme cases)."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     prof = summary.get("profiles") or {}
     dtypes = [d for d in DTYPES if d in prof]
     if not dtypes:
         return None
-    fig, axes = plt.subplots(
-        1, len(dtypes), figsize=(3.0 * len(dtypes) + 1, 3.4), sharey=True, squeeze=False
-    )
+    fig = _figure(figsize=(3.0 * len(dtypes) + 1, 3.4))
+    axes = fig.subplots(1, len(dtypes), sharey=True, squeeze=False)
     # one colour per series across the panels, and a legend naming every series of any panel
     series = sorted({who for d in dtypes for who in prof[d]})
-    colours = dict(zip(series, plt.cm.tab10.colors * (len(series) // 10 + 1), strict=False))
+    colours = dict(
+        zip(series, matplotlib.colormaps["tab10"].colors * (len(series) // 10 + 1), strict=False)
+    )
     for ax, d in zip(axes[0], dtypes, strict=True):
         for who, pts in prof[d].items():
             xs = [10**b for b, _ in pts]

@@ -497,7 +497,8 @@ class _Worker:
                 self.proc.join(1)
                 code = self.proc.exitcode
             why, kind = f"worker process died ({type(exc).__name__}, exit code {code})", "crash"
-        self.stop()
+        # a hung or hogging worker is busy and cannot read a stop message: no grace period
+        self.stop(grace=0 if kind in ("timeout", "memory") else 0.5)
         return _failed(methods, why), kind
 
     def signal_stop(self) -> None:

@@ -228,7 +228,8 @@ def _tightness_plot(tally) -> str | None:
     )
     fig = _figure(figsize=(1, 1))
     # laid out by hand in inches (one draw, not bbox_inches="tight"'s two): row labels on the
-    # left, panels 2.3 wide and 0.35 apart (room for the tick labels at their ends), the title on top, tick labels and the axis label below
+    # left, panels 2.3 wide and 0.35 apart (room for the tick labels at their ends), the
+    # title on top, tick labels and the axis label below
     left = _text_width(rows, 7) + 0.3
     width = left + 2.3 * len(dtypes) + 0.35 * (len(dtypes) - 1) + 0.25
     width = max(width, _text_width([title], 9) + 0.3)
@@ -259,19 +260,32 @@ def _tightness_plot(tally) -> str | None:
 
 def _profile_plot(summary: dict) -> str | None:
     """Worst relative error of grad_x against |x| (saturated and extreme cases)."""
+    import math
+
     import matplotlib
 
     prof = summary.get("profiles") or {}
     dtypes = [d for d in DTYPES if d in prof]
     if not dtypes:
         return None
-    fig = _figure(figsize=(3.0 * len(dtypes) + 1, 3.4))
-    axes = fig.subplots(1, len(dtypes), sharey=True, squeeze=False)
+    title = "Where the result leaves the truth as |x| grows (saturated and extreme cases; 10 = NaN)"
     # one colour per series across the panels, and a legend naming every series of any panel
     series = sorted({who for d in dtypes for who in prof[d]})
     colours = dict(
         zip(series, matplotlib.colormaps["tab10"].colors * (len(series) // 10 + 1), strict=False)
     )
+    # laid out by hand in inches, as the tightness plot: panels 2.6 wide and 0.3 apart, the
+    # y label and tick labels on the left, tick labels, |x| and the legend's rows below
+    width = 0.85 + 2.6 * len(dtypes) + 0.3 * (len(dtypes) - 1) + 0.2
+    width = max(width, _text_width([title], 9) + 0.3)
+    entry = _text_width(series, 7) + 0.6  # a legend entry: its line, marker and label
+    ncol = max(1, min(4, int((width - 0.2) // entry)))
+    legend = 0.2 * math.ceil(len(series) / ncol) + 0.15
+    height = 3.0 + legend
+    fig = _figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.85 / width, right=1 - 0.2 / width, top=1 - 0.5 / height,
+                        bottom=(0.55 + legend) / height, wspace=0.3 / 2.6)  # fmt: skip
+    axes = fig.subplots(1, len(dtypes), sharey=True, squeeze=False)
     for ax, d in zip(axes[0], dtypes, strict=True):
         for who, pts in prof[d].items():
             xs = [10**b for b, _ in pts]
@@ -289,13 +303,10 @@ def _profile_plot(summary: dict) -> str | None:
     for ax in axes[0]:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             named.setdefault(label, h)
-    fig.legend(list(named.values()), list(named), fontsize=7, loc="lower center", ncol=4,
-               bbox_to_anchor=(0.5, -0.06 * (1 + len(named) // 4)))  # fmt: skip
-    fig.suptitle(
-        "Where the result leaves the truth as |x| grows (saturated and extreme cases; 10 = NaN)",
-        fontsize=9,
-    )
-    return _svg(fig)
+    fig.legend(list(named.values()), list(named), fontsize=7, loc="lower center", ncol=ncol,
+               bbox_to_anchor=(0.5, 0.05 / height), frameon=False)  # fmt: skip
+    fig.suptitle(title, fontsize=9)
+    return _svg(fig, tight=False)
 
 
 def _u(x) -> str:

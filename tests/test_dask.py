@@ -98,12 +98,15 @@ def test_a_killed_worker_has_its_cases_rerun_not_lost(tmp_path, cluster):
     assert outcome.status == 0
 
 
-def test_workers_write_their_own_store_parts(tmp_path, local_run):
+def test_workers_write_their_own_store_parts(tmp_path, cluster, local_run):
     """--store on Dask: each worker writes its own parts (named after it); the client's summary
-    from their footers equals the local run's."""
+    from their footers equals the local run's.  On the module's cluster: starting one through
+    the CLI is tested above."""
     pytest.importorskip("pyarrow")
     dask = tmp_path / "dask"
-    assert main([*ARGS, "--out", str(dask), "--executor", "dask", "--store"]) == 1
+    args = ["--out", str(dask), "--executor", "dask", "--store"]
+    cluster[1].wait_for_workers(2, timeout=60)  # one killed by an earlier test is back
+    assert main([*ARGS, *args, "--scheduler", cluster[0].scheduler_address]) == 1
     writers = {p.name.rsplit("-", 1)[0] for p in (dask / "results").glob("part-*.parquet")}
     assert len(writers) == 2 and not (dask / "results.jsonl").exists()
     got, want = _summary(dask), _summary(local_run)

@@ -285,6 +285,7 @@ def test_the_calibration_suite_runs_as_pytest_items(pytester):
     # no torch import here: pytester drops modules a test imported, and torch cannot load twice
     result = pytester.runpytest_subprocess(
         "--pyargs", "gradxval.suite.calibration", "-q", "-p", "no:randomly",
+        "-p", "no:hypothesispytest",  # unused here, and it imports all of Hypothesis
         # numpy (the value only) keeps the subprocess free of torch's and jax's import time
         "--gradxval-cases", "1", "--gradxval-backends", "numpy", "--gradxval-dtypes", "float64",
         "-k", "huber or softmax_xent or gelu",

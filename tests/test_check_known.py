@@ -446,7 +446,8 @@ def test_declared_functions_become_pytest_items(pytester):
         """
     )
     run = pytester.runpytest_subprocess(
-        "-v", "-p", "no:randomly", "--gradxval-cases", "3", "--gradxval-backends", "numpy",
+        "-v", "-p", "no:randomly", "-p", "no:hypothesispytest",  # unused, slow to import
+        "--gradxval-cases", "3", "--gradxval-backends", "numpy",
         "--gradxval-dtypes", "float32,float64",
     )  # fmt: skip
     out = run.stdout.str()

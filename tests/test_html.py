@@ -31,7 +31,9 @@ def report(tmp_path_factory):
     pytest.importorskip("matplotlib", reason="report.html plots need matplotlib")
     d = tmp_path_factory.mktemp("html") / "run"
     args = ["run", "--backends", "numpy,torch,mutants:FactorTwo", "--cases", "36", "--seed", "4"]
-    assert main([*args, "--quiet", "--out", str(d), "--no-follow-up"]) == 1
+    # in this process: the report is under test, not the workers (a torch worker is a second
+    # import of torch)
+    assert main([*args, "--quiet", "--out", str(d), "--no-follow-up", "--in-process"]) == 1
     return d
 
 

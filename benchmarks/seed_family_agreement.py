@@ -13,6 +13,10 @@ dtype's ulp for the lower ones, whose hand-derived reference is computed only as
 judging them needs.  Prints disagreements per problem x dtype x regime, and exits 1 if any.
 
     python benchmarks/seed_family_agreement.py --cases 1000 [--dtypes complex64,complex128]
+        [--problems logistic,tanh]
+
+--problems splits a long run over processes (the cases of a problem do not depend on the
+others'); their tables add up.
 """
 
 from __future__ import annotations
@@ -103,11 +107,14 @@ def main() -> int:
     p.add_argument("--cases", type=int, default=1000, help="per problem")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtypes", default=",".join(REAL + COMPLEX))
+    p.add_argument("--problems", default=",".join(PHI))
     args = p.parse_args()
     dtypes = tuple(args.dtypes.split(","))
     total, bad, conv = Counter(), Counter(), Counter()
     examples = []
-    for problem in PHI:
+    for problem in args.problems.split(","):
+        if problem not in PHI:
+            p.error(f"problem={problem!r}, expected one of {', '.join(PHI)}")
         cases = sample_cases(args.cases, args.seed, dtypes, problems=(problem,))
         for c in cases:
             key = (problem, c.dtype, c.regime)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import numpy as np
-from gradxval.judge.engine.arith import current
+from gradxval.judge.engine.arith import current, opmath
 
 __all__ = ["Var", "lift", "grad", "unbroadcast"]
 
@@ -384,8 +385,6 @@ def sigmoid(a) -> Var:
     elif "sigmoid_exp_overflow" in current().variants:
         # torch's and scipy's kernels: exp(-x) rounded to the type they compute in (float32
         # for float16 and bfloat16) first: 0 below x = -88.7 in float32
-        from gradxval.judge.engine.arith import opmath
-
         with opmath():
             e = current().op(e)
     return _unary(one / (one + e), a, lambda g, y: g * (y * (1.0 - y)))
@@ -528,13 +527,31 @@ def logsumexp(a, axis=-1, keepdims=False) -> Var:
         # honest runs do not, as log_softmax and cross_entropy kernels do not: x - max is
         # inf - inf = NaN there, an outcome an honest library may return
         m = np.where(np.isfinite(m.astype(np.float64)), m, ar.const(0.0))
-    if a.value.size:
-        total = np.sum(np.exp(a.value - m), axis=axes, keepdims=True)
-    else:  # binary128's add has no identity for numpy (sum_)
+    half = getattr(ar, "target", None) in (np.float16, ml_dtypes.bfloat16)
+    if not a.value.size:  # binary128's add has no identity for numpy (sum_)
         total = np.broadcast_to(ar.const(0.0), m.shape).copy()
-    kept = np.log(total) + m
+        kept = np.log(total) + m
+    elif ar.exact or half:
+        # float16 and bfloat16: the libraries compute in float32 and round once (torch's and
+        # scipy's kernels; XLA keeps its upcast ops' excess precision), which one faithful
+        # rounding of the whole models: float32's steps are far below half precision's ulp,
+        # and rounding each of them would move an exact max + log(1) = max off the grid
+        total = np.sum(np.exp(a.value - m), axis=axes, keepdims=True)
+        kept = np.log(total) + m
+    else:
+        # float32 and float64: an honest run rounds each step as the libraries' kernels do
+        # (x - max, exp, the sum, log, + max): the sum s's rounding is an absolute error of
+        # about u in log(s), which a result much smaller than 1 (a confident cross-entropy,
+        # log(1.06)) feels as many ulps; one faithful rounding of the whole showed no spread
+        # there (a false alarm on torch's cross_entropy, 8.5 ulps against 7.8)
+        terms = ar.op(np.exp(ar.op(a.value - m)))
+        n = math.prod(a.shape[i] for i in axes)
+        total = np.sum(terms, axis=axes, keepdims=True)
+        if n > 1:
+            total = ar.reduced(total, n, total, (terms, axes))  # terms >= 0: |sum| = sum
+        kept = ar.op(ar.op(np.log(total)) + m)
     value = kept if keepdims else kept.reshape(np.squeeze(kept, axis=axes).shape)
-    out = _make(np.asarray(value))
+    out = _make(np.asarray(value)) if ar.exact or half else Var(np.asarray(value))
     out.parents = (
         (a, lambda g: _expand_back(g, a.shape, axes, keepdims)
          * exp(a - _expand_back(out, a.shape, axes, keepdims))),

@@ -478,6 +478,19 @@ def test_an_exponentially_amplified_rounding_is_not_a_false_alarm():
     ]
 
 
+def test_a_backends_numeric_warnings_stay_off_the_terminal():
+    """The empty regime's batch of 0: numpy's mean warns "Mean of empty slice", which the
+    check expects (an empty input on purpose); it reached the terminal of `gradxval check`."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = check("suite:softmax_xent", backends="numpy", regimes=["empty"], cases=8,
+                       dtypes=["float32"], seed=5)  # fmt: skip
+    assert result.judged
+    assert not [w for w in seen if "empty slice" in str(w.message)], [str(w.message) for w in seen]
+
+
 def test_a_confident_cross_entropy_is_judged_with_its_sum_rounding():
     """softmax_xent, one example whose label's logit is the largest: the loss is -log(s),
     s = 1.06, and rounding s in float32 moves it by up to ~16 ulps.  torch's cross_entropy

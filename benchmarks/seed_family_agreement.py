@@ -51,8 +51,6 @@ def close(engine: np.ndarray, ref: np.ndarray, dtype: str, floor=0.0):
     own underflow term at tol_u = 1; tolerances are 8 or more of it).  The double-double hand
     reference is no better than that where a factor is subnormal in float64 (its high word
     loses bits: sigma'(732) * 800 is 44 subnormal spacings off, seed 15)."""
-    from gradxval.dtypes import info
-
     dtype = info(dtype).real  # complex64 is judged as float32, complex128 as float64
     floor = np.broadcast_to(np.asarray(floor, dtype=np.float64), np.shape(ref))
     if np.iscomplexobj(engine) or np.iscomplexobj(ref):
@@ -77,8 +75,6 @@ def _finite_close(e, r, dtype, floor) -> bool:
     if dtype == "float64":
         return bool(np.all((d <= 2 * np.spacing(np.abs(r))) | (d <= 4 * np.spacing(scale))
                            | (d <= floor)))  # fmt: skip
-    from gradxval.dtypes import info
-
     bound = 1e-6 * info(dtype).u
     return bool(np.all((d <= bound * np.abs(r)) | (d <= 2 * bound * scale)))
 

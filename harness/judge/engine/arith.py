@@ -306,6 +306,12 @@ def using(arith):
             arith.flint.ctx.prec = old
 
 
+def half_precision(ar=None) -> bool:
+    """Whether the arithmetic (default: the current one) rounds to float16 or bfloat16."""
+    ar = current() if ar is None else ar
+    return getattr(ar, "target", None) in (np.float16, ml_dtypes.bfloat16)
+
+
 @contextlib.contextmanager
 def opmath():
     """Operations inside round to float32 where the dtype is float16 or bfloat16: a library
@@ -314,7 +320,7 @@ def opmath():
     from gradxval.dtypes import info
 
     ar = current()
-    if getattr(ar, "target", None) not in (np.float16, ml_dtypes.bfloat16):
+    if not half_precision(ar):
         yield
         return
     saved = ar.target, ar.u

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import ml_dtypes
 import numpy as np
 from gradxval.judge.engine import tape as t
-from gradxval.judge.engine.arith import current, opmath
+from gradxval.judge.engine.arith import current, half_precision, opmath
 from gradxval.judge.engine.complex import CXP
 from gradxval.model.nn import (
     OPS,
@@ -155,7 +154,7 @@ def _torch_layer_norm_backward(x, weight, bias, eps):
     C = -B * mean - db * a / N.  Where x equals its mean (width 1) the exact normalized input
     is 0 and these leave a rounding residue, times dy (pytorch#188375: weight.grad 1.1e20 for
     an exact 0).  float16 and bfloat16 compute all of it in float32 and round the outputs."""
-    low = getattr(current(), "target", None) in (np.float16, ml_dtypes.bfloat16)
+    low = half_precision()
     y = _PLAIN_LAYER_NORM(x, weight, bias, eps)
     n = x.shape[-1]
     w = t.lift(1.0) if weight is None else t.lift(weight)

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 
-import ml_dtypes
 import numpy as np
-from gradxval.judge.engine.arith import current, opmath
+from gradxval.judge.engine.arith import current, half_precision, opmath
 
 __all__ = ["Var", "lift", "grad", "unbroadcast"]
 
@@ -527,16 +526,17 @@ def logsumexp(a, axis=-1, keepdims=False) -> Var:
         # honest runs do not, as log_softmax and cross_entropy kernels do not: x - max is
         # inf - inf = NaN there, an outcome an honest library may return
         m = np.where(np.isfinite(m.astype(np.float64)), m, ar.const(0.0))
-    half = getattr(ar, "target", None) in (np.float16, ml_dtypes.bfloat16)
-    if not a.value.size:  # binary128's add has no identity for numpy (sum_)
-        total = np.broadcast_to(ar.const(0.0), m.shape).copy()
-        kept = np.log(total) + m
-    elif ar.exact or half:
-        # float16 and bfloat16: the libraries compute in float32 and round once (torch's and
-        # scipy's kernels; XLA keeps its upcast ops' excess precision), which one faithful
-        # rounding of the whole models: float32's steps are far below half precision's ulp,
-        # and rounding each of them would move an exact max + log(1) = max off the grid
-        total = np.sum(np.exp(a.value - m), axis=axes, keepdims=True)
+    # the exact arithmetics, and float16 and bfloat16: the libraries compute those in float32
+    # and round once (torch's and scipy's kernels; XLA keeps its upcast ops' excess precision),
+    # which one faithful rounding of the whole models: float32's steps are far below half
+    # precision's ulp, and rounding each of them would move an exact max + log(1) = max off
+    # the grid
+    whole = ar.exact or half_precision(ar) or not a.value.size
+    if whole:
+        if a.value.size:
+            total = np.sum(np.exp(a.value - m), axis=axes, keepdims=True)
+        else:  # binary128's add has no identity for numpy (sum_)
+            total = np.broadcast_to(ar.const(0.0), m.shape).copy()
         kept = np.log(total) + m
     else:
         # float32 and float64: an honest run rounds each step as the libraries' kernels do
@@ -551,7 +551,7 @@ def logsumexp(a, axis=-1, keepdims=False) -> Var:
             total = ar.reduced(total, n, total, (terms, axes))  # terms >= 0: |sum| = sum
         kept = ar.op(ar.op(np.log(total)) + m)
     value = kept if keepdims else kept.reshape(np.squeeze(kept, axis=axes).shape)
-    out = _make(np.asarray(value)) if ar.exact or half else Var(np.asarray(value))
+    out = _make(np.asarray(value)) if whole else Var(np.asarray(value))
     out.parents = (
         (a, lambda g: _expand_back(g, a.shape, axes, keepdims)
          * exp(a - _expand_back(out, a.shape, axes, keepdims))),

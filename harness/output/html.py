@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 from pathlib import Path
 
 from gradxval.dtypes import DTYPES
@@ -171,12 +172,17 @@ def _svg(fig, tight: bool = True) -> str:
     return text[text.index("<svg") :]
 
 
-def _figure(**kw):
-    """A Figure with no pyplot: no process-wide backend switch, no figure registry to close,
-    and about half of pyplot's import time (each `gradxval run --out` is a fresh process)."""
+def _laid_out(width, height, *, left, right, top, bottom, panel, gap):
+    """A Figure laid out by hand in inches, margins and panels ``panel`` wide ``gap`` apart:
+    one draw, not bbox_inches="tight"'s two.  No pyplot: no process-wide backend switch, no
+    figure registry to close, and about half of pyplot's import time (each `gradxval run
+    --out` is a fresh process)."""
     from matplotlib.figure import Figure
 
-    return Figure(**kw)
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
+                        top=1 - top / height, wspace=gap / panel)  # fmt: skip
+    return fig
 
 
 def _text_width(texts, size: float) -> float:
@@ -192,11 +198,11 @@ def _decorate(ax, title: str) -> None:
     """A panel's title and ticks.  No minor ticks: over 10 to 19 decades they are a blur, and
     they were most of the drawing time; a title at a fixed height skips matplotlib's search
     for a place clear of the tick labels (a layout pass per panel)."""
+    from matplotlib.ticker import FuncFormatter
+
     ax.set_title(title, fontsize=9, y=1.0, pad=4)
     ax.minorticks_off()
     ax.tick_params(labelsize=7)
-    from matplotlib.ticker import FuncFormatter
-
     for axis in (ax.xaxis, ax.yaxis):
         if axis.get_scale() == "log":  # 10⁻⁴ as plain text: mathtext's parser was a third of it
             axis.set_major_formatter(FuncFormatter(_power_of_ten))
@@ -207,8 +213,6 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 def _power_of_ten(value: float, _pos=None) -> str:
     """A log axis's tick label: 10 with the exponent as Unicode superscripts."""
-    import math
-
     if not value > 0:
         return ""
     e = math.log10(value)
@@ -255,19 +259,14 @@ def _tightness_plot(tally) -> str | None:
         "error_u / tolerance_u per result (box: 1st-99th percentile; dot: worst; dashed: the "
         "tolerance)"
     )
-    fig = _figure(figsize=(1, 1))
-    # laid out by hand in inches (one draw, not bbox_inches="tight"'s two): row labels on the
-    # left, panels 2.3 wide and 0.35 apart (room for the tick labels at their ends), the
-    # title on top, tick labels and the axis label below
+    # row labels on the left, panels 2.3 wide and 0.35 apart (room for the tick labels at
+    # their ends), the title on top, tick labels and the axis label below
     left = _text_width(rows, 7) + 0.3
     width = left + 2.3 * len(dtypes) + 0.35 * (len(dtypes) - 1) + 0.25
     width = max(width, _text_width([title], 9) + 0.3)
-    height = 0.32 * len(rows) + 1.1
-    fig.set_size_inches(width, height)
-    fig.subplots_adjust(left=left / width, right=1 - 0.25 / width, bottom=0.5 / height,
-                        top=1 - 0.6 / height, wspace=0.35 / 2.3)  # fmt: skip
-    axes = fig.subplots(1, len(dtypes), sharey=True)
-    axes = [axes] if len(dtypes) == 1 else list(axes)
+    fig = _laid_out(width, 0.32 * len(rows) + 1.1, left=left, right=0.25, top=0.6, bottom=0.5,
+                    panel=2.3, gap=0.35)  # fmt: skip
+    axes = fig.subplots(1, len(dtypes), sharey=True, squeeze=False)[0]
     for ax, d in zip(axes, dtypes, strict=True):
         series = [data[d].get(w) for w in rows]
         pos = [i for i, s in enumerate(series) if s]
@@ -288,8 +287,6 @@ def _tightness_plot(tally) -> str | None:
 
 def _profile_plot(summary: dict) -> str | None:
     """Worst relative error of grad_x against |x| (saturated and extreme cases)."""
-    import math
-
     import matplotlib
 
     prof = summary.get("profiles") or {}
@@ -302,17 +299,16 @@ def _profile_plot(summary: dict) -> str | None:
     colours = dict(
         zip(series, matplotlib.colormaps["tab10"].colors * (len(series) // 10 + 1), strict=False)
     )
-    # laid out by hand in inches, as the tightness plot: panels 2.6 wide and 0.3 apart, the
-    # y label and tick labels on the left, tick labels, |x| and the legend's rows below
+    # panels 2.6 wide and 0.3 apart, the y label and tick labels on the left, tick labels,
+    # |x| and the legend's rows below
     width = 0.85 + 2.6 * len(dtypes) + 0.3 * (len(dtypes) - 1) + 0.2
     width = max(width, _text_width([title], 9) + 0.3)
     entry = _text_width(series, 7) + 0.6  # a legend entry: its line, marker and label
     ncol = max(1, min(4, int((width - 0.2) // entry)))
     legend = 0.2 * math.ceil(len(series) / ncol) + 0.15
     height = 3.0 + legend
-    fig = _figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.85 / width, right=1 - 0.2 / width, top=1 - 0.5 / height,
-                        bottom=(0.55 + legend) / height, wspace=0.3 / 2.6)  # fmt: skip
+    fig = _laid_out(width, height, left=0.85, right=0.2, top=0.5, bottom=0.55 + legend,
+                    panel=2.6, gap=0.3)  # fmt: skip
     axes = fig.subplots(1, len(dtypes), sharey=True, squeeze=False)
     for ax, d in zip(axes[0], dtypes, strict=True):
         for who, pts in prof[d].items():

@@ -178,6 +178,17 @@ class EnvReporter(_NumpyFault):
         return "/".join(os.environ.get(k, "-") for k in keys)
 
 
+class MarkReporter(_NumpyFault):
+    """Its version is GRADXVAL_TEST_MARK as its process sees it."""
+
+    name = "mark_reporter"
+
+    def version(self) -> str:
+        import os
+
+        return os.environ.get("GRADXVAL_TEST_MARK", "-")
+
+
 class ReturnsList(_NumpyFault):
     name = "returns_list"
 

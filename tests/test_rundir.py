@@ -17,6 +17,8 @@ from gradxval.output import read_jsonl
 
 TESTS = str(Path(__file__).parent)
 RUN = ["--backends", "numpy,mutants:FactorTwo", "--cases", "24", "--seed", "5", "--quiet"]
+# 24 calls of 50 ms each beside: still running when the SIGKILL comes
+KILLED = [*RUN[:1], "numpy,mutants:FactorTwo,mutants:Slow", *RUN[2:]]
 
 
 def _env() -> dict:
@@ -54,7 +56,7 @@ def _verdicts(d: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     d = tmp_path_factory.mktemp("whole")
-    p = _gradxval("run", *RUN, "--out", str(d), "--no-follow-up")
+    p = _gradxval("run", *KILLED, "--out", str(d), "--no-follow-up")
     p.communicate(timeout=300)
     assert p.returncode == 1  # FactorTwo disagrees
     return d
@@ -65,14 +67,21 @@ def test_sigkill_at_a_random_point_then_resume_equals_the_uninterrupted_run(
     tmp_path, uninterrupted, trial
 ):
     d = tmp_path / "run"
-    p = _gradxval("run", *RUN, "--out", str(d), "--no-follow-up")
+    p = _gradxval("run", *KILLED, "--out", str(d), "--no-follow-up")
     # wait until some cases are written, then kill at a random moment
     deadline = time.time() + 120
     while time.time() < deadline and not (d / "results.jsonl").exists():
         time.sleep(0.05)
-    time.sleep(random.Random(trial).uniform(0.0, 1.0))
+    time.sleep(random.Random(trial).uniform(0.0, 0.6))
+    kids = _children(p.pid)  # workers, the server they fork from, the resource tracker
+    assert p.poll() is None and kids, "the run ended before the kill"
     p.kill()
     p.communicate()
+    # nobody is left to stop them: each dies with its parent (runner._die_with_parent)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(k) for k in kids):
+        time.sleep(0.05)
+    assert not [k for k in kids if _alive(k)], "processes outlived a killed run"
     # a killed run leaves no summary; `gradxval report` rebuilds one from what was kept
     if not (d / "summary.json").exists():
         assert main(["report", str(d)]) in (1, 4)

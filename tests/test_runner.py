@@ -130,6 +130,36 @@ def test_workers_start_with_idle_threads_asleep_and_the_caller_keeps_its_environ
     assert keep_freed_memory() is sys.platform.startswith("linux")
 
 
+def test_each_worker_sees_the_callers_environment_as_it_is_at_the_workers_start(monkeypatch):
+    """Workers fork from a server started with the first one: a variable the caller sets or
+    removes later still reaches the next worker, as a fresh process would have it."""
+    monkeypatch.delenv("GRADXVAL_TEST_MARK", raising=False)
+    versions = []
+    for mark in ("-", "one", "two", None):
+        if mark in ("one", "two"):
+            monkeypatch.setenv("GRADXVAL_TEST_MARK", mark)
+        elif mark is None:
+            monkeypatch.delenv("GRADXVAL_TEST_MARK")
+        _, stats = _run(["mutants:MarkReporter"], isolate=True)
+        versions.append(stats.backends[0].version)
+    assert versions == ["-", "one", "two", "-"]
+
+
+def test_spawned_workers_give_the_same_verdicts_and_a_bad_start_method_is_named(monkeypatch):
+    from gradxval.run.tuning import WORKER_START_ENV
+
+    def verdicts():
+        return sorted((v.case_id, v.backend, v.method, v.quantity, v.verdict) for v in _run(
+            ["mutants:FactorTwo", "numpy"], isolate=True)[0])  # fmt: skip
+
+    forked = verdicts()
+    monkeypatch.setenv(WORKER_START_ENV, "spawn")
+    assert verdicts() == forked and {v[-1] for v in forked} == {"agree", "disagree"}
+    monkeypatch.setenv(WORKER_START_ENV, "fork")
+    with pytest.raises(UsageError, match=r"GRADXVAL_WORKER_START='fork'.*forkserver, spawn"):
+        _run(["numpy"], isolate=True)
+
+
 def test_the_cli_tunes_its_own_process_where_the_user_set_nothing(monkeypatch):
     import os
 

@@ -9,7 +9,6 @@ precision) cannot leak between backends.  Workers run concurrently with the refe
 from __future__ import annotations
 
 import functools
-import multiprocessing as mp
 import os
 import queue
 import signal
@@ -35,7 +34,7 @@ from gradxval.model.problems import (
     load_problem,
     parse_order,
 )
-from gradxval.run.tuning import keep_freed_memory, worker_env
+from gradxval.run.tuning import keep_freed_memory, worker_context, worker_env
 
 __all__ = [
     "evaluate_backend",
@@ -311,7 +310,11 @@ def _check_repeat(first: dict, second: dict) -> None:
             raise RuntimeError(f"not deterministic: repeating the call changed {q}{where}")
 
 
-def _worker_main(conn, name: str, path: list[str], log: str | None = None) -> None:
+def _worker_main(conn, name: str, path: list[str], log: str | None, environ: dict) -> None:
+    # forked from a server started earlier: the parent's environment as it is now
+    if environ != os.environ:
+        os.environ.clear()
+        os.environ.update(environ)
     sys.path[:] = path
     if log:  # the backend's own prints and warnings go to its log, not the terminal
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -418,15 +421,14 @@ class _Worker:
 
     def launch(self) -> None:
         self.generation += 1
-        ctx = mp.get_context("spawn")
+        ctx = worker_context()
         parent, child = ctx.Pipe()
         log = None
         if self.limits.log_dir:
             log = os.path.join(self.limits.log_dir, log_name(self.name))
-        self.proc = ctx.Process(
-            target=_worker_main, args=(child, self.name, list(sys.path), log), daemon=True
-        )
         with worker_env():  # idle BLAS threads sleep: several workers share the cores
+            args = (child, self.name, list(sys.path), log, dict(os.environ))
+            self.proc = ctx.Process(target=_worker_main, args=args, daemon=True)
             self.proc.start()
         child.close()
         self.conn = parent

@@ -22,9 +22,12 @@ The figures: benchmarks/default_run.py and benchmarks/micro.py (docs/performance
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import sys
 from contextlib import contextmanager
+
+from gradxval.errors import expected
 
 # read by OpenBLAS, libgomp and torch when they load: they must be in a process's environment
 # before then; a user's own value wins
@@ -80,3 +83,36 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     return all(mallopt(param, value) == 1 for param, value in _MALLOC)
+
+
+# What every worker imports before its backend: a forkserver imports it once, and each worker
+# forks from there instead of importing it again at each start and restart
+_PRELOAD = "gradxval.run.runner"
+WORKER_START_ENV = "GRADXVAL_WORKER_START"  # "spawn": every worker a fresh interpreter
+_STARTS = ("forkserver", "spawn")
+
+
+def worker_context():
+    """The multiprocessing context for backend workers.
+
+    Python's forkserver where the platform has one: a fresh interpreter (no jax or torch
+    threads are ever forked) that has imported gradxval and numpy once, started with the first
+    worker inside worker_env(), so the variables BLAS reads when it loads are the workers'.
+    Each worker takes the rest of os.environ from its parent at launch (``_worker_main``), and
+    dies with the server, which exits when the run's process does.  Elsewhere, or with
+    GRADXVAL_WORKER_START=spawn, spawn: each worker imports everything again.
+    """
+    start = os.environ.get(WORKER_START_ENV) or "forkserver"
+    if start not in _STARTS:
+        raise expected(WORKER_START_ENV, start, _STARTS)
+    if start == "spawn" or "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    from multiprocessing import forkserver
+
+    # keep what a caller preloads (CPython's default: __main__); a private attribute, read
+    # defensively: without it only the preload is lost
+    preload = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))
+    if _PRELOAD not in preload:
+        ctx.set_forkserver_preload([*preload, _PRELOAD])
+    return ctx

@@ -14,6 +14,8 @@ from gradxval.cli import main
 from gradxval.errors import UsageError
 from gradxval.output.rundir import RunDir
 
+pytestmark = pytest.mark.waits  # first in the run: see conftest.py
+
 pytest.importorskip("distributed", reason="Dask distributed is not installed (gradxval[dask])")
 
 ARGS = [

@@ -8,6 +8,8 @@ from gradxval.errors import BackendUnavailable, UsageError
 from gradxval.model.cases import Case
 from gradxval.run.runner import run_cases
 
+pytestmark = pytest.mark.waits  # first in the run: see conftest.py
+
 CASES = ["normal-float32-m5n4-s1", "normal-float64-m3n2k2-s2"]
 
 

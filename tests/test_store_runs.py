@@ -21,6 +21,8 @@ from gradxval.cli import main  # noqa: E402
 from gradxval.output.rundir import RunDir  # noqa: E402
 from gradxval.output.store import FLUSH_ENV  # noqa: E402
 
+pytestmark = pytest.mark.waits  # first in the run: see conftest.py
+
 TESTS = str(Path(__file__).parent)
 RUN = ["run", "--backends", "numpy,mutants:FactorTwo", "--dtypes", "float32,float64,bfloat16",
        "--cases", "30", "--seed", "4", "--quiet", "--no-follow-up"]  # fmt: skip
@@ -132,9 +134,7 @@ def test_sigkill_then_resume_loses_nothing_and_judges_nothing_twice(runs, tmp_pa
     p.kill()
     p.communicate()
     assert 0 < len(RunDir(d).done()) < 30 and not (d / "summary.json").exists()
-    resume = [*cmd, "run", "--resume", str(d), "--quiet", "--no-follow-up"]
-    r = subprocess.run(resume, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 1, r.stderr
+    assert main(["run", "--resume", str(d), "--quiet", "--no-follow-up"]) == 1
     assert _summary(d) == _summary(runs / "store")
     assert _verdicts(d) == _verdicts(runs / "store")
 
@@ -163,8 +163,7 @@ def test_sigterm_writes_the_buffered_part_then_resume_finishes(tmp_path):
     done = RunDir(d).done()
     assert summary["run"]["interrupted"] and 0 < len(done) < 12 == summary["run"]["planned_cases"]
     assert summary["run"]["cases"] == len(done)
-    resume = [*cmd, "run", "--resume", str(d), "--quiet", "--no-follow-up"]
-    code = subprocess.run(resume, env=env, capture_output=True, timeout=300).returncode
+    code = main(["run", "--resume", str(d), "--quiet", "--no-follow-up"])
     assert code == main([*slow, "--in-process", "--store", "--out", str(whole)])
     assert _summary(d) == _summary(whole)
     assert _verdicts(d) == _verdicts(whole)

@@ -82,3 +82,50 @@ def test_repro_writes_a_standalone_reproducer_for_a_plugins_known_fault(tmp_path
     assert imports and not any("gradxval" in ln for ln in imports)
     run = subprocess.run([sys.executable, "-I", str(script)], capture_output=True, text=True)
     assert run.returncode == 1, run.stdout + run.stderr
+
+
+def test_the_plugins_registered_dtype_fault_holds_for_declared_functions():
+    """MyGrad wraps a Python float as a float64 array (its known.toml entry): README's
+    tanh_ridge loss, 0.5 * sum(x * x) included, comes back float64 for float32 inputs.  The
+    plug-in's own entry names it; the same float64 result from another backend, or a float64
+    result that is wrong once rounded, is not explained by it."""
+    import numpy as np
+    from gradxval.backends import load
+    from gradxval.model.functions import function
+    from gradxval.model.sampling import FunctionCase
+    from gradxval.run.check_case import check_case
+
+    @function(A="m n", x="n")
+    def tanh_ridge(A, x, *, xp, nn):
+        return xp.sum((A @ xp.tanh(x)) ** 2) + 0.5 * xp.sum(x * x)
+
+    case = FunctionCase("tanh_ridge", "normal", "float32", (("m", 3), ("n", 4)), 5)
+    mygrad = load("mygrad")
+
+    def loss(backend, name="mygrad"):
+        recs = check_case(tanh_ridge, case, {name: backend}, ("autodiff",), 1)
+        return next(r for r in recs if r["quantity"] == "loss")
+
+    got = loss(mygrad)
+    assert got["outcome"] == "known" and got["note"] == "mygrad-python-scalar-promotes-to-float64"
+
+    class Wider(type(mygrad)):
+        """float64 and 1 % off: the dtype is the fault's, the values are not"""
+
+        def run_function(self, method, fn, arrays, dtype, extra=None):
+            out = super().run_function(method, fn, arrays, dtype, extra)
+            return {k: np.asarray(v, np.float64) * (1.01 if k == "loss" else 1) for k, v in
+                    out.items()}  # fmt: skip
+
+    assert loss(Wider())["outcome"] == "disagree"
+    numpy = load("numpy")
+
+    class NumpyWide(type(numpy)):
+        """numpy's value, honest but float64: MyGrad's entry is not numpy's"""
+
+        def run_function(self, method, fn, arrays, dtype, extra=None):
+            out = super().run_function(method, fn, arrays, dtype, extra)
+            return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+    recs = check_case(tanh_ridge, case, {"numpy": NumpyWide()}, ("value",), 1)
+    assert [r["outcome"] for r in recs if r["quantity"] == "loss"] == ["disagree"]

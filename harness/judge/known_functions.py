@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FAULTS", "explain", "explain_error"]
+__all__ = ["FAULTS", "explain", "explain_error", "registered_dtype_faults"]
 
 
 @dataclass(frozen=True)
@@ -252,16 +252,50 @@ def explain_error(backend: str, method: str, exc: BaseException, used=frozenset(
     return None
 
 
+def _kind(quantity: str) -> str:
+    """loss, grad (a gradient, JVP or VJP) or hvp: what a registry entry's quantities name."""
+    base = quantity.split(".")[0]
+    if base.startswith("hvp"):
+        return "hvp"
+    return "loss" if base == "loss" else "grad"
+
+
+def registered_dtype_faults(backend: str, method: str, dtype: str, quantity: str) -> list[Fault]:
+    """The entries of the known-fault registries (gradxval's known.toml and each plug-in's,
+    docs/plugins.md) that hold for declared functions: those whose evidence is the result's
+    dtype alone (``promoted_dtype``: a wider dtype, right once rounded).  That evidence reads
+    no function, so it applies to any; an entry covers the quantity kinds it lists (loss;
+    grad_* for every gradient, JVP and VJP; hvp_*), its dtypes, and its scopes' backends,
+    methods and versions."""
+    from gradxval.judge.evidence import DTYPE_EVIDENCE
+    from gradxval.judge.known import backend_identity, load_registry
+
+    who = backend_identity(backend)
+    out = []
+    for e in load_registry().entries:
+        if e.evidence not in DTYPE_EVIDENCE or (e.dtypes and dtype not in e.dtypes):
+            continue
+        if _kind(quantity) not in {_kind(q) for q in e.quantities}:
+            continue
+        if any(s.covers(who, method) for s in e.scopes):
+            out.append(Fault(e.id, (backend,), (method,), "tangent_dtype", e.upstream, e.title))
+    return out
+
+
 def explain(backend: str, method: str, result, dtype: str, judge_again, model,
-            used=frozenset(), specific: bool = True) -> str | None:  # fmt: skip
+            used=frozenset(), specific: bool = True, quantity: str = "") -> str | None:  # fmt: skip
     """The id of the registered fault whose model reproduces ``result``, or None.
 
     ``judge_again(result, expectations, specific)`` re-judges; ``model(flush=, variants=)``
     gives the expectations under a fault's model (computed only when asked for, then cached).
-    ``specific=False``: the first fault whose model merely admits the result (a note)."""
+    ``specific=False``: the first fault whose model merely admits the result (a note).
+    ``quantity`` names what ``result`` is, for the registries' dtype entries."""
     from gradxval.dtypes import info
 
-    for f in FAULTS:
+    faults = list(FAULTS)
+    if quantity and np.asarray(result).dtype == np.float64 and dtype != "float64":
+        faults += registered_dtype_faults(backend, method, dtype, quantity)
+    for f in faults:
         if backend not in f.backends or method not in f.methods:
             continue
         if f.ops and not set(f.ops) & set(used):

@@ -171,14 +171,15 @@ class _Expected:
         # a VJP runs the reverse-mode kernels: the faults registered for autodiff apply
         method = "autodiff" if method == "vjp" else method
         if v.outcome == "disagree":
-            fault = explain(bname, method, result, self.dtype, passes, self.model, used)
+            fault = explain(bname, method, result, self.dtype, passes, self.model, used,
+                            quantity=q)  # fmt: skip
             if fault:
                 v.outcome, v.note = "known", fault
             else:
                 # a registered fault whose model scatters too widely here to predict the result
                 # (a cancellation residue of any size): named as a hint, the outcome stays
                 hint = explain(bname, method, result, self.dtype, passes, self.model, used,
-                               specific=False)  # fmt: skip
+                               specific=False, quantity=q)  # fmt: skip
                 if hint:
                     hint = (f"consistent with registered fault {hint}, whose model scatters "
                             "here and does not predict this value")  # fmt: skip

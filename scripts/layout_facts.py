@@ -1,0 +1,127 @@
+"""The package's layout as numbers: folders, module sizes, import circles and upward imports.
+
+    python scripts/layout_facts.py [ROOT ...]
+
+ROOT is a checkout (default: this one); harness/ is the package gradxval, backends/ is
+gradxval.backends, as pyproject maps them.  Give an older checkout (`git worktree add`) to
+compare layouts.  Imports are read from the source (top level and inside functions), as
+tests/test_layout.py reads them; floors are that test's, so "upward" means something only for a
+checkout that has them.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_layout import FLOORS  # noqa: E402  (the floors, defined once)
+
+
+def modules(root: Path) -> dict[str, Path]:
+    out = {}
+    for folder, package in (("harness", "gradxval"), ("backends", "gradxval.backends")):
+        for path in (root / folder).rglob("*.py"):
+            parts = [p for p in path.relative_to(root / folder).with_suffix("").parts]
+            out[".".join([package, *[p for p in parts if p != "__init__"]])] = path
+    return out
+
+
+def imports(name: str, path: Path, known: dict) -> set[str]:
+    found = set()
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if sub in known else base)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m in known and m != name}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10_000)
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def floor(module: str) -> int:
+    for i, (_, prefixes) in enumerate(FLOORS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    return len(FLOORS)
+
+
+def report(root: Path) -> None:
+    mods = modules(root)
+    lines = {m: len(p.read_text().splitlines()) for m, p in mods.items()}
+    graph = {m: imports(m, p, mods) for m, p in mods.items()}
+    print(f"## {root}\n")
+    folders = Counter()
+    sizes = Counter()
+    for m, p in mods.items():
+        rel = p.parent.relative_to(root).as_posix()
+        folders[rel] += 1
+        sizes[rel] += lines[m]
+    print("| folder | modules | lines |\n|---|---|---|")
+    for rel in sorted(folders):
+        print(f"| {rel}/ | {folders[rel]} | {sizes[rel]:,} |")
+    print(f"| all | {len(mods)} | {sum(lines.values()):,} |\n")
+    big = sorted(lines.items(), key=lambda kv: -kv[1])[:8]
+    print("largest: " + ", ".join(f"{m.removeprefix('gradxval.')} {n}" for m, n in big))
+    for m in ("gradxval.cli", "gradxval.pytest_plugin", "gradxval.campaign"):
+        if m in lines:
+            print(f"{m.removeprefix('gradxval.')}: {lines[m]} lines")
+    cs = circles(graph)
+    print(f"import circles: {len(cs)}" + "".join(f"\n  {' <-> '.join(c)}" for c in cs))
+    layered = any(floor(m) < len(FLOORS) for m in mods)
+    if layered:
+        up = [(a, b) for a, bs in graph.items() for b in bs if floor(b) > floor(a)]
+        print(f"upward imports (floors of tests/test_layout.py): {len(up)}")
+    else:
+        print("upward imports: no floors in this layout")
+    edges = sum(len(v) for v in graph.values())
+    print(f"import edges between gradxval modules: {edges}\n")
+
+
+def main(argv: list[str]) -> int:
+    roots = [Path(a) for a in argv] or [Path(__file__).resolve().parents[1]]
+    for root in roots:
+        report(root)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

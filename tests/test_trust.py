@@ -187,3 +187,40 @@ def test_loading_mistakes_are_one_line_usage_errors(tmp_path, monkeypatch, capsy
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'abc'" in err, err
+
+
+def test_jax_float16_sigmoid_zeros_are_its_exp_overflow_not_a_flush():
+    """jax's float16 logistic is 0 where exp(-x) overflows float16 (x < -11.09) and keeps the
+    subnormal sigma of -11.09 < x < -9.7: the registry names its own fault there, not XLA's
+    flush-to-zero (which does not touch float16), and the exp-overflow model does not explain
+    a result flushed in that band too."""
+    import pytest
+
+    pytest.importorskip("jax")
+    from gradxval.judge.known import load_registry
+    from gradxval.judge.reference import evaluate_plain
+    from gradxval.run.runner import run_cases
+
+    cid = "saturated-float16-m37n5k3-s360400"  # 3 x in the subnormal band, 5 below it
+    out: list = []
+    run_cases([Case.from_id(cid)], ["jax"], out.append, isolate=False)
+    out = [v for v in out if v.method == "autodiff"]
+    ga = next(v for v in out if v.quantity == "grad_A")
+    assert ga.verdict == "known", ga.message
+    assert ga.classification == "jax-float16-sigmoid-underflows-to-zero", ga.classification
+    case = Case.from_id(cid)
+    ref = reference_for(case, case.inputs())
+    di = info("float16")
+    x = np.asarray(ref.x, dtype=np.float64).reshape(ref.sigma.shape)
+    band = (x > -11.09) & (ref.sigma < di.tiny)
+    assert band.any() and (x < -11.1).any()
+    flushed = np.where(ref.sigma < di.tiny, 0.0, ref.sigma)  # a flush: the band is 0 too
+    spf = np.where(ref.sigma < di.tiny, 0.0, ref.sigma_prime)
+    got = evaluate_plain(ref.embedding, flushed, spf, case.m, False)["grad_A"].astype(np.float16)
+    ms = measure(got, ref.values["grad_A"], ref.scale["grad_A"], ref.under["grad_A"], di,
+                 "float16")  # fmt: skip
+    tol = ga.tolerance_u
+    explained = EVIDENCE["sigmoid_exp_overflow"](case, "grad_A", got, ref, ms, tol)
+    assert (ms.e > tol).any() and not explained[ms.e > tol].all()
+    entry = load_registry().get("xla-cpu-flush-to-zero")
+    assert "float16" not in entry.dtypes

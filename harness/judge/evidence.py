@@ -877,6 +877,38 @@ def _all_nan(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
     return np.ones(np.shape(ms.e), dtype=bool)
 
 
+def _sigmoid_exp_overflow(case, quantity, actual, ref, ms, tol) -> np.ndarray | None:
+    """Elements that equal the logistic problem's reference recomputed with sigma evaluated as
+    1 / (1 + exp(-x)) in the case's dtype: 0 where exp(-x) overflows that dtype, and so sigma'
+    and sigma'' there; every other sigma kept, subnormal ones included (jax's float16
+    logistic: sigma(-10.5) = 2.75e-5 is kept, sigma(-11.2) is 0).  A flush of subnormals
+    predicts 0 at -10.5 too: this model is the narrower one."""
+    from gradxval.judge.reference import evaluate_plain
+
+    if case.problem != "logistic" or ref.embedding is None or ref.sigma is None or ref.x is None:
+        return None
+    di = info(case.dtype)
+    x = np.asarray(ref.x, dtype=np.float64).reshape(np.shape(ref.sigma))
+    with np.errstate(all="ignore"):
+        # exp in float32, rounded to the dtype, as XLA computes a float16 exp
+        gone = np.isinf(np.exp(-x.astype(np.float32)).astype(di.np_real))
+    if not gone.any():
+        return None
+    zero = np.zeros_like(ref.sigma)
+    s = np.where(gone, zero, ref.sigma)
+    sp = np.where(gone, zero, ref.sigma_prime)
+    spp = None if ref.sigma_second is None else np.where(gone, zero, ref.sigma_second)
+    with np.errstate(all="ignore"):
+        alt = evaluate_plain(ref.embedding, s, sp, case.m, di.is_complex, spp, ref.v)
+    if quantity not in alt:
+        return None
+    want_ref = np.asarray(ref.values[quantity])
+    alt = np.where(_nan_parts(want_ref), want_ref, alt[quantity])  # undefined stays undefined
+    m = measure(actual, alt, ref.scale[quantity], ref.under[quantity], di,
+                expected_dtype(case, quantity))  # fmt: skip
+    return None if m.mismatch else m.e <= tol
+
+
 def _promoted_dtype(case, quantity, actual, ref, tol) -> bool:
     """The result came back in a wider float dtype (float64 for a float32 case), and rounded
     to the case's dtype it agrees with the reference at every element."""
@@ -902,6 +934,7 @@ EVIDENCE: dict[str, Callable] = {
     "sequential_sum_in_dtype": _sequential_sum_in_dtype,
     "derivative_cancellation": _derivative_cancellation,
     "subnormal_flush": _subnormal_flush,
+    "sigmoid_exp_overflow": _sigmoid_exp_overflow,
     "linear_above_threshold": _linear_above_threshold,
     "tanh_jvp_inf_minus_inf": _tanh_jvp_inf_minus_inf,
     "cosh_squared_overflow": _cosh_squared_overflow,
@@ -928,6 +961,8 @@ DIAGNOSES = {
     "derivative_cancellation": "equals the cancelling derivative rule from y = fl(phi(x)), "
     "such as sigma(1 - sigma) (second order: its derivative sigma(1 - sigma)(1 - 2 sigma))",
     "subnormal_flush": "equals the reference with subnormal values flushed to zero",
+    "sigmoid_exp_overflow": "equals the reference with sigma = 1 / (1 + exp(-x)) in the dtype: "
+    "0 where exp(-x) overflows it, subnormal sigma kept",
     "linear_above_threshold": "equals the reference with softplus taken as x above x = 20 "
     "(torch's threshold)",
     "tanh_jvp_inf_minus_inf": "NaN where an infinite cotangent meets tanh(x) < 0 in "

@@ -9,6 +9,9 @@ from gradxval.run.tuning import process_env
 # threads sleep, large allocations get huge pages.  Set here, before the xdist workers start
 # (they inherit it, and load numpy after).  Thread counts, and so results, are unchanged.
 os.environ.update(process_env())
+# and start their workers as the CLI does, from a forkserver (tuning.worker_context); the
+# library default, spawn, has its own tests (test_runner.py)
+os.environ.setdefault("GRADXVAL_WORKER_START", "forkserver")
 
 
 @pytest.fixture(scope="session")

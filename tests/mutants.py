@@ -208,6 +208,20 @@ class Crashes(_NumpyFault):
         os._exit(139)
 
 
+class CrashesOnM7(_NumpyFault):
+    """Right, except that it kills its own process on a 7-row A, while later cases are in
+    flight to the same worker."""
+
+    name = "crashes_on_m7"
+
+    def _evaluate(self, method, A, x, dtype):
+        import os
+
+        if A.shape[0] == 7:
+            os._exit(139)
+        return super()._evaluate(method, A, x, dtype)
+
+
 class Aborts(_NumpyFault):
     """Calls abort(): SIGABRT, as a failed assertion in C++ code does."""
 

@@ -157,6 +157,46 @@ def test_a_signal_while_a_backend_hangs_stops_every_process_and_writes_the_summa
     assert not left, f"processes left behind: {left}"
 
 
+def test_a_killed_run_leaves_no_hung_worker_behind(tmp_path):
+    """SIGKILL while a backend hangs: the worker cannot read its pipe, so only the signal its
+    parent's death sends stops it (and the forkserver it came from must not wait for it)."""
+    d = tmp_path / "run"
+    p = _gradxval("run", "--backends", "numpy,mutants:Hangs", "--cases", "6", "--timeout", "60",
+                  "--quiet", "--out", str(d))  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and not (d / "manifest.json").exists():
+        time.sleep(0.05)
+    time.sleep(1.0)  # the hung call is in flight
+    kids = _children(p.pid)
+    assert p.poll() is None and kids
+    p.kill()
+    p.wait(timeout=30)  # not communicate(): a leaked worker would hold its pipes open
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(k) for k in kids):
+        time.sleep(0.05)
+    assert not [k for k in kids if _alive(k)], "processes outlived a killed run"
+
+
+def test_a_module_in_the_working_directory_does_not_shadow_what_workers_import(tmp_path):
+    """The forkserver runs `python -c`, whose sys.path starts with the working directory: a
+    user's queue.py there must not replace the standard library's in the workers.  (The
+    console script's own sys.path starts with its directory; `python -m` would put the
+    working directory first in the run's own process too.)"""
+    script = Path(sys.executable).with_name("gradxval")
+    if not script.exists():
+        pytest.skip("no gradxval console script beside this interpreter")
+    (tmp_path / "queue.py").write_text("X = 1  # a user's module, not the stdlib's\n")
+    run = subprocess.run(
+        [str(script), "run", "--backends", "numpy", "--cases", "2",
+         "--quiet", "--no-follow-up", "--out", str(tmp_path / "out")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # no empty entry
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    records = read_jsonl(tmp_path / "out" / "results.jsonl")
+    assert records and all(r["verdict"] == "agree" for r in records)
+
+
 def test_a_second_run_into_a_busy_directory_stops_at_once(tmp_path):
     d = tmp_path / "run"
     long_run = [*RUN[:3], "40", *RUN[4:]]  # still running when the second one starts

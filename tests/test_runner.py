@@ -134,7 +134,8 @@ def test_workers_start_with_idle_threads_asleep_and_the_caller_keeps_its_environ
 
 def test_each_worker_sees_the_callers_environment_as_it_is_at_the_workers_start(monkeypatch):
     """Workers fork from a server started with the first one: a variable the caller sets or
-    removes later still reaches the next worker, as a fresh process would have it."""
+    removes later is in the next worker's os.environ, where Python code and the frameworks
+    that load in the worker read it (what numpy's BLAS read when it loaded is the server's)."""
     monkeypatch.delenv("GRADXVAL_TEST_MARK", raising=False)
     versions = []
     for mark in ("-", "one", "two", None):
@@ -175,3 +176,32 @@ def test_the_cli_tunes_its_own_process_where_the_user_set_nothing(monkeypatch):
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "30"  # the user's
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
     assert process_env() == {}
+
+
+def test_after_a_crash_each_reply_is_judged_as_its_own_cases():
+    """A worker that dies with cases in flight is restarted, and the run sends it a new case
+    before the ones it lost: replies are matched by case, not by order (they were judged as
+    the wrong cases' before: shapes and values of another case)."""
+    ids = ["normal-float64-m2n3-s1", "normal-float64-m7n3-s2", "normal-float64-m4n5-s3",
+           "normal-float64-m5n2-s4", "normal-float64-m3n6-s5", "normal-float64-m6n4-s6",
+           "normal-float64-m2n2-s7", "normal-float64-m3n3-s8"]  # fmt: skip
+    out: list = []
+    run_cases([Case.from_id(c) for c in ids], ["mutants:CrashesOnM7"], out.append, isolate=True)
+    crashed = {v.case_id for v in out if v.verdict == "error"}
+    assert crashed == {"normal-float64-m7n3-s2"}, {(v.case_id, v.message[:60]) for v in out}
+    assert all(v.verdict == "agree" for v in out if v.case_id not in crashed)
+
+
+def test_a_library_caller_spawns_its_workers_unless_it_asks(monkeypatch):
+    """A library caller's process-wide forkserver (its preload list, its environment) is its
+    own: gradxval forks from one only in its CLI's process or when asked."""
+    from gradxval.run import tuning
+
+    monkeypatch.delenv(tuning.WORKER_START_ENV, raising=False)
+    monkeypatch.setattr(tuning, "_OWN_PROCESS", False)
+    assert tuning.worker_context().get_start_method() == "spawn"
+    monkeypatch.setattr(tuning, "_OWN_PROCESS", True)
+    assert tuning.worker_context().get_start_method() == "forkserver"
+    monkeypatch.setattr(tuning, "_OWN_PROCESS", False)
+    monkeypatch.setenv(tuning.WORKER_START_ENV, "forkserver")
+    assert tuning.worker_context().get_start_method() == "forkserver"

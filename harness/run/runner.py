@@ -34,7 +34,7 @@ from gradxval.model.problems import (
     load_problem,
     parse_order,
 )
-from gradxval.run.tuning import keep_freed_memory, worker_context, worker_env
+from gradxval.run.tuning import keep_freed_memory, server_env, worker_context, worker_env
 
 __all__ = [
     "evaluate_backend",
@@ -316,6 +316,7 @@ def _worker_main(conn, name: str, path: list[str], log: str | None, environ: dic
         os.environ.clear()
         os.environ.update(environ)
     sys.path[:] = path
+    _leave_forkserver()
     if log:  # the backend's own prints and warnings go to its log, not the terminal
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
@@ -354,9 +355,27 @@ def _worker_main(conn, name: str, path: list[str], log: str | None, environ: dic
                 return
             case_id, A, x, v, jobs = msg
             case = Case.from_id(case_id)
-            conn.send(evaluate_jobs(backend, case, Inputs(A=A, x=x, v=v), jobs))
+            conn.send((case_id, evaluate_jobs(backend, case, Inputs(A=A, x=x, v=v), jobs)))
     except (EOFError, BrokenPipeError):
         return  # the parent is gone: nobody is left to report to
+
+
+def _leave_forkserver() -> None:
+    """A worker forked by the forkserver holds the write end of the server's "alive" pipe, as
+    every client of the server does, and the server exits only once all of them are closed: a
+    hung worker would keep it, and so itself (its parent-death signal is the server's), alive
+    after the run is killed.  This worker starts no processes from that server; one it needs
+    later comes from a fresh server."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:  # pragma: no cover
+            pass
+        server._forkserver_alive_fd = None
 
 
 def _die_with_parent() -> None:
@@ -414,6 +433,7 @@ class _Worker:
         self.info = None
         self.generation = 0  # bumped at each (re)start: replies of an older process are lost
         self.failed_start: str | None = None
+        self.replies: dict = {}  # case id -> a reply that came while another was awaited
 
     def start(self) -> None:
         self.launch()
@@ -429,7 +449,8 @@ class _Worker:
         with worker_env():  # idle BLAS threads sleep: several workers share the cores
             args = (child, self.name, list(sys.path), log, dict(os.environ))
             self.proc = ctx.Process(target=_worker_main, args=args, daemon=True)
-            self.proc.start()
+            with server_env(ctx):
+                self.proc.start()
         child.close()
         self.conn = parent
 
@@ -470,16 +491,24 @@ class _Worker:
             return 0
         return self.generation
 
-    def collect(self, methods) -> tuple[dict[str, dict], str | None]:
-        """The reply for the oldest case sent, or error results and why ('timeout', 'crash',
-        'memory')."""
+    def collect(self, methods, case_id: str) -> tuple[dict[str, dict], str | None]:
+        """The reply for case ``case_id``, or error results and why ('timeout', 'crash',
+        'memory').  Replies are matched by case: after a restart the new process may hold a
+        case sent later before the one sent again, and a reply that comes first is kept for
+        its own case."""
+        if case_id in self.replies:
+            return self.replies.pop(case_id), None
         limit = self.limits.max_memory
         deadline = time.monotonic() + self.limits.timeout
         try:
             while True:
                 left = deadline - time.monotonic()
                 if self.conn.poll(min(0.05, max(left, 0))):
-                    return self.conn.recv(), None
+                    got, reply = self.conn.recv()
+                    if got == case_id:
+                        return reply, None
+                    self.replies[got] = reply
+                    continue
                 if limit and (rss := _rss(self.proc.pid)) > limit:
                     why, kind = (
                         f"worker killed: resident memory {rss / 2**30:.2f} GiB exceeded "
@@ -590,13 +619,15 @@ class _Pool:
         if self.quarantined or token is None:
             return _failed(methods, self.quarantined or "quarantined")
         w, generation = token
-        if w.generation != generation or w.proc is None:
+        if case.id in w.replies:  # answered while an earlier case was awaited
+            generation = w.generation
+        elif w.generation != generation or w.proc is None:
             # the process that had this case was killed for an earlier one: send it again
             generation = w.submit(case, inputs, methods)
         if generation == 0:
             out, kind = _failed(methods, w.failed_start), "crash"
         else:
-            out, kind = w.collect(methods)
+            out, kind = w.collect(methods, case.id)
         if kind in ("timeout", "crash"):
             self.strikes += 1
             if self.strikes >= self.limits.quarantine_after:

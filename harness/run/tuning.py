@@ -55,8 +55,10 @@ _MALLOC = (
 def tune_own_process() -> None:
     """For the CLI's own process, before any framework loads: process_env() (its workers and
     other children inherit it), and freed memory kept."""
+    global _OWN_PROCESS
     os.environ.update(process_env())
     keep_freed_memory()
+    _OWN_PROCESS = True
 
 
 @contextmanager
@@ -88,24 +90,33 @@ def keep_freed_memory() -> bool:
 # What every worker imports before its backend: a forkserver imports it once, and each worker
 # forks from there instead of importing it again at each start and restart
 _PRELOAD = "gradxval.run.runner"
-WORKER_START_ENV = "GRADXVAL_WORKER_START"  # "spawn": every worker a fresh interpreter
+WORKER_START_ENV = "GRADXVAL_WORKER_START"  # forkserver or spawn; unset: see worker_context
 _STARTS = ("forkserver", "spawn")
+_OWN_PROCESS = False  # set by tune_own_process: the CLI's process, whose settings gradxval owns
 
 
 def worker_context():
     """The multiprocessing context for backend workers.
 
-    Python's forkserver where the platform has one: a fresh interpreter (no jax or torch
-    threads are ever forked) that has imported gradxval and numpy once, started with the first
-    worker inside worker_env(), so the variables BLAS reads when it loads are the workers'.
-    Each worker takes the rest of os.environ from its parent at launch (``_worker_main``), and
-    dies with the server, which exits when the run's process does.  Elsewhere, or with
-    GRADXVAL_WORKER_START=spawn, spawn: each worker imports everything again.
+    In a process gradxval owns (the CLI), Python's forkserver: a fresh interpreter (no jax or
+    torch threads are ever forked) that has imported gradxval and numpy once, and each worker
+    forks from it and takes its parent's os.environ at launch (``runner._worker_main``).  What
+    numpy's BLAS reads when it loads is the server's, that is the CLI's environment at its
+    first worker, which the CLI set before (tune_own_process); torch and jax load in each
+    worker, under its own.  The server starts with PYTHONSAFEPATH (Python >= 3.11), so a
+    module in the working directory cannot shadow what it preloads.  Workers die with the
+    server, and the server with the run.
+
+    Elsewhere (a library caller: its process-wide forkserver, its preload list and its
+    environment are its own), or on Python 3.10, or with GRADXVAL_WORKER_START=spawn: spawn,
+    a fresh interpreter per worker that imports everything again.
+    GRADXVAL_WORKER_START=forkserver asks a library caller's process for the forkserver.
     """
-    start = os.environ.get(WORKER_START_ENV) or "forkserver"
+    start = os.environ.get(WORKER_START_ENV) or ("forkserver" if _OWN_PROCESS else "spawn")
     if start not in _STARTS:
         raise expected(WORKER_START_ENV, start, _STARTS)
-    if start == "spawn" or "forkserver" not in mp.get_all_start_methods():
+    if (start == "spawn" or "forkserver" not in mp.get_all_start_methods()
+            or sys.version_info < (3, 11)):  # fmt: skip
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
     from multiprocessing import forkserver
@@ -116,3 +127,18 @@ def worker_context():
     if _PRELOAD not in preload:
         ctx.set_forkserver_preload([*preload, _PRELOAD])
     return ctx
+
+
+@contextmanager
+def server_env(ctx):
+    """Where ``ctx`` may start the forkserver: PYTHONSAFEPATH for it (CPython 3.11's
+    forkserver runs ``python -c`` and ignores the sys.path it is given, so the working
+    directory would come first).  Its workers restore their parent's os.environ."""
+    if ctx.get_start_method() != "forkserver" or "PYTHONSAFEPATH" in os.environ:
+        yield
+        return
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("PYTHONSAFEPATH", None)

@@ -275,6 +275,8 @@ def registered_dtype_faults(backend: str, method: str, dtype: str, quantity: str
     for e in load_registry().entries:
         if e.evidence not in DTYPE_EVIDENCE or (e.dtypes and dtype not in e.dtypes):
             continue
+        if e.problems:  # scoped to the seed problems (gradxval run), not to any function
+            continue
         if _kind(quantity) not in {_kind(q) for q in e.quantities}:
             continue
         if any(s.covers(who, method) for s in e.scopes):
@@ -283,18 +285,22 @@ def registered_dtype_faults(backend: str, method: str, dtype: str, quantity: str
 
 
 def explain(backend: str, method: str, result, dtype: str, judge_again, model,
-            used=frozenset(), specific: bool = True, quantity: str = "") -> str | None:  # fmt: skip
+            used=frozenset(), specific: bool = True, quantity: str = "",
+            keeps_dtype=None) -> str | None:  # fmt: skip
     """The id of the registered fault whose model reproduces ``result``, or None.
 
     ``judge_again(result, expectations, specific)`` re-judges; ``model(flush=, variants=)``
     gives the expectations under a fault's model (computed only when asked for, then cached).
     ``specific=False``: the first fault whose model merely admits the result (a note).
-    ``quantity`` names what ``result`` is, for the registries' dtype entries."""
+    ``quantity`` names what ``result`` is, for the registries' dtype entries, which apply only
+    where ``keeps_dtype()`` says the function itself stays in the dtype."""
     from gradxval.dtypes import info
 
     faults = list(FAULTS)
     if quantity and np.asarray(result).dtype == np.float64 and dtype != "float64":
-        faults += registered_dtype_faults(backend, method, dtype, quantity)
+        extra = registered_dtype_faults(backend, method, dtype, quantity)
+        if extra and (keeps_dtype is None or keeps_dtype()):
+            faults += extra
     for f in faults:
         if backend not in f.backends or method not in f.methods:
             continue

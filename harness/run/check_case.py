@@ -113,6 +113,7 @@ class _Expected:
         # a VJP's expectations: reverse mode seeded with this cotangent, quantities vjp_NAME
         self.cotangent = cotangent
         self.models: dict = {}
+        self.keeps: bool | None = None  # body_keeps_dtype, once asked
 
     def model(self, flush=False, variants=frozenset()):
         key = (flush, variants)
@@ -134,6 +135,22 @@ class _Expected:
                     f"({self.case_id}): {type(exc).__name__}: {exc}"
                 ) from None
         return self.models[key]
+
+    def body_keeps_dtype(self) -> bool:
+        """numpy, whose Python scalars are weak (NEP 50), evaluates the body in the case's dtype
+        and its value stays there: a wider result is then a library's promotion, not the
+        function's own (a float64 array it closes over), which no registered fault explains."""
+        if self.keeps is None:
+            from gradxval.backends import load
+            from gradxval.dtypes import info
+
+            try:
+                out = load("numpy").run_function("value", self.function, self.arrays, self.dtype)
+                keeps = np.asarray(out["loss"]).dtype == info(self.dtype).np_real
+            except Exception:  # noqa: BLE001 -- no answer here: nothing is explained by it
+                keeps = False
+            self.keeps = keeps
+        return self.keeps
 
     def used(self) -> frozenset:
         """The nn operations the function called, or none where the reference cannot run."""
@@ -172,14 +189,15 @@ class _Expected:
         method = "autodiff" if method == "vjp" else method
         if v.outcome == "disagree":
             fault = explain(bname, method, result, self.dtype, passes, self.model, used,
-                            quantity=q)  # fmt: skip
+                            quantity=q, keeps_dtype=self.body_keeps_dtype)  # fmt: skip
             if fault:
                 v.outcome, v.note = "known", fault
             else:
                 # a registered fault whose model scatters too widely here to predict the result
                 # (a cancellation residue of any size): named as a hint, the outcome stays
                 hint = explain(bname, method, result, self.dtype, passes, self.model, used,
-                               specific=False, quantity=q)  # fmt: skip
+                               specific=False, quantity=q,
+                               keeps_dtype=self.body_keeps_dtype)  # fmt: skip
                 if hint:
                     hint = (f"consistent with registered fault {hint}, whose model scatters "
                             "here and does not predict this value")  # fmt: skip

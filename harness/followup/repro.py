@@ -235,10 +235,17 @@ def follow_up(
     return out
 
 
+def _pick(record) -> tuple:
+    """Which known result shows an entry best: one it explains alone (a result two entries
+    share may have its worst element from the other), then the smallest case."""
+    return ("+" in (record.get("classification") or ""), size_order(record["case_id"]))
+
+
 def known_reproducers(records, directory: Path, versions: dict[str, str]) -> dict:
     """One standalone reproducer per known entry and built-in backend seen in a run, in
-    DIR/known/: from the smallest case that shows it (not shrunk: `gradxval repro --known`
-    shrinks).  Returns {(entry, backend): file name relative to DIR}."""
+    DIR/known/: from the smallest case that shows it, one it explains alone where there is one
+    (not shrunk: `gradxval repro --known` shrinks).  Returns {(entry, backend): file name
+    relative to DIR}."""
     from gradxval.judge.error_model import case_tolerance
     from gradxval.judge.problem_reference import reference_for
 
@@ -250,7 +257,7 @@ def known_reproducers(records, directory: Path, versions: dict[str, str]) -> dic
             continue
         for entry in (r.get("classification") or "").split("+"):
             key = (entry, r["backend"])
-            if key not in best or size_order(r["case_id"]) < size_order(best[key]["case_id"]):
+            if key not in best or _pick(r) < _pick(best[key]):
                 best[key] = r
     out = {}
     target = Path(directory) / "known"
@@ -319,7 +326,7 @@ def repro_known(directory: Path, entry: str, backend: str | None, registry) -> l
     for b in sorted({r["backend"] for r in mine}):
         if recipe(b) is None:
             continue
-        r = min((r for r in mine if r["backend"] == b), key=lambda r: size_order(r["case_id"]))
+        r = min((r for r in mine if r["backend"] == b), key=_pick)
         small = shrink_case(
             Case.from_id(r["case_id"]), b, r["method"], r["quantity"], registry, entry=entry
         )

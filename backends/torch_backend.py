@@ -89,31 +89,23 @@ class TorchBackend(Backend):
     def nn_namespace(self):
         return _NN
 
-    def reverse(self, f, primals):
-        # what users call: the autograd engine (loss.backward), not torch.func; an input the
-        # loss does not use (an empty A or x) gets zeros
-        leaves = [p.detach().requires_grad_(True) for p in primals]
-        loss = f(*leaves)
-        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-        return loss, tuple(
-            torch.zeros_like(p) if g is None else g for p, g in zip(leaves, grads, strict=True)
-        )
-
-    def vjp(self, f, primals, cotangent):
-        # the autograd engine with a given output gradient: loss.backward(c)
-        leaves = [p.detach().requires_grad_(True) for p in primals]
-        loss = f(*leaves)
-        c = torch.tensor(cotangent, dtype=loss.dtype)
-        grads = torch.autograd.grad(loss, leaves, grad_outputs=c, allow_unused=True)
-        return tuple(torch.zeros_like(p) if g is None else g
-                     for p, g in zip(leaves, grads, strict=True))  # fmt: skip
+    reverse = staticmethod(lambda f, primals: _backward(f, primals, None))
+    vjp = staticmethod(lambda f, primals, cotangent: _backward(f, primals, cotangent)[1])
 
     def value_and_grad(self, f, argnums):
         grad = tf.grad_and_value(f, argnums=argnums)
         return lambda *p: tuple(reversed(grad(*p)))
 
-    def jvp(self, f, primals, tangents):
-        return tf.jvp(f, primals, tangents)
+    jvp = staticmethod(tf.jvp)
+    vmap = staticmethod(lambda f, in_axes, out_axes: tf.vmap(f, in_dims=in_axes, out_dims=out_axes))
 
-    def vmap(self, f, in_axes, out_axes):
-        return tf.vmap(f, in_dims=in_axes, out_dims=out_axes)
+
+def _backward(f, primals, cotangent):
+    """What users call: the autograd engine, loss.backward(c) (c = 1 without a cotangent), not
+    torch.func; an input the loss does not use (an empty A or x) gets zeros."""
+    leaves = [p.detach().requires_grad_(True) for p in primals]
+    loss = f(*leaves)
+    c = None if cotangent is None else torch.tensor(cotangent, dtype=loss.dtype)
+    grads = torch.autograd.grad(loss, leaves, grad_outputs=c, allow_unused=True)
+    return loss, tuple(torch.zeros_like(p) if g is None else g
+                       for p, g in zip(leaves, grads, strict=True))  # fmt: skip

@@ -45,6 +45,29 @@ def imports(name: str, path: Path, known: dict) -> set[str]:
     return {m for m in found if m in known and m != name}
 
 
+def code_lines(path: Path) -> int:
+    """Lines holding code: no blank line, comment or docstring."""
+    import io
+    import tokenize
+
+    src = path.read_text()
+    doc = set()
+    for node in ast.walk(ast.parse(src)):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)):  # fmt: skip
+            doc.update(range(body[0].lineno, body[0].end_lineno + 1))
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.ENCODING, tokenize.ENDMARKER}  # fmt: skip
+    code = set()
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type not in skip:
+            code.update(range(tok.start[0], tok.end[0] + 1))
+    return len(code - doc)
+
+
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan)."""
     index, low, stack, on, out = {}, {}, [], set(), []
@@ -104,6 +127,9 @@ def report(root: Path) -> None:
     for m in ("gradxval.cli", "gradxval.pytest_plugin", "gradxval.campaign"):
         if m in lines:
             print(f"{m.removeprefix('gradxval.')}: {lines[m]} lines")
+    backends = sorted((root / "backends").glob("*_backend.py"))
+    print("backend lines of code (no blank line, comment or docstring): "
+          + ", ".join(f"{p.stem} {code_lines(p)}" for p in backends))  # fmt: skip
     cs = circles(graph)
     print(f"import circles: {len(cs)}" + "".join(f"\n  {' <-> '.join(c)}" for c in cs))
     layered = any(floor(m) < len(FLOORS) for m in mods)

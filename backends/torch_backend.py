@@ -37,12 +37,10 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 
 @contextlib.contextmanager
 def _highest_matmul_precision(dtype=None):
-    old = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
+    with contextlib.ExitStack() as undo:  # the caller's precision back on any exit
+        undo.callback(torch.set_float32_matmul_precision, torch.get_float32_matmul_precision())
+        torch.set_float32_matmul_precision("highest")
         yield
-    finally:
-        torch.set_float32_matmul_precision(old)
 
 
 _NN = SimpleNamespace(
@@ -89,15 +87,21 @@ class TorchBackend(Backend):
     def nn_namespace(self):
         return _NN
 
-    reverse = staticmethod(lambda f, primals: _backward(f, primals, None))
-    vjp = staticmethod(lambda f, primals, cotangent: _backward(f, primals, cotangent)[1])
+    def reverse(self, f, primals):
+        return _backward(f, primals, None)
+
+    def vjp(self, f, primals, cotangent):
+        return _backward(f, primals, cotangent)[1]
 
     def value_and_grad(self, f, argnums):
         grad = tf.grad_and_value(f, argnums=argnums)
         return lambda *p: tuple(reversed(grad(*p)))
 
-    jvp = staticmethod(tf.jvp)
-    vmap = staticmethod(lambda f, in_axes, out_axes: tf.vmap(f, in_dims=in_axes, out_dims=out_axes))
+    def jvp(self, f, primals, tangents):
+        return tf.jvp(f, primals, tangents)
+
+    def vmap(self, f, in_axes, out_axes):
+        return tf.vmap(f, in_dims=in_axes, out_dims=out_axes)
 
 
 def _backward(f, primals, cotangent):

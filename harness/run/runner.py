@@ -434,6 +434,7 @@ class _Worker:
         self.generation = 0  # bumped at each (re)start: replies of an older process are lost
         self.failed_start: str | None = None
         self.replies: dict = {}  # case id -> a reply that came while another was awaited
+        self.pending: dict = {}  # case id -> (case, inputs, methods) sent and not answered
 
     def start(self) -> None:
         self.launch()
@@ -478,13 +479,21 @@ class _Worker:
 
     def submit(self, case: Case, inputs: Inputs, methods) -> int:
         """Send a case; return the generation of the process that got it (0: it could not
-        start, and ``failed_start`` says why)."""
+        start, and ``failed_start`` says why).  A process started here first gets every case
+        its predecessor left unanswered, in the order they were sent: it answers, hangs or
+        crashes on them in that order, so a failure is the case's that was running."""
+        # a case sent again keeps its place
+        self.pending.setdefault(case.id, (case, inputs, methods))
         try:
             if self.proc is None or not self.proc.is_alive():
                 self.start()
-            elif self.info is None:
-                self.ready()
-            self.conn.send((case.id, inputs.A, inputs.x, inputs.v, methods))
+                sends = list(self.pending.values())
+            else:
+                if self.info is None:
+                    self.ready()
+                sends = [(case, inputs, methods)]
+            for c, i, m in sends:
+                self.conn.send((c.id, i.A, i.x, i.v, m))
         except (BackendUnavailable, OSError) as exc:
             self.failed_start = f"worker could not be (re)started: {exc}"
             self.stop()
@@ -505,6 +514,7 @@ class _Worker:
                 left = deadline - time.monotonic()
                 if self.conn.poll(min(0.05, max(left, 0))):
                     got, reply = self.conn.recv()
+                    self.pending.pop(got, None)
                     if got == case_id:
                         return reply, None
                     self.replies[got] = reply
@@ -529,6 +539,7 @@ class _Worker:
                 code = self.proc.exitcode
             why, kind = f"worker process died ({type(exc).__name__}, exit code {code})", "crash"
         # a hung or hogging worker is busy and cannot read a stop message: no grace period
+        self.pending.pop(case_id, None)  # its result is this error; the others are sent again
         self.stop(grace=0 if kind in ("timeout", "memory") else 0.5)
         return _failed(methods, why), kind
 
@@ -621,10 +632,14 @@ class _Pool:
         w, generation = token
         if case.id in w.replies:  # answered while an earlier case was awaited
             generation = w.generation
-        elif w.generation != generation or w.proc is None:
-            # the process that had this case was killed for an earlier one: send it again
+        elif w.proc is None or not w.proc.is_alive():
+            # the process that had this case was killed for an earlier one: a new one gets
+            # every unanswered case again, in order
             generation = w.submit(case, inputs, methods)
+        elif w.generation != generation:
+            generation = w.generation  # restarted for a later case: it got this one again too
         if generation == 0:
+            w.pending.pop(case.id, None)  # its result is this error
             out, kind = _failed(methods, w.failed_start), "crash"
         else:
             out, kind = w.collect(methods, case.id)

@@ -38,6 +38,9 @@ PROCESS_ENV = {
 }
 
 
+_OWN_PROCESS = False  # set by tune_own_process: the CLI's process, whose settings gradxval owns
+
+
 def process_env(environ=None) -> dict:
     """The variables of PROCESS_ENV that ``environ`` (default: os.environ) does not set."""
     environ = os.environ if environ is None else environ
@@ -62,15 +65,20 @@ def tune_own_process() -> None:
 
 
 @contextmanager
-def worker_env():
-    """process_env() for the processes started inside; os.environ as it was afterwards."""
-    added = process_env()  # only variables os.environ does not set
+def _env_defaults(values: dict):
+    """The variables of ``values`` that os.environ does not set, set for the block only."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
     os.environ.update(added)
     try:
         yield
     finally:
         for k in added:
             os.environ.pop(k, None)
+
+
+def worker_env():
+    """process_env() for the processes started inside; os.environ as it was afterwards."""
+    return _env_defaults(PROCESS_ENV)
 
 
 def keep_freed_memory() -> bool:
@@ -92,7 +100,6 @@ def keep_freed_memory() -> bool:
 _PRELOAD = "gradxval.run.runner"
 WORKER_START_ENV = "GRADXVAL_WORKER_START"  # forkserver or spawn; unset: see worker_context
 _STARTS = ("forkserver", "spawn")
-_OWN_PROCESS = False  # set by tune_own_process: the CLI's process, whose settings gradxval owns
 
 
 def worker_context():
@@ -129,16 +136,9 @@ def worker_context():
     return ctx
 
 
-@contextmanager
 def server_env(ctx):
     """Where ``ctx`` may start the forkserver: PYTHONSAFEPATH for it (CPython 3.11's
     forkserver runs ``python -c`` and ignores the sys.path it is given, so the working
     directory would come first).  Its workers restore their parent's os.environ."""
-    if ctx.get_start_method() != "forkserver" or "PYTHONSAFEPATH" in os.environ:
-        yield
-        return
-    os.environ["PYTHONSAFEPATH"] = "1"
-    try:
-        yield
-    finally:
-        os.environ.pop("PYTHONSAFEPATH", None)
+    forks = ctx.get_start_method() == "forkserver"
+    return _env_defaults({"PYTHONSAFEPATH": "1"} if forks else {})

@@ -620,24 +620,24 @@ class _Pool:
             self.workers += [_Worker(self.name, self.limits) for _ in range(shards - 1)]
             # started on first use: a shard with no work costs nothing
 
-    def submit(self, case: Case, inputs: Inputs, methods) -> tuple[_Worker, int] | None:
+    def submit(self, case: Case, inputs: Inputs, methods) -> _Worker | None:
+        """The worker the case went to (None: quarantined); one that could not start gets
+        it again at collect()."""
         if self.quarantined:
             return None
         w = self.workers[_shard(case, len(self.workers))]
-        return w, w.submit(case, inputs, methods)
+        w.submit(case, inputs, methods)
+        return w
 
-    def collect(self, token, case: Case, inputs: Inputs, methods) -> dict[str, dict]:
-        if self.quarantined or token is None:
+    def collect(self, w, case: Case, inputs: Inputs, methods) -> dict[str, dict]:
+        if self.quarantined or w is None:
             return _failed(methods, self.quarantined or "quarantined")
-        w, generation = token
-        if case.id in w.replies:  # answered while an earlier case was awaited
-            generation = w.generation
-        elif w.proc is None or not w.proc.is_alive():
+        if case.id not in w.replies and (w.proc is None or not w.proc.is_alive()):
             # the process that had this case was killed for an earlier one: a new one gets
-            # every unanswered case again, in order
+            # every unanswered case again, in order (0: it could not start)
             generation = w.submit(case, inputs, methods)
-        elif w.generation != generation:
-            generation = w.generation  # restarted for a later case: it got this one again too
+        else:  # it holds the case: sent to it, sent again with the unanswered ones, or answered
+            generation = w.generation
         if generation == 0:
             w.pending.pop(case.id, None)  # its result is this error
             out, kind = _failed(methods, w.failed_start), "crash"
@@ -770,14 +770,14 @@ def run_cases(
 
 def _dispatch(case: Case, pools: dict, methods: dict) -> tuple:
     inputs = case.inputs()
-    tokens = {name: pool.submit(case, inputs, methods[name]) for name, pool in pools.items()}
-    return case, inputs, tokens
+    workers = {name: pool.submit(case, inputs, methods[name]) for name, pool in pools.items()}
+    return case, inputs, workers
 
 
 def _finish(
     flight, names, methods, pools, inline, known, on_verdict, references=None, quantities=QUANTITIES
 ) -> None:
-    case, inputs, tokens = flight
+    case, inputs, workers = flight
     ref_error = None
     second = any(q in SECOND_ORDER for q in quantities)
     try:
@@ -790,7 +790,7 @@ def _finish(
     outcomes = {}
     for name in names:
         if name in pools:
-            outcomes[name] = pools[name].collect(tokens[name], case, inputs, methods[name])
+            outcomes[name] = pools[name].collect(workers[name], case, inputs, methods[name])
         else:
             outcomes[name] = evaluate_jobs(inline[name], case, inputs, methods[name])
     for q in quantities:

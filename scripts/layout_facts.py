@@ -17,32 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_layout import FLOORS  # noqa: E402  (the floors, defined once)
-
-
-def modules(root: Path) -> dict[str, Path]:
-    out = {}
-    for folder, package in (("harness", "gradxval"), ("backends", "gradxval.backends")):
-        for path in (root / folder).rglob("*.py"):
-            parts = [p for p in path.relative_to(root / folder).with_suffix("").parts]
-            out[".".join([package, *[p for p in parts if p != "__init__"]])] = path
-    return out
-
-
-def imports(name: str, path: Path, known: dict) -> set[str]:
-    found = set()
-    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
-            for alias in node.names:
-                sub = f"{base}.{alias.name}"
-                found.add(sub if sub in known else base)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-    return {m for m in found if m in known and m != name}
+from test_layout import FLOORS, floor  # noqa: E402  (the floors, defined once)
+from test_layout import _imports as imports  # noqa: E402
+from test_layout import _modules as modules  # noqa: E402
 
 
 def code_lines(path: Path) -> int:
@@ -98,13 +75,6 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return out
-
-
-def floor(module: str) -> int:
-    for i, (_, prefixes) in enumerate(FLOORS):
-        if any(module == p or module.startswith(p + ".") for p in prefixes):
-            return i
-    return len(FLOORS)
 
 
 def report(root: Path) -> None:

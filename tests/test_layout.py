@@ -32,11 +32,12 @@ FLOORS = (
 REGISTRIES = ("gradxval.backends", "gradxval.judge.known_functions")
 
 
-def _modules() -> dict[str, Path]:
+def _modules(root: Path = ROOT) -> dict[str, Path]:
+    """Module name -> source file of a checkout (scripts/layout_facts.py reads older ones)."""
     out = {}
     for folder, package in (("harness", "gradxval"), ("backends", "gradxval.backends")):
-        for path in (ROOT / folder).rglob("*.py"):
-            parts = [p for p in path.relative_to(ROOT / folder).with_suffix("").parts]
+        for path in (root / folder).rglob("*.py"):
+            parts = [p for p in path.relative_to(root / folder).with_suffix("").parts]
             parts = [p for p in parts if p != "__init__"]
             out[".".join([package, *parts])] = path
     return out
@@ -45,8 +46,10 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(name: str, path: Path) -> set[str]:
-    """Every gradxval module ``name`` imports, at the top or inside a function."""
+def _imports(name: str, path: Path, modules: dict | None = None) -> set[str]:
+    """Every gradxval module ``name`` imports, at the top or inside a function (of
+    ``modules``, default this checkout's)."""
+    modules = MODULES if modules is None else modules
     found = set()
     package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
     for node in ast.walk(ast.parse(path.read_text())):
@@ -56,10 +59,10 @@ def _imports(name: str, path: Path) -> set[str]:
                 base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
-                found.add(sub if sub in MODULES else base)
+                found.add(sub if sub in modules else base)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
-    return {m for m in found if m in MODULES and m != name}
+    return {m for m in found if m in modules and m != name}
 
 
 GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}

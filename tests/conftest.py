@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from gradxval.run.tuning import process_env
+from gradxval.run.tuning import WORKER_START_ENV, process_env
 
 # The test processes run as the CLI's workers do (gradxval/tuning.py): idle BLAS and OpenMP
 # threads sleep, large allocations get huge pages.  Set here, before the xdist workers start
@@ -11,7 +11,7 @@ from gradxval.run.tuning import process_env
 os.environ.update(process_env())
 # and start their workers as the CLI does, from a forkserver (tuning.worker_context); the
 # library default, spawn, has its own tests (test_runner.py)
-os.environ.setdefault("GRADXVAL_WORKER_START", "forkserver")
+os.environ.setdefault(WORKER_START_ENV, "forkserver")
 
 
 @pytest.fixture(scope="session")
